@@ -1,0 +1,112 @@
+"""Training objectives: the Probability Path Divergence (PPD) and Riemannian flow matching (RFM).
+
+PPD (Ben-Hamu et al., 2022). For the target path ``p_t`` and the model field ``v``, the
+continuity equation ``d/dt p_t + div(p_t v) = 0`` holds exactly when the residual
+
+    r(t, x) = d/dt log p_t(x) + <grad log p_t(x), v(t, x)> + div v(t, x)
+
+vanishes ``p_t``-almost everywhere. The loss is ``E_{t ~ U[0,1], x ~ p_t} |r(t, x)|^ell``;
+no ODE is solved during training.
+
+RFM (Chen & Lipman, 2024), the baseline: ``x_0`` uniform, ``x_1`` a data point, ``x_t`` the
+geodesic between them at constant speed, and the loss ``E |v(t, x_t) - d/dt x_t|^2``.
+
+Both are built from a name in :data:`OBJECTIVES` and called as ``objective(field, batch_size,
+generator=...)``, returning an :class:`ObjectiveValue`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .field import VectorField
+from .paths import VMFMixturePath
+from .sphere import sample_uniform
+
+__all__ = ["OBJECTIVES", "PPD", "RFM", "Objective", "ObjectiveValue", "geodesic_interpolant", "make_objective"]
+
+
+@dataclass(frozen=True)
+class ObjectiveValue:
+    """A minibatch loss (differentiable) and the mean squared residual, a scale-free diagnostic."""
+
+    loss: Tensor
+    residual_ms: float
+
+
+class PPD:
+    """``E |d/dt log p_t + <grad log p_t, v> + div v|^ell`` with ``t ~ U[0, 1]``, ``x ~ p_t``."""
+
+    def __init__(self, path: VMFMixturePath, *, ell: int = 2) -> None:
+        if ell not in (1, 2):
+            raise ValueError(f"ell must be 1 or 2, got {ell}")
+        self.path, self.ell = path, ell
+
+    def residual(self, field: VectorField, x: Tensor, t: Tensor) -> Tensor:
+        """The PPD residual ``r(t, x)`` (shape ``(B,)``)."""
+        q = self.path.quantities(x, t)
+        v, div = field.velocity_and_divergence(x, t)
+        return q.dlog_prob_dt + (q.grad_log_prob * v).sum(-1) + div
+
+    def __call__(self, field: VectorField, batch_size: int, *, generator: torch.Generator | None = None) -> ObjectiveValue:
+        dev = self.path.centers.device
+        t = torch.rand(batch_size, generator=generator, device=dev, dtype=self.path.centers.dtype)
+        x = self.path.sample(t, generator=generator)
+        r = self.residual(field, x, t)
+        loss = r.abs().mean() if self.ell == 1 else r.square().mean()
+        return ObjectiveValue(loss, float(r.detach().square().mean()))
+
+
+def geodesic_interpolant(x0: Tensor, x1: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """Point ``x_t`` and velocity ``d/dt x_t`` on the constant-speed great circle from ``x0`` to ``x1``.
+
+    With ``d`` the unit tangent at ``x0`` towards ``x1`` and ``theta`` their distance,
+    ``x_t = cos(t theta) x0 + sin(t theta) d`` and ``d/dt x_t = theta (-sin(t theta) x0 + cos(t theta) d)``.
+    """
+    w = x1 - (x0 * x1).sum(-1, keepdim=True) * x0
+    sin = torch.linalg.vector_norm(w, dim=-1, keepdim=True)
+    theta = torch.atan2(sin, (x0 * x1).sum(-1, keepdim=True))
+    d = w / sin.clamp_min(torch.finfo(x0.dtype).tiny)
+    a = t[:, None] * theta
+    xt = torch.cos(a) * x0 + torch.sin(a) * d
+    ut = theta * (torch.cos(a) * d - torch.sin(a) * x0)
+    return xt, ut
+
+
+class RFM:
+    """Riemannian flow matching on the sphere with uniform noise and geodesic conditional paths."""
+
+    def __init__(self, data: Tensor) -> None:
+        self.data = data
+
+    def __call__(self, field: VectorField, batch_size: int, *, generator: torch.Generator | None = None) -> ObjectiveValue:
+        dev, dt = self.data.device, self.data.dtype
+        t = torch.rand(batch_size, generator=generator, device=dev, dtype=dt)
+        x1 = self.data[torch.randint(self.data.shape[0], (batch_size,), generator=generator, device=dev)]
+        x0 = sample_uniform(batch_size, generator=generator, dtype=dt, device=dev)
+        xt, ut = geodesic_interpolant(x0, x1, t)
+        r = (field(xt, t) - ut).square().sum(-1)
+        loss = r.mean()
+        return ObjectiveValue(loss, float(loss.detach()))
+
+
+Objective = PPD | RFM
+
+#: Objective names for configs and UIs; each builder takes the training points and the options.
+OBJECTIVES: dict[str, Callable[..., Objective]] = {
+    "ppd": lambda data, path, ell: PPD(path, ell=ell),
+    "rfm": lambda data, path, ell: RFM(data),
+}
+
+
+def make_objective(name: str, *, data: Tensor, path: VMFMixturePath | None, ell: int = 2) -> Objective:
+    """Build an objective by name; unknown names raise ``ValueError`` listing the known ones."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
+    if name == "ppd" and path is None:
+        raise ValueError("the ppd objective needs a target path")
+    return OBJECTIVES[name](data, path, ell)

@@ -1,0 +1,142 @@
+"""The run directory: everything a training run writes, shared by the CLI, the worker and the app.
+
+    DIR/config.json      the TrainConfig and facts about the run (data, sizes, device)
+    DIR/split.npz        the train/val/test points (unit vectors) and their row numbers
+    DIR/metrics.jsonl    one JSON object per line: training loss, validation NLL, events
+    DIR/status.json      state (running, done, stopped, failed), step, elapsed time, message
+    DIR/checkpoint.pt    model, EMA weights, optimiser, step and config; loads with weights_only=True
+
+Files are replaced atomically (write to a temporary file, then rename), so a reader never
+sees half a file, and a failed write never destroys the previous version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointError",
+    "RunDir",
+    "RunError",
+]
+
+CHECKPOINT_FORMAT = "cnfm-checkpoint/1"
+
+
+class RunError(ValueError):
+    """A user-facing problem with a run directory (missing, incomplete, already used)."""
+
+
+class CheckpointError(RunError):
+    """A checkpoint that cannot be trusted: unreadable, tampered with, or of another format."""
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunDir:
+    """Paths and readers/writers of one run directory."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.config = self.path / "config.json"
+        self.split = self.path / "split.npz"
+        self.metrics = self.path / "metrics.jsonl"
+        self.status = self.path / "status.json"
+        self.checkpoint = self.path / "checkpoint.pt"
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # -- JSON files
+    def write_json(self, path: Path, obj: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+    def read_json(self, path: Path) -> dict[str, Any]:
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RunError(f"{path}: no such file; is {self.path} a run directory?") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RunError(f"{path}: not valid JSON ({e})") from None
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with self.metrics.open("a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def read_metrics(self) -> Iterator[dict[str, Any]]:
+        """The metric records; a partly written last line is skipped."""
+        if not self.metrics.exists():
+            return
+        for line in self.metrics.read_text().splitlines():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+    # -- the split
+    def write_split(self, arrays: dict[str, np.ndarray]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".split.", suffix=".npz")
+        os.close(fd)
+        try:
+            np.savez(tmp, **arrays)
+            os.replace(tmp, self.split)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def read_split(self) -> dict[str, np.ndarray]:
+        if not self.split.exists():
+            raise RunError(f"{self.split}: no such file; is {self.path} a run directory?")
+        try:
+            with np.load(self.split, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise RunError(f"{self.split}: unreadable ({e})") from None
+
+    # -- checkpoints
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".checkpoint.", suffix=".pt")
+        os.close(fd)
+        try:
+            torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+            os.replace(tmp, self.checkpoint)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        """Load with ``weights_only=True`` (no code runs) and check the format and required keys."""
+        if not self.checkpoint.exists():
+            raise RunError(f"{self.checkpoint}: no such file; is {self.path} a run directory?")
+        try:
+            state = torch.load(self.checkpoint, map_location=map_location, weights_only=True)
+        except Exception as e:  # unpickling, zip and storage errors all mean the same to a user
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"{self.checkpoint}: not a readable checkpoint ({first[:200]})") from None
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{self.checkpoint}: not a {CHECKPOINT_FORMAT} checkpoint")
+        missing = {"config", "model", "ema", "optimizer", "step", "elapsed"} - set(state)
+        if missing:
+            raise CheckpointError(f"{self.checkpoint}: missing {', '.join(sorted(missing))}")
+        return state

@@ -1,0 +1,116 @@
+"""Geometry of the unit sphere S^2 embedded in R^3.
+
+Coordinates: a point is a unit vector ``x = (x, y, z)``. Geographic coordinates are always
+given in the order **(lat, lon)**, in degrees, with
+
+    x = cos(lat) cos(lon),   y = cos(lat) sin(lon),   z = sin(lat).
+
+Manifold operations (projections, exponential map) come from :mod:`geoopt`. The geodesic
+distance is computed here as ``atan2(|x × y|, x · y)``: geoopt's float32 distance is an
+``acos`` of a clamped dot product, which cannot resolve angles below about 0.014 rad
+(tests/test_sphere.py measures the gap).
+
+>>> import torch
+>>> x = latlon_to_xyz(torch.tensor([90.0]), torch.tensor([0.0]))
+>>> torch.allclose(x, torch.tensor([[0.0, 0.0, 1.0]]), atol=1e-7)
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import geoopt
+import torch
+from torch import Tensor
+
+__all__ = [
+    "LOG_AREA",
+    "dist",
+    "expmap",
+    "latlon_to_xyz",
+    "projx",
+    "proju",
+    "sample_uniform",
+    "tangent_frame",
+    "uniform_log_prob",
+    "xyz_to_latlon",
+]
+
+#: log of the area of the unit sphere, log(4 pi) = 2.5310...; the NLL of the uniform density.
+LOG_AREA: float = math.log(4.0 * math.pi)
+
+_SPHERE = geoopt.Sphere()
+
+
+def latlon_to_xyz(lat: Tensor, lon: Tensor) -> Tensor:
+    """Map latitude and longitude in degrees (same shape ``S``) to unit vectors of shape ``S + (3,)``."""
+    la = torch.deg2rad(lat)
+    lo = torch.deg2rad(lon)
+    c = torch.cos(la)
+    return torch.stack([c * torch.cos(lo), c * torch.sin(lo), torch.sin(la)], dim=-1)
+
+
+def xyz_to_latlon(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Inverse of :func:`latlon_to_xyz`: returns ``(lat, lon)`` in degrees, lon in (-180, 180].
+
+    The input need not be normalised; latitude uses ``atan2(z, hypot(x, y))`` so that it is
+    exact near the poles.
+    """
+    lat = torch.rad2deg(torch.atan2(x[..., 2], torch.hypot(x[..., 0], x[..., 1])))
+    lon = torch.rad2deg(torch.atan2(x[..., 1], x[..., 0]))
+    return lat, lon
+
+
+def projx(x: Tensor) -> Tensor:
+    """Project ambient points onto the sphere, ``x / |x|``."""
+    return _SPHERE.projx(x)
+
+
+def proju(x: Tensor, u: Tensor) -> Tensor:
+    """Project ambient vectors ``u`` onto the tangent plane at ``x``: ``u - <x, u> x``."""
+    return _SPHERE.proju(x, u)
+
+
+def expmap(x: Tensor, u: Tensor) -> Tensor:
+    """Exponential map: follow the great circle from ``x`` with initial velocity ``u`` for unit time."""
+    return _SPHERE.expmap(x, u)
+
+
+def dist(x: Tensor, y: Tensor) -> Tensor:
+    """Geodesic (great-circle) distance in radians, ``atan2(|x × y|, x · y)``.
+
+    Exact to relative float precision at every angle, including tiny ones, unlike
+    ``acos(clamp(x · y))``.
+    """
+    cross = torch.linalg.vector_norm(torch.linalg.cross(x, y, dim=-1), dim=-1)
+    return torch.atan2(cross, (x * y).sum(-1))
+
+
+def sample_uniform(
+    n: int, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Draw ``n`` points uniformly on the sphere (normalised Gaussians)."""
+    g = torch.randn(n, 3, generator=generator, dtype=dtype, device=device)
+    return projx(g)
+
+
+def uniform_log_prob(x: Tensor) -> Tensor:
+    """Log-density of the uniform distribution w.r.t. area: ``-log(4 pi)`` at every point."""
+    return torch.full(x.shape[:-1], -LOG_AREA, dtype=x.dtype, device=x.device)
+
+
+def tangent_frame(x: Tensor) -> tuple[Tensor, Tensor]:
+    """An orthonormal basis ``(e1, e2)`` of the tangent plane at each unit vector ``x``.
+
+    ``e1`` is built from the coordinate axis least aligned with ``x``, so it is well
+    conditioned everywhere (poles included); ``e2 = x × e1``.
+    """
+    axis = torch.zeros_like(x)
+    idx = x.abs().argmin(dim=-1, keepdim=True)
+    axis.scatter_(-1, idx, 1.0)
+    e1 = torch.linalg.cross(x, axis, dim=-1)
+    e1 = e1 / torch.linalg.vector_norm(e1, dim=-1, keepdim=True)
+    e2 = torch.linalg.cross(x, e1, dim=-1)
+    return e1, e2

@@ -110,11 +110,13 @@ def vmf_log_normalizer(kappa: Tensor) -> Tensor:
 
 
 def vmf_dlog_normalizer(kappa: Tensor) -> Tensor:
-    """``d/dk log c(k) = 1/k - 2 / (e^{2k} - 1)``, with the series ``1 - k/3 + k^3/45`` below 0.1."""
+    """``d/dk log c(k) = 1/k - 2 / (e^{2k} - 1)``, with the series
+    ``1 - k/3 + k^3/45 - 2k^5/945 + k^7/4725`` below 0.1 (error < 3e-14)."""
     small = kappa < 0.1
     ks = torch.where(small, torch.ones_like(kappa), kappa)
     direct = 1.0 / ks - 2.0 / torch.expm1(2.0 * ks)
-    series = 1.0 - kappa / 3.0 + kappa**3 / 45.0
+    k2 = kappa * kappa
+    series = 1.0 - kappa / 3.0 + kappa * k2 * (1.0 / 45.0 - k2 * (2.0 / 945.0 - k2 / 4725.0))
     return torch.where(small, series, direct)
 
 

@@ -59,6 +59,8 @@ def xyz_to_latlon(x: Tensor) -> tuple[Tensor, Tensor]:
     """
     lat = torch.rad2deg(torch.atan2(x[..., 2], torch.hypot(x[..., 0], x[..., 1])))
     lon = torch.rad2deg(torch.atan2(x[..., 1], x[..., 0]))
+    # atan2 returns -pi for y = -0.0 (or y rounding to -pi), which would give lon = -180.
+    lon = torch.where(lon <= -180.0, lon + 360.0, lon)
     return lat, lon
 
 

@@ -328,7 +328,9 @@ def train(
             if not math.isfinite(value.loss.item()):
                 raise FloatingPointError(f"the loss became {value.loss.item()} at step {step}; try a lower lr")
             opt.step()
-            _ema_update(ema, model, config.ema_decay if step >= config.warmup_steps else 0.0)
+            # EMA whose averaging window grows with the run (about step/10 steps, at most 1/(1-decay)),
+            # so that short runs are not dominated by their first, untrained weights.
+            _ema_update(ema, model, min(config.ema_decay, (1.0 + step) / (10.0 + step)))
             step += 1
             elapsed += time.perf_counter() - t0
             last_loss = float(value.loss.detach())

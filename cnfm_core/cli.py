@@ -1,0 +1,186 @@
+"""Command line: ``python -m cnfm_core {train,evaluate,sample} ...``.
+
+A user error (bad file, bad option, missing run) prints one line, ``cnfm: error: ...``,
+on stderr and exits with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+import torch
+
+from .data import DataError, read_points
+from .integrate import DEFAULT_ATOL, DEFAULT_RTOL, log_likelihood, sample
+from .objectives import OBJECTIVES
+from .paths import SCHEDULES
+from .runs import RunDir, RunError
+from .sphere import LOG_AREA, xyz_to_latlon
+from .train import TrainConfig, choose_threads, load_field, request_stop, train
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"cnfm: error: {message} (see --help)\n")
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{s!r} must be at least 1")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{s!r} must be a positive number")
+    return v
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = _Parser(prog="python -m cnfm_core", description="PPD flows on the sphere: train, evaluate, sample.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a flow on a CSV of points")
+    t.add_argument("--data", help="CSV with lat/lon (or x,y,z) columns; not needed with --resume")
+    t.add_argument("--run-dir", required=True, help="directory for config, metrics and checkpoint")
+    t.add_argument("--objective", choices=list(OBJECTIVES), default=d.objective)
+    t.add_argument("--ell", type=int, choices=(1, 2), default=d.ell, help="PPD exponent l")
+    budget = t.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=_positive_int, help="step budget (default 2000)")
+    budget.add_argument("--minutes", type=_positive_float, help="wall-time budget in minutes")
+    t.add_argument("--seed", type=int, default=d.seed)
+    t.add_argument("--split", choices=("standard", "dedup", "none"), default=d.split)
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
+    t.add_argument("--kappa-max", type=_positive_float, default=d.kappa_max)
+    t.add_argument("--schedule", choices=list(SCHEDULES), default=d.schedule)
+    t.add_argument("--hidden", type=_positive_int, default=d.hidden)
+    t.add_argument("--layers", type=_positive_int, default=d.layers)
+    t.add_argument("--lr", type=_positive_float, default=d.lr)
+    t.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
+    t.add_argument("--eval-every", type=_positive_int, default=d.eval_every)
+    t.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: usable cores, at most 8)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+    e = sub.add_parser("evaluate", help="exact test NLL of a trained run")
+    e.add_argument("--run-dir", required=True)
+    e.add_argument("--data", help="score every row of this CSV instead of the run's test split")
+    e.add_argument("--rtol", type=_positive_float, default=DEFAULT_RTOL)
+    e.add_argument("--atol", type=_positive_float, default=DEFAULT_ATOL)
+    e.add_argument("--threads", type=_positive_int)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("--run-dir", required=True)
+    s.add_argument("-n", type=_positive_int, required=True, help="number of samples")
+    s.add_argument("--out", required=True, help="CSV to write (header lat,lon)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--steps", type=_positive_int, default=50, help="RK4 steps")
+    s.add_argument("--threads", type=_positive_int)
+    return p
+
+
+def _train(a: argparse.Namespace) -> int:
+    if not a.resume and not a.data:
+        raise DataError("--data is required (or --resume to continue a run)", source="train")
+    if a.resume:
+        config = None
+        if a.steps is not None or a.minutes is not None:
+            config = TrainConfig(steps=a.steps, minutes=a.minutes)
+    else:
+        config = TrainConfig(
+            data=str(Path(a.data).resolve()), objective=a.objective, ell=a.ell, steps=a.steps, minutes=a.minutes,
+            seed=a.seed, split=a.split, device=a.device, kappa_max=a.kappa_max, schedule=a.schedule,
+            hidden=a.hidden, layers=a.layers, lr=a.lr, batch_size=a.batch_size, eval_every=a.eval_every,
+            threads=a.threads,
+        )
+    signal.signal(signal.SIGTERM, lambda *_: request_stop())
+
+    def log(rec: dict) -> None:
+        if a.quiet:
+            return
+        if "loss" in rec:
+            print(f"step {rec['step']:>6}  loss {rec['loss']:.4f}  {rec['steps_per_s']:.1f} steps/s  "
+                  f"{rec['elapsed']:.0f}s", file=sys.stderr, flush=True)
+        elif "val_nll" in rec:
+            print(f"step {rec['step']:>6}  validation NLL {rec['val_nll']:.4f} nats (uniform {LOG_AREA:.3f})",
+                  file=sys.stderr, flush=True)
+
+    try:
+        result = train(config, a.run_dir, resume=a.resume, on_log=log)
+    except KeyboardInterrupt:
+        print(f"cnfm: stopped; resume with --resume --run-dir {a.run_dir}", file=sys.stderr)
+        return 130
+    print(json.dumps({"run_dir": str(result.run_dir), "state": result.state, "step": result.step,
+                      "elapsed": round(result.elapsed, 2), "val_nll": result.val_nll}))
+    return 0
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    torch.set_num_threads(choose_threads(a.threads))
+    run = RunDir(a.run_dir)
+    field, config = load_field(run)
+    if a.data:
+        points = read_points(a.data)
+        x, where = points.xyz, str(Path(a.data).resolve())
+    else:
+        x, where = run.read_split()["test"], "test split"
+        if len(x) == 0:
+            raise RunError(f"{run.path}: the run has no test split (trained with --split {config.split}); pass --data")
+    t0 = time.perf_counter()
+    res = log_likelihood(field, torch.as_tensor(x, dtype=torch.float32), rtol=a.rtol, atol=a.atol)
+    secs = time.perf_counter() - t0
+    nll = -res.log_prob.double()
+    out = {
+        "nll": float(nll.mean()), "nll_sem": float(nll.std() / np.sqrt(len(nll))) if len(nll) > 1 else 0.0,
+        "n": int(len(nll)), "data": where, "solver": res.method, "rtol": res.rtol, "atol": res.atol,
+        "nfe": res.nfe, "seconds": round(secs, 3), "uniform_nll": LOG_AREA, "objective": config.objective,
+    }
+    print(json.dumps(out))
+    return 0
+
+
+def _sample(a: argparse.Namespace) -> int:
+    torch.set_num_threads(choose_threads(a.threads))
+    field, _ = load_field(a.run_dir)
+    g = torch.Generator().manual_seed(a.seed)
+    x = sample(field, a.n, generator=g, steps=a.steps)
+    lat, lon = xyz_to_latlon(x.double())
+    out = Path(a.out)
+    if out.parent and not out.parent.exists():
+        raise RunError(f"{out}: the folder {out.parent} does not exist")
+    with out.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["lat", "lon"])
+        w.writerows(zip(np.round(lat.numpy(), 6).tolist(), np.round(lon.numpy(), 6).tolist(), strict=True))
+    print(json.dumps({"out": str(out), "n": a.n}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    handlers = {"train": _train, "evaluate": _evaluate, "sample": _sample}
+    try:
+        return handlers[a.command](a)
+    except (DataError, RunError, ValueError, OSError) as e:
+        msg = " ".join(str(e).split())
+        print(f"cnfm: error: {msg}", file=sys.stderr)
+        return 2

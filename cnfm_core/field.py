@@ -91,14 +91,15 @@ class VectorField(nn.Module):
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         """The tangent velocity ``v(t, x)`` at points ``x`` of shape ``(B, 3)``."""
         x_hat = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-        f, _ = self._network(x_hat, torch.as_tensor(t), None)
+        f, _ = self._network(x_hat, torch.as_tensor(t, dtype=x.dtype, device=x.device), None)
         return f - (x_hat * f).sum(-1, keepdim=True) * x_hat
 
     def velocity_and_divergence(self, x: Tensor, t: Tensor | float) -> tuple[Tensor, Tensor]:
         """``v(t, x)`` and its exact Riemannian divergence (shapes ``(B, 3)`` and ``(B,)``)."""
         x_hat = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
         e1, e2 = tangent_frame(x_hat.detach())
-        f, jvp = self._network(x_hat, torch.as_tensor(t), torch.stack([e1, e2]))
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)  # a Python float must not pass through float32
+        f, jvp = self._network(x_hat, t, torch.stack([e1, e2]))
         xf = (x_hat * f).sum(-1)
         v = f - xf[:, None] * x_hat
         div = (e1 * jvp[0]).sum(-1) + (e2 * jvp[1]).sum(-1) - 2.0 * xf

@@ -111,9 +111,13 @@ class LikelihoodResult:
 @torch.no_grad()
 def log_likelihood(
     field: VectorField, x: Tensor, *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
-    method: str = "dopri5", batch_size: int = 8192,
+    method: str = "dopri5", batch_size: int = 8192, options: dict | None = None,
 ) -> LikelihoodResult:
-    """``log q_1(x)`` for points ``x`` of shape ``(B, 3)`` by the augmented ODE (see module doc)."""
+    """``log q_1(x)`` for points ``x`` of shape ``(B, 3)`` by the augmented ODE (see module doc).
+
+    ``method`` and ``options`` are passed to :func:`torchdiffeq.odeint` (for example
+    ``method="rk4", options={"step_size": 0.02}`` for a fixed-step solve).
+    """
     times = torch.tensor([1.0, 0.0], dtype=x.dtype, device=x.device)
     nfe = 0
 
@@ -127,7 +131,7 @@ def log_likelihood(
     for i in range(0, x.shape[0], batch_size):
         xb = x[i : i + batch_size]
         z1 = torch.cat([xb, torch.zeros_like(xb[:, :1])], dim=1)
-        z0 = odeint(rhs, z1, times, rtol=rtol, atol=atol, method=method)[-1]
+        z0 = odeint(rhs, z1, times, rtol=rtol, atol=atol, method=method, options=options)[-1]
         logs.append(z0[:, 3] - LOG_AREA)
         ends.append(projx(z0[:, :3]))
     return LikelihoodResult(torch.cat(logs), torch.cat(ends), nfe, rtol, atol, method)

@@ -83,10 +83,14 @@ def dist(x: Tensor, y: Tensor) -> Tensor:
     """Geodesic (great-circle) distance in radians, ``atan2(|x × y|, x · y)``.
 
     Exact to relative float precision at every angle, including tiny ones, unlike
-    ``acos(clamp(x · y))``.
+    ``acos(clamp(x · y))``. The cross product is formed as ``x × (y - x)`` (``x × (y + x)`` for
+    obtuse pairs): the difference of nearby points is exact, whereas ``x × y`` of two generic
+    float32 points cancels to an absolute error of about 1e-7 (30% at 1e-7 rad).
     """
-    cross = torch.linalg.vector_norm(torch.linalg.cross(x, y, dim=-1), dim=-1)
-    return torch.atan2(cross, (x * y).sum(-1))
+    dot = (x * y).sum(-1)
+    d = torch.where(dot[..., None] >= 0, y - x, y + x)
+    cross = torch.linalg.vector_norm(torch.linalg.cross(x, d, dim=-1), dim=-1)
+    return torch.atan2(cross, dot)
 
 
 def sample_uniform(

@@ -131,7 +131,8 @@ def log_likelihood(
     for i in range(0, x.shape[0], batch_size):
         xb = x[i : i + batch_size]
         z1 = torch.cat([xb, torch.zeros_like(xb[:, :1])], dim=1)
-        z0 = odeint(rhs, z1, times, rtol=rtol, atol=atol, method=method, options=options)[-1]
+        z0 = odeint(rhs, z1, times, rtol=rtol, atol=atol, method=method,
+                    options=options)[-1]
         logs.append(z0[:, 3] - LOG_AREA)
         ends.append(projx(z0[:, :3]))
     return LikelihoodResult(torch.cat(logs), torch.cat(ends), nfe, rtol, atol, method)
@@ -139,7 +140,7 @@ def log_likelihood(
 
 @dataclass(frozen=True)
 class DensityGrid:
-    """Model log-density on a regular lat/lon grid of cell centres (degrees); ``log_prob[i, j]`` at ``(lat[i], lon[j])``."""
+    """Model log-density on a regular grid of cell centres (degrees): ``log_prob[i, j]`` at ``(lat[i], lon[j])``."""
 
     lat: np.ndarray
     lon: np.ndarray

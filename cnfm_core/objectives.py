@@ -52,7 +52,9 @@ class PPD:
         v, div = field.velocity_and_divergence(x, t)
         return q.dlog_prob_dt + (q.grad_log_prob * v).sum(-1) + div
 
-    def __call__(self, field: VectorField, batch_size: int, *, generator: torch.Generator | None = None) -> ObjectiveValue:
+    def __call__(
+        self, field: VectorField, batch_size: int, *, generator: torch.Generator | None = None
+    ) -> ObjectiveValue:
         dev = self.path.centers.device
         t = torch.rand(batch_size, generator=generator, device=dev, dtype=self.path.centers.dtype)
         x = self.path.sample(t, generator=generator)
@@ -83,7 +85,9 @@ class RFM:
     def __init__(self, data: Tensor) -> None:
         self.data = data
 
-    def __call__(self, field: VectorField, batch_size: int, *, generator: torch.Generator | None = None) -> ObjectiveValue:
+    def __call__(
+        self, field: VectorField, batch_size: int, *, generator: torch.Generator | None = None
+    ) -> ObjectiveValue:
         dev, dt = self.data.device, self.data.dtype
         t = torch.rand(batch_size, generator=generator, device=dev, dtype=dt)
         x1 = self.data[torch.randint(self.data.shape[0], (batch_size,), generator=generator, device=dev)]

@@ -20,7 +20,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, synthetic_csv_path=Path(__file__).resolve().parents[1] / "assets/synthetic_mixture.csv"):
+def trained_run(tmp_path_factory):
+    synthetic_csv_path = Path(__file__).resolve().parents[1] / "assets/synthetic_mixture.csv"
     run = tmp_path_factory.mktemp("cli") / "run"
     p = _cli("train", "--data", str(synthetic_csv_path), "--run-dir", str(run), "--steps", "30", "--eval-every", "1000",
              *TINY)

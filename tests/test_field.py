@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ SPECIAL = [[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0],
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _single_thread():  # noqa: ANN202
+def _single_thread() -> Iterator[None]:
     # These tests use tiny tensors: intra-op threads only add synchronisation, which is very slow when the
     # cores are busy (up to 10 ms per op). The previous setting is restored afterwards.
     n = torch.get_num_threads()
@@ -50,7 +51,9 @@ def random_field(seed: int = 0, hidden: int = 24, layers: int = 3, frequencies: 
     return field
 
 
-def autograd_divergence(field: nn.Module, x: torch.Tensor, t: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+def autograd_divergence(
+    field: nn.Module, x: torch.Tensor, t: torch.Tensor, create_graph: bool = False
+) -> torch.Tensor:
     """Ambient divergence sum_i d v_i / d x_i of ``field.forward`` by three backward passes."""
     x = x.detach().requires_grad_(True)
     v = field(x, t)
@@ -120,8 +123,16 @@ def test_divergence_equals_finite_difference() -> None:
     torch.testing.assert_close(div.detach(), fd, rtol=0, atol=1e-8)
 
 
-def _affine(a: torch.Tensor, b: torch.Tensor):  # noqa: ANN202
-    def network(x_hat: torch.Tensor, t: torch.Tensor, tangents: torch.Tensor | None):  # noqa: ANN202
+Jvp = torch.Tensor | None
+Network = Callable[[torch.Tensor, torch.Tensor, Jvp], tuple[torch.Tensor, Jvp]]
+
+
+def _affine(a: torch.Tensor, b: torch.Tensor) -> Network:
+    """A stand-in for ``VectorField._network``: f(x) = A x + b and its JVPs A e."""
+
+    def network(
+        x_hat: torch.Tensor, t: torch.Tensor, tangents: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         return x_hat @ a.T + b, (None if tangents is None else tangents @ a.T)
 
     return network

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ AXIS = [0.48, -0.6, 0.64]  # unit vector
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _single_thread():  # noqa: ANN202
+def _single_thread() -> Iterator[None]:
     # These tests use tiny tensors: intra-op threads only add synchronisation, which is very slow when the
     # cores are busy (up to 10 ms per op). The previous setting is restored afterwards.
     n = torch.get_num_threads()
@@ -60,18 +61,21 @@ class RotationField(nn.Module):
         return self(x, t), torch.zeros(x.shape[0], dtype=x.dtype)
 
 
-def c_const(t: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+Rate = Callable[[torch.Tensor], torch.Tensor]  # also applied to numpy scalars
+
+
+def c_const(t: torch.Tensor) -> torch.Tensor:
     return 0.8 + 0.0 * t
 
 
-def c_varying(t: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+def c_varying(t: torch.Tensor) -> torch.Tensor:
     return 0.5 + 1.5 * t * t  # integral over [0, 1] is 1
 
 
 class GradientField(nn.Module):
     """v(t, x) = c(t) (a - <a, x> x) at x / |x|; Riemannian divergence -2 c(t) <a, x>."""
 
-    def __init__(self, a: list[float], c) -> None:  # noqa: ANN001
+    def __init__(self, a: list[float], c: Rate) -> None:
         super().__init__()
         self.register_buffer("a", torch.tensor(a, dtype=F64))
         self.c = c
@@ -102,7 +106,7 @@ def closed_form_log_q1(x: np.ndarray, a: np.ndarray, big_c: float) -> np.ndarray
     return -LOG_AREA + 2.0 * big_c + 2.0 * np.log((1.0 + s1) / (1.0 + s0))
 
 
-def solve_ivp_log_q1(x1: np.ndarray, a: np.ndarray, c) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def solve_ivp_log_q1(x1: np.ndarray, a: np.ndarray, c: Rate) -> tuple[np.ndarray, np.ndarray]:
     """log q_1(x1) and x_0 by integrating (x, int div) backwards from t = 1 with scipy (rtol 1e-10)."""
     def rhs(t: float, z: np.ndarray) -> np.ndarray:
         x = z[:3] / np.linalg.norm(z[:3])
@@ -171,7 +175,8 @@ def test_rotation_flow_matches_rodrigues() -> None:
     err_euler = float((flow(field, x, steps=50, method="euler") - rodrigues(x, OMEGA, 1.0)).abs().max())
     assert 1e-5 < err_euler < 5e-2
     # partial intervals and backwards in time
-    torch.testing.assert_close(flow(field, x, t0=0.2, t1=0.7, steps=30), rodrigues(x, OMEGA, 0.5), rtol=0, atol=1e-6)
+    part = flow(field, x, t0=0.2, t1=0.7, steps=30)
+    torch.testing.assert_close(part, rodrigues(x, OMEGA, 0.5), rtol=0, atol=1e-6)
     torch.testing.assert_close(flow(field, end, t0=1.0, t1=0.0, steps=50), x, rtol=0, atol=1e-6)
 
 
@@ -208,7 +213,7 @@ def test_flow_rejects_bad_arguments() -> None:
 
 # ----------------------------------------------------------------------------- a flow with a known density
 @pytest.mark.parametrize(("c", "big_c"), [(c_const, 0.8), (c_varying, 1.0)], ids=["const", "varying"])
-def test_gradient_flow_likelihood_matches_closed_form_and_solve_ivp(c, big_c: float) -> None:  # noqa: ANN001
+def test_gradient_flow_likelihood_matches_closed_form_and_solve_ivp(c: Rate, big_c: float) -> None:
     a = np.array(AXIS)
     assert abs(np.linalg.norm(a) - 1) < 1e-15
     field = GradientField(AXIS, c)
@@ -229,6 +234,15 @@ def test_gradient_flow_likelihood_matches_closed_form_and_solve_ivp(c, big_c: fl
     # batching does not change the result
     batched = log_likelihood(field, x, rtol=1e-10, atol=1e-10, batch_size=5)
     np.testing.assert_allclose(batched.log_prob.numpy(), tight.log_prob.numpy(), rtol=0, atol=1e-8)
+
+
+def test_fixed_step_likelihood_through_solver_options() -> None:
+    field = GradientField(AXIS, c_varying)
+    x = sphere_points(10, 11)
+    res = log_likelihood(field, x, method="rk4", options={"step_size": 0.02})
+    assert res.method == "rk4" and res.nfe == 4 * 50
+    expected = closed_form_log_q1(x.numpy(), np.array(AXIS), 1.0)
+    np.testing.assert_allclose(res.log_prob.numpy(), expected, rtol=0, atol=1e-6)
 
 
 def test_gradient_flow_density_integrates_to_one() -> None:
@@ -260,5 +274,5 @@ def test_density_grid_orientation_against_closed_form() -> None:
     grid = density_grid(field, n_lat=7, n_lon=9, rtol=1e-9, atol=1e-9)
     la, lo = np.meshgrid(grid.lat, grid.lon, indexing="ij")
     x = latlon_to_xyz(torch.tensor(la, dtype=F64), torch.tensor(lo, dtype=F64)).numpy()
-    np.testing.assert_allclose(grid.log_prob, closed_form_log_q1(x.reshape(-1, 3), np.array(AXIS), 0.8).reshape(7, 9),
-                               rtol=0, atol=1e-6)
+    expected = closed_form_log_q1(x.reshape(-1, 3), np.array(AXIS), 0.8).reshape(7, 9)
+    np.testing.assert_allclose(grid.log_prob, expected, rtol=0, atol=1e-6)

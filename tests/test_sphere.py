@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import geoopt
 import numpy as np
@@ -28,7 +29,7 @@ TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _single_thread():  # noqa: ANN202
+def _single_thread() -> Iterator[None]:
     # These tests use tiny tensors: intra-op threads only add synchronisation, which is very slow when the
     # cores are busy (up to 10 ms per op). The previous setting is restored afterwards.
     n = torch.get_num_threads()

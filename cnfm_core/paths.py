@@ -184,12 +184,16 @@ class VMFMixturePath:
         ones = torch.ones_like(log_w)
         # Augmented centres: [y, 1, log pi] so that [k x, -k, 1] . [y, 1, log pi] = k(<x,y> - 1) + log pi.
         self._aug_t = torch.cat([unique, ones[:, None], log_w[:, None]], dim=1).T.contiguous()
+        # [y, 1] as rows, so one product gives the weighted sums of y_i and of 1 (the normaliser). It is
+        # (4, N) @ (N, B) on purpose: for a thin right factor that order runs several times faster on CPU.
+        self._moments_t = torch.cat([unique, ones[:, None]], dim=1).T.contiguous()
 
     def to(self, device: torch.device | str) -> VMFMixturePath:
         """Move the centres to ``device`` (returns ``self``)."""
         self.centers = self.centers.to(device)
         self._point_to_center = self._point_to_center.to(device)
         self._aug_t = self._aug_t.to(device)
+        self._moments_t = self._moments_t.to(device)
         return self
 
     def _fused(self, x: Tensor, t: Tensor, derivatives: bool) -> PathQuantities:
@@ -201,11 +205,13 @@ class VMFMixturePath:
         # largest term, so the relative error is at most N e^-80 (below 1e-30 for N < 1e4), and exp
         # never produces denormals, which are many times slower on CPUs.
         e = logits.sub_(mx).clamp_(min=_LOG_FLOOR).exp_()
-        s = e.sum(dim=1)
-        log_prob = vmf_log_normalizer(k) + mx[:, 0] + torch.log(s)
         if not derivatives:
+            log_prob = vmf_log_normalizer(k) + mx[:, 0] + torch.log(e.sum(dim=1))
             return PathQuantities(log_prob, torch.empty(0), torch.empty(0))
-        m = (e @ self.centers) / s[:, None]
+        moments = self._moments_t @ e.T  # (4, B): sum_i e_i y_i and sum_i e_i
+        s = moments[3]
+        log_prob = vmf_log_normalizer(k) + mx[:, 0] + torch.log(s)
+        m = moments[:3].T / s[:, None]
         xm = (x * m).sum(dim=1)
         dlog = self.schedule.dkappa(t).to(x.dtype) * (vmf_dlog_normalizer(k) + xm - 1.0)
         grad = k[:, None] * (m - xm[:, None] * x)

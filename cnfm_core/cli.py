@@ -88,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--atol", type=_positive_float, default=DEFAULT_ATOL)
     e.add_argument("--threads", type=_positive_int)
 
+    r = sub.add_parser("report", help="write report.json, density.npz and samples.csv for a trained run")
+    r.add_argument("--run-dir", required=True)
+    r.add_argument("--threads", type=_positive_int)
+
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("--run-dir", required=True)
     s.add_argument("-n", type=_positive_int, required=True, help="number of samples")
@@ -175,9 +179,17 @@ def _sample(a: argparse.Namespace) -> int:
     return 0
 
 
+def _report(a: argparse.Namespace) -> int:
+    from .report import write_report
+
+    torch.set_num_threads(choose_threads(a.threads))
+    print(json.dumps(write_report(RunDir(a.run_dir))))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "sample": _sample}
+    handlers = {"train": _train, "evaluate": _evaluate, "sample": _sample, "report": _report}
     try:
         return handlers[a.command](a)
     except (DataError, RunError, ValueError, OSError) as e:

@@ -5,6 +5,9 @@
     DIR/metrics.jsonl    one JSON object per line: training loss, validation NLL, events
     DIR/status.json      state (running, done, stopped, failed), step, elapsed time, message
     DIR/checkpoint.pt    model, EMA weights, optimiser, step and config; loads with weights_only=True
+    DIR/request.json     what a background worker was asked to do (jobs.py)
+    DIR/report.json      test NLL beside the uniform and KDE baselines (report.py)
+    DIR/density.npz      the model's log-density on a lat/lon grid; DIR/samples.csv: model samples
 
 Files are replaced atomically (write to a temporary file, then rename), so a reader never
 sees half a file, and a failed write never destroys the previous version.
@@ -61,6 +64,11 @@ class RunDir:
         self.metrics = self.path / "metrics.jsonl"
         self.status = self.path / "status.json"
         self.checkpoint = self.path / "checkpoint.pt"
+        self.request = self.path / "request.json"
+        self.report = self.path / "report.json"
+        self.density = self.path / "density.npz"
+        self.samples = self.path / "samples.csv"
+        self.worker_log = self.path / "worker.log"
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"

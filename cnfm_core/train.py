@@ -235,12 +235,15 @@ def train(
     *,
     resume: bool = False,
     on_log: Callable[[dict[str, Any]], None] | None = None,
+    final_status: bool = True,
 ) -> TrainResult:
     """Train a flow and write the run directory (see the module doc).
 
     With ``resume=True`` the run continues from ``checkpoint.pt`` with the saved config; a
     ``config`` given alongside may only change the budget (``steps``/``minutes``). Without it,
-    a directory that already holds a run is refused, so nothing is overwritten.
+    a directory that already holds a run is refused, so nothing is overwritten. With
+    ``final_status=False`` the closing ``status.json`` is left to the caller (a worker that
+    writes a report afterwards).
     """
     run = RunDir(run_dir)
     _STOP["requested"] = False
@@ -364,7 +367,8 @@ def train(
         raise
     checkpoint()
     final = "done" if done() else "stopped"
-    status(final)
+    if final_status:
+        status(final)
     run.append_metrics({"event": final, "step": step, "elapsed": elapsed, "time": time.time()})
     return TrainResult(run.path, final, step, elapsed, last_loss, val_nll)
 

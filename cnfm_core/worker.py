@@ -1,0 +1,57 @@
+"""The background worker: ``python -m cnfm_core.worker RUN_DIR``.
+
+Reads ``RUN_DIR/request.json`` (written by :class:`cnfm_core.jobs.RunStore`), trains or resumes,
+then writes the report. Its state goes to ``status.json``: running, reporting, then done,
+stopped or failed (with a one-line message). SIGTERM stops training after the current step;
+the checkpoint is saved and a report is still written, so nothing trained is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+
+from .report import write_report
+from .runs import RunDir
+from .train import TrainConfig, request_stop, train
+
+__all__ = ["main"]
+
+
+def _status(run: RunDir, state: str, message: str = "", **extra: object) -> None:
+    old = run.read_json(run.status) if run.status.exists() else {}
+    run.write_json(run.status, {**old, "state": state, "message": message, "pid": os.getpid(),
+                                "updated": time.time(), **extra})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m cnfm_core.worker RUN_DIR", file=sys.stderr)
+        return 2
+    run = RunDir(args[0])
+    signal.signal(signal.SIGTERM, lambda *_: request_stop())
+    try:
+        request = run.read_json(run.request)
+        if request.get("action") == "resume":
+            budget = TrainConfig(steps=request.get("steps"), minutes=request.get("minutes"))
+            result = train(budget, run.path, resume=True, final_status=False)
+        else:
+            config = TrainConfig.from_dict(request["config"])
+            result = train(config, run.path, final_status=False)
+        _status(run, "reporting", step=result.step, elapsed=result.elapsed)
+        write_report(run)
+        _status(run, result.state, step=result.step, elapsed=result.elapsed)
+        return 0
+    except Exception as e:  # the worker's last word: one line for the page, the traceback for the log
+        traceback.print_exc()
+        msg = " ".join(str(e).split()) or type(e).__name__
+        _status(run, "failed", msg[:500])
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -246,7 +246,6 @@ def train(
     writes a report afterwards).
     """
     run = RunDir(run_dir)
-    _STOP["requested"] = False
     state: dict[str, Any] | None = None
     if resume:
         state = run.load_checkpoint()
@@ -365,6 +364,8 @@ def train(
         status("failed" if not isinstance(e, KeyboardInterrupt) else "stopped", f"{type(e).__name__}: {e}")
         run.append_metrics({"event": "failed", "step": step, "error": str(e), "time": time.time()})
         raise
+    finally:
+        _STOP["requested"] = False  # a stop request applies to one run only
     checkpoint()
     final = "done" if done() else "stopped"
     if final_status:

@@ -14,9 +14,13 @@ import sys
 import time
 import traceback
 
-from .report import write_report
-from .runs import RunDir
-from .train import TrainConfig, request_stop, train
+# A stop can arrive while torch is still being imported: note it now, act on it once training starts.
+_EARLY_STOP: list[int] = []
+signal.signal(signal.SIGTERM, lambda *_: _EARLY_STOP.append(1))
+
+from .report import write_report  # noqa: E402
+from .runs import RunDir  # noqa: E402
+from .train import TrainConfig, request_stop, train  # noqa: E402
 
 __all__ = ["main"]
 
@@ -34,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run = RunDir(args[0])
     signal.signal(signal.SIGTERM, lambda *_: request_stop())
+    if _EARLY_STOP:
+        request_stop()
     try:
         request = run.read_json(run.request)
         if request.get("action") == "resume":

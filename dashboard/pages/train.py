@@ -1,0 +1,118 @@
+"""Train page: choose the objective and a few knobs, start/stop/resume a background run, watch it learn."""
+
+import math
+
+import streamlit as st
+
+from cnfm_core.jobs import ACTIVE, read_json_lines
+from cnfm_core.train import TrainConfig, resolve_device
+from dashboard import figures, state
+
+OBJECTIVES = {"PPD, ℓ = 1": ("ppd", 1), "PPD, ℓ = 2": ("ppd", 2), "RFM (flow matching baseline)": ("rfm", 1)}
+SIZES = {"small": 64, "medium": 128, "large": 256}
+KAPPAS = [100, 300, 1000, 3000, 10000]
+SPLITS = {"standard (RFM protocol)": "standard", "deduplicated": "dedup", "none (train on every point)": "none"}
+
+
+@st.cache_resource
+def _device_label() -> str:
+    import torch
+
+    dev = resolve_device("auto")
+    return f"GPU: {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "CPU (no GPU found)"
+
+
+ds = state.current_dataset()
+store, runner = state.store(), state.runner()
+st.title("Train a flow")
+st.caption(f"Data set: **{ds.label}** (change it on the Data page). Device: **{_device_label()}**.")
+
+defaults = TrainConfig()
+with st.form("settings"):
+    c1, c2, c3 = st.columns(3)
+    objective = c1.radio("Objective", list(OBJECTIVES), help="PPD matches the flow to a path of kernel densities "
+                         "without solving an ODE; RFM regresses onto geodesics from uniform noise.")
+    size = c2.select_slider("Model size", list(SIZES), value="large",
+                            help="Hidden width of the 3-layer network: 64, 128 or 256.")
+    kappa = c3.select_slider("κ_max (sharpness of the target at t = 1)", KAPPAS, value=int(defaults.kappa_max),
+                             help="Concentration of the kernels around the data at the end of the path. "
+                                  "Larger means finer detail, and harder to learn.")
+    c1, c2, c3 = st.columns(3)
+    minutes = c1.number_input("Training time (minutes)", min_value=0.1, max_value=600.0, value=1.5, step=0.5)
+    seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1)
+    split = c3.selectbox("Split", list(SPLITS))
+    start = st.form_submit_button("Start training", type="primary")
+
+if start:
+    obj, ell = OBJECTIVES[objective]
+    config = TrainConfig(data=str(ds.path), objective=obj, ell=ell, hidden=SIZES[size], kappa_max=float(kappa),
+                         minutes=float(minutes), seed=int(seed), split=SPLITS[split], eval_every=500)
+    run_id = store.create(config, name=ds.path.stem)
+    runner.poll()
+    state.set_run_id(run_id)
+
+run_id = state.current_run_id()
+if run_id is None:
+    st.info("No run yet: choose settings and press **Start training**. Runs started here keep going in the "
+            "background; the link in your address bar brings you back to the run.")
+    st.stop()
+
+info = store.info(run_id)
+was_active = info.state in ACTIVE
+
+
+@st.fragment(run_every=2.0 if was_active else None)
+def live() -> None:
+    runner.poll()
+    info = store.info(run_id)
+    run = store.run_dir(run_id)
+    st.subheader(f"Run `{run_id}`")
+    cols = st.columns([1, 1, 1, 3])
+    if info.state in ACTIVE:
+        if cols[0].button("Stop", key="stop"):
+            runner.stop(run_id)
+            st.toast("Stopping after the current step; the checkpoint is kept.")
+    elif info.state in ("done", "stopped") and run.checkpoint.exists():
+        if cols[0].button("Resume", key="resume", help="Train for the same time again, from the checkpoint."):
+            extra = float(info.minutes or 1.0)
+            store.request_resume(run_id, minutes=info.elapsed / 60.0 + extra)
+            runner.poll()
+            st.rerun()
+    metrics = read_json_lines(run.metrics)
+    losses = [m for m in metrics if "loss" in m]
+    rate = losses[-1]["steps_per_s"] if losses else None
+    cols[1].metric("Step", f"{info.step:,}")
+    cols[2].metric("Steps / s", f"{rate:.1f}" if rate else "–")
+    budget_s = 60.0 * info.minutes if info.minutes else None
+    if info.state == "queued":
+        queue = runner.queue()
+        pos = queue.index(run_id) + 1 if run_id in queue else None
+        cols[3].info(f"Queued{f' (position {pos} of {len(queue)})' if pos else ''}: "
+                     f"{state.settings().max_concurrent} run(s) train at a time.")
+    elif info.state == "running" and budget_s:
+        frac = min(1.0, info.elapsed / budget_s)
+        eta = max(0.0, budget_s - info.elapsed)
+        cols[3].progress(frac, text=f"training: {info.elapsed:.0f} s of {budget_s:.0f} s, "
+                                    f"about {math.ceil(eta)} s left")
+    elif info.state == "running" and info.steps:
+        frac = min(1.0, info.step / info.steps)
+        eta = (info.steps - info.step) / rate if rate else float("nan")
+        cols[3].progress(frac, text=f"training: step {info.step} of {info.steps}, ETA {eta:.0f} s")
+    elif info.state == "reporting":
+        cols[3].progress(1.0, text="computing the density map, samples and test NLL ...")
+    elif info.state == "done":
+        cols[3].success("Done. See the **Results** page.")
+    elif info.state == "stopped":
+        cols[3].warning(f"Stopped at step {info.step}. {info.message}".strip())
+    elif info.state == "failed":
+        cols[3].error(f"Failed: {info.message}")
+    st.plotly_chart(figures.curves(metrics), use_container_width=True, key="curves")
+    if was_active and info.state not in ACTIVE:
+        st.rerun()  # the run ended: a full rerun turns polling off
+
+
+live()
+
+others = [r for r in store.runs() if r.state in ACTIVE and r.run_id != run_id]
+if others:
+    st.caption("Other runs in progress or waiting: " + ", ".join(f"`{r.run_id}` ({r.state})" for r in others))

@@ -1,0 +1,190 @@
+"""The one module that owns ``st.session_state`` and ``st.query_params`` for the dashboard.
+
+Pages call these functions and never touch session state or the URL themselves. What a user
+chose that matters for sharing (the data set and the run) lives in the URL as ``?data=...&run=...``,
+so a reload or a second tab shows the same thing.
+
+Settings come from environment variables:
+
+    CNFM_DATA_DIR        folder whose CSV files are offered as data sets (default ../shared/data/earth)
+    CNFM_RUNS            the run store (default ./runs)
+    CNFM_MAX_UPLOAD_MB   largest accepted upload (default 50)
+    CNFM_MAX_CONCURRENT  runs that train at the same time; more wait in a queue (default 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from cnfm_core.data import DataError, PointSet, parse_points, read_points
+from cnfm_core.jobs import JobRunner, RunStore, valid_run_id
+
+__all__ = [
+    "BUNDLED",
+    "Dataset",
+    "Settings",
+    "current_dataset",
+    "current_run_id",
+    "datasets",
+    "load_points",
+    "runner",
+    "save_upload",
+    "select_dataset",
+    "set_run_id",
+    "settings",
+    "store",
+    "sync_widget",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    runs_root: Path
+    max_upload_mb: int
+    max_concurrent: int
+
+    @property
+    def uploads(self) -> Path:
+        return self.runs_root / "uploads"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set the user can pick: a key for URLs, a label, and the CSV behind it."""
+
+    key: str
+    label: str
+    path: Path
+    kind: str  # "bundled", "folder" or "upload"
+
+
+#: Bundled data sets: (key, label, file under assets/).
+BUNDLED: tuple[tuple[str, str, str], ...] = (
+    ("synthetic", "Synthetic mixture (known density)", "synthetic_mixture.csv"),
+    ("cities", "World cities (GeoNames)", "cities.csv"),
+)
+
+
+def settings() -> Settings:
+    env = os.environ
+    default_data = REPO.parent / "shared" / "data" / "earth"
+    return Settings(
+        data_dir=Path(env.get("CNFM_DATA_DIR", str(default_data))),
+        runs_root=Path(env.get("CNFM_RUNS", str(REPO / "runs"))),
+        max_upload_mb=int(env.get("CNFM_MAX_UPLOAD_MB", "50")),
+        max_concurrent=int(env.get("CNFM_MAX_CONCURRENT", "1")),
+    )
+
+
+@st.cache_resource
+def _store(root: str) -> RunStore:
+    return RunStore(root)
+
+
+@st.cache_resource
+def _runner(root: str, max_concurrent: int) -> JobRunner:
+    return JobRunner(_store(root), max_concurrent=max_concurrent)
+
+
+def store() -> RunStore:
+    return _store(str(settings().runs_root))
+
+
+def runner() -> JobRunner:
+    s = settings()
+    return _runner(str(s.runs_root), s.max_concurrent)
+
+
+def datasets() -> dict[str, Dataset]:
+    """Bundled sets, every CSV in the data folder, then this machine's saved uploads."""
+    s = settings()
+    out: dict[str, Dataset] = {}
+    for key, label, name in BUNDLED:
+        if (REPO / "assets" / name).is_file():
+            out[key] = Dataset(key, label, REPO / "assets" / name, "bundled")
+    if s.data_dir.is_dir():
+        for p in sorted(s.data_dir.glob("*.csv")):
+            out[f"dir:{p.stem}"] = Dataset(f"dir:{p.stem}", f"{p.stem} ({s.data_dir.name} folder)", p, "folder")
+    if s.uploads.is_dir():
+        for p in sorted(s.uploads.glob("*.csv")):
+            out[f"upload:{p.stem}"] = Dataset(f"upload:{p.stem}", f"{p.stem} (uploaded)", p, "upload")
+    return out
+
+
+def current_dataset() -> Dataset:
+    """The data set in the URL (``?data=``), else the session's choice, else the default (synthetic)."""
+    sets = datasets()
+    key = st.query_params.get("data") or st.session_state.get("dataset") or "synthetic"
+    if key not in sets:
+        key = next(iter(sets))
+    return sets[key]
+
+
+def select_dataset(key: str) -> None:
+    st.session_state["dataset"] = key
+    st.query_params["data"] = key
+
+
+def sync_widget(key: str, value: object) -> None:
+    """Show ``value`` in the widget ``key`` (call before the widget is drawn): the URL wins over stale widget state."""
+    if st.session_state.get(key) != value:
+        st.session_state[key] = value
+
+
+def current_run_id() -> str | None:
+    """The run in the URL (``?run=``), if it names a run of the store."""
+    run_id = st.query_params.get("run") or st.session_state.get("run_id")
+    if run_id and valid_run_id(run_id) and store().exists(run_id):
+        return run_id
+    return None
+
+
+def set_run_id(run_id: str | None) -> None:
+    st.session_state["run_id"] = run_id
+    if run_id:
+        st.query_params["run"] = run_id
+    elif "run" in st.query_params:
+        del st.query_params["run"]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _read(path: str, mtime: float) -> PointSet:
+    return read_points(path)
+
+
+def load_points(ds: Dataset) -> PointSet:
+    """Read a data set's points (cached while the file is unchanged); raises DataError."""
+    return _read(str(ds.path), ds.path.stat().st_mtime)
+
+
+def save_upload(name: str, data: bytes, lat_col: str | None, lon_col: str | None) -> tuple[Dataset, PointSet]:
+    """Validate an upload and keep it (as a clean ``lat,lon`` CSV) under the run store's uploads folder.
+
+    Raises DataError for a bad file; nothing is written then, and the current choice stays.
+    """
+    s = settings()
+    limit = s.max_upload_mb * 1024 * 1024
+    if len(data) > limit:
+        raise DataError(f"the file is {len(data) / 2**20:.1f} MB; the limit is {s.max_upload_mb} MB", source=name)
+    points = parse_points(data, source=name, lat_col=lat_col, lon_col=lon_col, max_bytes=limit)
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name).stem).strip("-")[:40] or "upload"
+    digest = hashlib.sha256(data).hexdigest()[:8]
+    s.uploads.mkdir(parents=True, exist_ok=True)
+    out = s.uploads / f"{stem}-{digest}.csv"
+    if not out.exists():
+        tmp = out.with_suffix(".tmp")
+        lines = ["lat,lon"] + [f"{a:.6f},{b:.6f}" for a, b in zip(points.lat, points.lon, strict=True)]
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(out)
+    ds = Dataset(f"upload:{out.stem}", f"{out.stem} (uploaded)", out, "upload")
+    select_dataset(ds.key)
+    return ds, points

@@ -1,0 +1,117 @@
+"""End to end in real headless Chromium: pick data, train a tiny run, see the globe and the density map.
+
+Any request to a host other than 127.0.0.1 fails the test, and so does a WebGL error. Set
+``CNFM_SCREENSHOTS=DIR`` to keep the screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+         "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    port = _free_port()
+    env = {**os.environ, "CNFM_RUNS": str(tmp_path / "runs"), "CNFM_THREADS": "1"}
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the dashboard did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_pick_train_and_see_results(server, tmp_path):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    outside: list[str] = []
+    console: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+        def guard(route):
+            host = urlparse(route.request.url).hostname
+            if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", guard)
+        page.on("console", lambda m: console.append(m.text))
+        page.goto(server + "/?data=synthetic", wait_until="domcontentloaded")
+        page.get_by_text("Points on the globe").wait_for(timeout=60_000)
+        page.locator("canvas").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(2500)
+        page.screenshot(path=str(shots / "1-data.png"))
+
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Train").click()
+        page.get_by_text("Train a flow").wait_for(timeout=30_000)
+        minutes = page.get_by_label("Training time (minutes)")
+        minutes.fill("0.15")
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("Done. See the Results page.").wait_for(timeout=240_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / "2-train.png"))
+        assert "run=" in page.url
+
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Results").click()
+        page.get_by_text("Test NLL (nats; lower is better)").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "3-results-map.png"), full_page=True)
+        page.get_by_role("tab", name="Samples vs test points").click()
+        page.locator("canvas").last.wait_for(timeout=60_000)
+        page.wait_for_timeout(2500)
+        page.screenshot(path=str(shots / "4-results-points.png"), full_page=True)
+        browser.close()
+
+    keep = os.environ.get("CNFM_SCREENSHOTS")
+    if keep:
+        shutil.copytree(shots, keep, dirs_exist_ok=True)
+    assert not outside, f"requests left the machine: {outside[:5]}"
+    assert not [m for m in console if "Failed to create WebGL context" in m], console

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "rfm": {"--objective": "rfm"},
     # Round 2, around the better learning rate found in round 1.
     "lr=1e-2": {"--lr": "1e-2"},
+    "lr=3e-2": {"--lr": "3e-2"},
     "lr=3e-3,batch=1024": {"--lr": "3e-3", "--batch-size": "1024"},
     "lr=3e-3,kappa_max=3000": {"--lr": "3e-3", "--kappa-max": "3000"},
     "rfm,lr=3e-3": {"--objective": "rfm", "--lr": "3e-3"},
@@ -51,6 +53,8 @@ def run_one(name: str, variant: str, data_dir: Path, out: Path, steps: int) -> d
     result_file = run_dir / "sweep_result.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
+    if run_dir.exists():  # an interrupted earlier attempt: start it again
+        shutil.rmtree(run_dir)
     args = {**BASE, **VARIANTS[variant]}
     cmd = [sys.executable, "-m", "cnfm_core", "train", "--data", str(data_dir / f"{name}.csv"),
            "--run-dir", str(run_dir), "--steps", str(steps), "--split", SETS[name], "--threads", "1",

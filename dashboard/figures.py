@@ -416,30 +416,47 @@ def _ocean_ring(step: float = _OCEAN_STEP_DEG) -> list[list[float]]:
 
 
 def _density_rows(lat: np.ndarray, lon: np.ndarray, values: np.ndarray) -> list[dict[str, Any]]:
-    """One disc per finite grid cell, centred on it and wide enough to cover it, coloured by value."""
+    """Discs covering a lat/lon grid, coloured by value: ``[{"lon", "lat", "r" (m), "c" (RGB)}, ...]``.
+
+    Towards the poles, where cells narrow, a row of ``n_lon`` cells is cut into
+    ``ceil(n_lon * cos(lat))`` runs of neighbouring cells, each drawn as one disc with the runs' mean
+    finite value, so that discs stay about one cell high across and their number falls to about
+    ``2 / pi`` of the cells. Colours span the finite
+    values of the whole grid; runs with no finite value are left out.
+    """
     lat = np.asarray(lat, dtype=np.float64).ravel()
     lon = np.asarray(lon, dtype=np.float64).ravel()
     values = np.asarray(values, dtype=np.float64)
     if values.shape != (lat.size, lon.size):
         raise ValueError(f"density values must have shape ({lat.size}, {lon.size}), got {values.shape}")
-    dlat = float(np.abs(np.diff(lat)).min()) if lat.size > 1 else 180.0
-    dlon = float(np.abs(np.diff(lon)).min()) if lon.size > 1 else 360.0
-    la, lo = np.meshgrid(lat, lon, indexing="ij")
-    half_lat = np.deg2rad(dlat) / 2
-    half_lon = np.deg2rad(dlon) / 2 * np.cos(np.deg2rad(la))
-    radius = 1.05 * EARTH_RADIUS_M * np.hypot(half_lat, half_lon)
-    colours = value_colors(values)
-    keep = np.isfinite(values)
-    return [
-        {"lon": x, "lat": y, "r": r, "c": c}
-        for x, y, r, c in zip(
-            np.round(lo[keep], 2).tolist(),
-            np.round(la[keep], 2).tolist(),
-            np.rint(radius[keep]).astype(np.int64).tolist(),
-            colours[keep].tolist(),
-            strict=True,
-        )
-    ]
+    finite = np.isfinite(values)
+    if not finite.any():
+        return []
+    vmin, vmax = float(values[finite].min()), float(values[finite].max())
+    dlat = np.deg2rad(float(np.abs(np.diff(lat)).min()) if lat.size > 1 else 180.0)
+    dlon = np.deg2rad(float(np.abs(np.diff(lon)).min()) if lon.size > 1 else 360.0)
+    rows: list[dict[str, Any]] = []
+    for la, row, ok in zip(lat.tolist(), values, finite, strict=True):
+        cos = math.cos(math.radians(la))
+        n_runs = min(lon.size, max(1, math.ceil(lon.size * cos - 1e-9)))
+        starts = (np.arange(n_runs) * lon.size) // n_runs
+        sizes = np.diff(np.append(starts, lon.size))
+        count = np.add.reduceat(ok.astype(np.float64), starts)
+        total = np.add.reduceat(np.where(ok, row, 0.0), starts)
+        centre = np.add.reduceat(lon, starts) / sizes
+        radius = 1.05 * EARTH_RADIUS_M * np.hypot(dlat / 2, sizes * dlon / 2 * cos)
+        keep = count > 0
+        colours = value_colors(total[keep] / count[keep], vmin=vmin, vmax=vmax)
+        rows += [
+            {"lon": x, "lat": round(la, 2), "r": r, "c": c}
+            for x, r, c in zip(
+                np.round(centre[keep], 2).tolist(),
+                np.rint(radius[keep]).astype(np.int64).tolist(),
+                colours.tolist(),
+                strict=True,
+            )
+        ]
+    return rows
 
 
 class _CompactDeck(pdk.Deck):

@@ -2,6 +2,6 @@
 # Set up (if needed) and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --browser
 .venv/bin/python -m ruff check .
 exec .venv/bin/python -m pytest -q "$@"

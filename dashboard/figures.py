@@ -1,8 +1,8 @@
 """Figures from arrays: flat density maps and training curves (plotly), an interactive globe (pydeck).
 
 Every figure works offline: no map tiles, no basemap style, no topojson fetched from a CDN. Coastlines
-come from the bundled ``assets/land.geojson`` (see :func:`load_land`); the globe is an ocean polygon,
-that land and two pole caps on a deck.gl ``_GlobeView`` with ``map_provider=None``.
+come from the bundled ``assets/land.geojson`` (see :func:`load_land`); the globe is an ocean polygon
+and that land on a deck.gl ``_GlobeView`` with ``map_provider=None``.
 
 The coordinate order is named once: arguments are ``lat, lon`` in degrees; GeoJSON positions and
 deck.gl accessors are ``[lon, lat]``, and plotly maps put longitude on x.
@@ -217,8 +217,9 @@ def density_map(
     ``lat`` (n_lat,) and ``lon`` (n_lon,) are cell centres in degrees and ``log_prob`` is
     ``(n_lat, n_lon)`` with ``log_prob[i, j]`` at ``(lat[i], lon[j])`` (as in
     :class:`cnfm_core.integrate.DensityGrid`), in nats per steradian. The colour shows
-    ``log_prob`` when ``log_scale`` else ``exp(log_prob)``; non-finite cells are left blank.
-    ``points`` is an optional ``(lat, lon)`` overlay (at most 20,000 drawn, a seeded subsample).
+    ``log_prob`` when ``log_scale`` else ``exp(log_prob)``; cells where that is not finite (NaN, or
+    -inf on the log scale) are left blank. ``points`` is an optional ``(lat, lon)`` overlay in
+    :data:`SAMPLE_COLOR` (at most 20,000 drawn, a seeded subsample).
     Axes are fixed to [-180, 180] x [-90, 90] at one degree to one degree.
     """
     lat = np.asarray(lat, dtype=np.float64).ravel()
@@ -555,7 +556,7 @@ def globe(
     density: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     view_lat: float = 20.0,
     view_lon: float = 0.0,
-    zoom: float = 0.6,
+    zoom: float = 1.1,
     height: int = 500,
     pole_caps: bool = False,
 ) -> pdk.Deck:

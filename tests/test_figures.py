@@ -247,7 +247,7 @@ def test_globe_offline_without_data(land: dict[str, Any]) -> None:
     # pydeck's placeholder for "no style", which st.pydeck_chart removes; never a style URL.
     assert spec.get("mapStyle") in (None, "__MAP_STYLE__")
     assert spec["views"] == [{"@@type": "_GlobeView", "controller": True}]
-    assert spec["initialViewState"] == {"latitude": 20.0, "longitude": 0.0, "zoom": 0.6}
+    assert spec["initialViewState"] == {"latitude": 20.0, "longitude": 0.0, "zoom": 1.1}
     assert layer_summary(spec) == [("SolidPolygonLayer", "ocean"), ("GeoJsonLayer", "land"), ("PathLayer", "coast")]
     ocean = spec["layers"][0]["data"][0]["polygon"]
     lon, lat = np.array(ocean).T

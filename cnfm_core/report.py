@@ -20,7 +20,8 @@ import torch
 from .integrate import density_grid, log_likelihood, sample
 from .kde import fit_kde, kde_log_prob
 from .runs import RunDir
-from .sphere import LOG_AREA, xyz_to_latlon
+from .sphere import LOG_AREA, latlon_to_xyz, xyz_to_latlon
+from .synthetic import known_density
 from .train import load_field
 
 __all__ = ["write_report"]
@@ -52,7 +53,16 @@ def write_report(run: RunDir, *, n_lat: int = 90, n_lon: int = 180, n_samples: i
             report["kde_nll"], report["kde_nll_sem"] = _mean_sem(kde_nll)
             report.update(kde_kappa=kde.kappa, kde_weight=kde.weight)
     grid = density_grid(field, n_lat=n_lat, n_lon=n_lon, rtol=config.rtol, atol=config.atol)
-    np.savez(run.density, lat=grid.lat, lon=grid.lon, log_prob=grid.log_prob)
+    arrays = {"lat": grid.lat, "lon": grid.lon, "log_prob": grid.log_prob}
+    truth = known_density(config.data)
+    if truth is not None:  # the bundled synthetic data: show the truth beside the model
+        la, lo = np.meshgrid(grid.lat, grid.lon, indexing="ij")
+        xg = latlon_to_xyz(torch.as_tensor(la.ravel()), torch.as_tensor(lo.ravel()))
+        arrays["true_log_prob"] = truth.log_prob(xg).numpy().reshape(grid.log_prob.shape)
+        if len(test):
+            report["true_nll"] = float(-truth.log_prob(torch.as_tensor(test)).mean())
+        report["true_entropy"] = truth.entropy(n=100_000)[0]
+    np.savez(run.density, **arrays)
     g = torch.Generator(device=device).manual_seed(seed)
     lat, lon = xyz_to_latlon(sample(field, n_samples, generator=g).double().cpu())
     rows = np.stack([lat.numpy(), lon.numpy()], axis=1)

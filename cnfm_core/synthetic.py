@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ import torch
 from .paths import sample_vmf, vmf_log_prob
 from .sphere import latlon_to_xyz
 
-__all__ = ["DEFAULT_MIXTURE", "VMFMixture"]
+__all__ = ["BUNDLED_CSV", "DEFAULT_MIXTURE", "VMFMixture", "known_density"]
 
 
 @dataclass(frozen=True)
@@ -68,3 +69,15 @@ DEFAULT_MIXTURE = VMFMixture(
     kappa=np.array([60.0, 25.0, 400.0, 120.0, 8.0, 200.0]),
     weights=np.array([0.25, 0.2, 0.15, 0.15, 0.15, 0.1]),
 )
+
+#: The bundled sample of :data:`DEFAULT_MIXTURE` (written by ``scripts/make_assets.py``).
+BUNDLED_CSV = Path(__file__).resolve().parents[1] / "assets" / "synthetic_mixture.csv"
+
+
+def known_density(data_path: str | Path) -> VMFMixture | None:
+    """The true density behind a data file, when it is the bundled synthetic sample; else ``None``."""
+    p = Path(data_path)
+    if not p.is_file() or not BUNDLED_CSV.is_file():
+        return None
+    same = p.resolve() == BUNDLED_CSV.resolve() or p.read_bytes() == BUNDLED_CSV.read_bytes()
+    return DEFAULT_MIXTURE if same else None

@@ -41,6 +41,7 @@ try:
     split = run.read_split()
     with np.load(run.density, allow_pickle=False) as z:
         grid_lat, grid_lon, log_prob = z["lat"], z["lon"], z["log_prob"]
+        true_log_prob = z["true_log_prob"] if "true_log_prob" in z.files else None
 except (RunError, OSError, ValueError, KeyError) as e:
     st.error(f"The results of this run cannot be read: {e}")
     st.stop()
@@ -53,6 +54,8 @@ if "test_nll" in report:
 if "kde_nll" in report:
     rows.append((f"vMF kernel density (κ = {report['kde_kappa']:.3g}, floor {report['kde_weight']})",
                  report["kde_nll"], report.get("kde_nll_sem")))
+if "true_nll" in report:
+    rows.append(("True density (the best possible)", report["true_nll"], None))
 rows.append(("Uniform density (log 4π)", LOG_AREA, 0.0))
 cols = st.columns(len(rows))
 for col, (name, value, sem) in zip(cols, rows, strict=True):
@@ -71,6 +74,10 @@ tab_map, tab_globe, tab_points = st.tabs(["Density map", "Density on the globe",
 with tab_map:
     fig = figures.density_map(grid_lat, grid_lon, log_prob, land=land, title="Learned log-density")
     st.plotly_chart(fig, use_container_width=True, key="density_map")
+    if true_log_prob is not None:
+        fig = figures.density_map(grid_lat, grid_lon, true_log_prob, land=land,
+                                  title="True log-density (the synthetic data were drawn from it)")
+        st.plotly_chart(fig, use_container_width=True, key="true_density_map")
     st.caption(f"Total mass on the grid: {report.get('grid_mass', float('nan')):.3f} (a density integrates to 1).")
 with tab_globe:
     deck = figures.globe(land=land, density=(grid_lat, grid_lon, log_prob))

@@ -41,9 +41,9 @@ VARIANTS: dict[str, dict[str, str]] = {
     # Round 2, around the better learning rate found in round 1.
     "lr=1e-2": {"--lr": "1e-2"},
     "lr=3e-2": {"--lr": "3e-2"},
-    "lr=3e-3,batch=1024": {"--lr": "3e-3", "--batch-size": "1024"},
-    "lr=3e-3,kappa_max=3000": {"--lr": "3e-3", "--kappa-max": "3000"},
-    "rfm,lr=3e-3": {"--objective": "rfm", "--lr": "3e-3"},
+    "lr=1e-2,batch=1024": {"--lr": "1e-2", "--batch-size": "1024"},
+    "lr=1e-2,kappa_max=3000": {"--lr": "1e-2", "--kappa-max": "3000"},
+    "rfm,lr=1e-2": {"--objective": "rfm", "--lr": "1e-2"},
 }
 SETS: dict[str, str] = {"earthquake": "standard", "flood": "standard", "volcano": "dedup"}
 

@@ -12,9 +12,9 @@ basis at ``x``)
     div v = tr(P J) - 2 <x, f> = <e_1, J e_1> + <e_2, J e_2> - 2 <x, f>.
 
 So the exact divergence needs two Jacobian-vector products, not three backward passes. They
-are pushed forward through the MLP together with the values, stacked into the same matrix
-products (forward-mode differentiation written out for a SiLU MLP), and everything stays
-differentiable for training.
+are pushed forward through the MLP together with the values (forward-mode differentiation
+written out for a SiLU MLP: both tangents share one matrix product per layer), and everything
+stays differentiable for training.
 """
 
 from __future__ import annotations
@@ -79,14 +79,13 @@ class VectorField(nn.Module):
             for layer in self.hidden_layers:
                 h = nn.functional.silu(layer(h))
             return self.output(h), None
-        # Row 0 of the stack carries values, rows 1.. carry directional derivatives.
+        # Values and directional derivatives travel side by side: z' = W (sigma'(z) * z_prev').
         zt = tangents @ self.input_x.weight.T
-        stack = torch.cat([z[None], zt], dim=0)
         for layer in [*self.hidden_layers, self.output]:
-            h, slope = _silu_and_slope(stack[0])
-            stack = torch.cat([h[None], slope * stack[1:]], dim=0) @ layer.weight.T
-            stack = torch.cat([(stack[0] + layer.bias)[None], stack[1:]], dim=0)
-        return stack[0], stack[1:]
+            h, slope = _silu_and_slope(z)
+            z = nn.functional.linear(h, layer.weight, layer.bias)
+            zt = (slope * zt) @ layer.weight.T
+        return z, zt
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         """The tangent velocity ``v(t, x)`` at points ``x`` of shape ``(B, 3)``."""

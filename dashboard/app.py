@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="Densities on the sphere", page_icon="🌍", layout="wide")
+st.set_page_config(page_title="Densities on the sphere", page_icon=":material/public:", layout="wide")
 pages = [
-    st.Page("pages/data.py", title="Data", icon="🗺️", default=True),
-    st.Page("pages/train.py", title="Train", icon="⚙️"),
-    st.Page("pages/results.py", title="Results", icon="📊"),
+    st.Page("pages/data.py", title="Data", icon=":material/public:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/results.py", title="Results", icon=":material/monitoring:"),
 ]
 st.navigation(pages).run()

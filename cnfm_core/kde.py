@@ -19,8 +19,9 @@ from .sphere import LOG_AREA
 
 __all__ = ["KAPPA_GRID", "WEIGHT_GRID", "KDEFit", "fit_kde", "kde_log_prob"]
 
-#: Concentrations tried by :func:`fit_kde` (log-spaced, 1 to 1e6).
-KAPPA_GRID: tuple[float, ...] = tuple(float(k) for k in np.logspace(0, 6, 25))
+#: Concentrations tried by :func:`fit_kde` (log-spaced, 1 to 1e8: on data with repeated locations the best
+#: kernel is as sharp as the grid allows).
+KAPPA_GRID: tuple[float, ...] = tuple(float(k) for k in np.logspace(0, 8, 33))
 #: Uniform-floor weights tried by :func:`fit_kde`.
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
 

@@ -1,0 +1,563 @@
+"""The Earth table, reproducible with one command: test NLL of every learned method and baseline.
+
+    python bench/earth_table.py [--data-dir ../shared/data/earth] [--profile quick|full]
+        [--seeds 0 1 2 3 4] [--steps N | --minutes M] [--jobs 2] [--threads T] [--out out/earth]
+        [--device auto|cpu|cuda] [--splits standard dedup] [--methods ppd2 ppd1 rfm] [--hidden H]
+
+Every ``*.csv`` in the data folder (any ``lat,lon`` file) is a data set, named by its file stem.
+For each data set, split (``standard`` = the RFM protocol; ``dedup`` = the same after exact
+duplicates are removed), seed and method, the flow is trained by the CLI in a subprocess
+(``python -m cnfm_core train``, product defaults, the same budget for every learned row) into
+``OUT/<set>/<split>/<method>/seed<k>``; its exact test NLL on the run's own test split is then
+computed with :func:`load_field` and :func:`log_likelihood` and saved as ``result.json`` there.
+A run folder with a ``result.json`` is reused, so an interrupted table resumes when the same
+command is run again; a run folder without one is deleted and redone.
+
+Baselines on the same split and seed: the uniform density, log(4 pi), and a vMF KDE with a
+uniform floor (``fit_kde`` on train/val, scored on test). Published numbers are shown for
+reference only, under the standard split: the papers' splits differ from ours.
+
+Profiles set defaults that explicit flags override:
+
+* ``quick``: seed 0, 2.5 minutes per learned run, 2 parallel jobs with 1 torch thread each
+  (3 data sets x 2 splits x 3 methods take about 25 minutes on 2 cores);
+* ``full``: seeds 0-4, 100,000 steps per learned run, 1 job using every core (a GPU or a long CPU run).
+
+Writes ``OUT/table.md`` (printed as well) and ``OUT/results.json``. Exit status: 0 when every
+learned run finished, 1 when some failed (the table marks them), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import torch
+
+from cnfm_core.data import DataError, PointSet, make_split, read_points
+from cnfm_core.integrate import log_likelihood
+from cnfm_core.kde import fit_kde, kde_log_prob
+from cnfm_core.runs import RunDir, RunError
+from cnfm_core.sphere import LOG_AREA
+from cnfm_core.train import load_field, resolve_device
+
+__all__ = ["METHODS", "PROFILES", "PUBLISHED", "main"]
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared/data/earth"
+RESULT_FILE = "result.json"
+#: ``--eval-every`` passed to training: larger than any budget, so only the final validation runs.
+NO_EVAL = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Method:
+    """A learned row: its label in the table and the ``cnfm train`` options that define it."""
+
+    label: str
+    args: tuple[str, ...]
+
+
+#: Learned rows, in table order.
+METHODS: dict[str, Method] = {
+    "ppd2": Method("PPD ℓ=2", ("--objective", "ppd", "--ell", "2")),
+    "ppd1": Method("PPD ℓ=1", ("--objective", "ppd", "--ell", "1")),
+    "rfm": Method("RFM", ("--objective", "rfm")),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    seeds: tuple[int, ...]
+    steps: int | None
+    minutes: float | None
+    jobs: int
+    threads: int | None  # None: the usable cores divided among the jobs
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(seeds=(0,), steps=None, minutes=2.5, jobs=2, threads=1),
+    "full": Profile(seeds=(0, 1, 2, 3, 4), steps=100_000, minutes=None, jobs=1, threads=None),
+}
+
+#: Published test NLLs (nats), by data-set name; reference only, on the papers' own splits.
+#: CNFM: as quoted in the project's developer guide; RFM: PROVENANCE.md of the shared data.
+#: Anything not listed is printed as "–": no number is filled in from memory.
+PUBLISHED: dict[str, dict[str, float]] = {
+    "CNFM (published)": {"volcano": -2.38, "earthquake": -0.38, "flood": 0.25, "fire": -1.40},
+    "RFM (published)": {"volcano": -7.93, "fire": -1.86},
+}
+
+SPLIT_NOTES: dict[str, str] = {
+    "standard": "RFM protocol: N//10 validation, N//10 test, the rest train, torch.randperm seeded with the seed",
+    "dedup": "exact duplicate (lat, lon) rows removed first, then the same protocol",
+}
+
+DASH = "–"
+
+
+@dataclass(frozen=True)
+class DataSet:
+    name: str
+    path: Path
+    points: PointSet
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """One learned run."""
+
+    data: DataSet
+    split: str
+    method: str
+    seed: int
+    run_dir: Path
+
+    @property
+    def key(self) -> str:
+        return f"{self.data.name}/{self.split}/{self.method}/seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the table's learned runs share."""
+
+    steps: int | None
+    minutes: float | None
+    hidden: int | None
+    threads: int
+    device: str
+
+    def budget(self) -> str:
+        return f"{self.steps} steps" if self.steps is not None else f"{self.minutes:g} min"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a cached result must match to be reused."""
+        return {"steps": self.steps, "minutes": self.minutes, "hidden": self.hidden}
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"earth_table: error: {message} (see --help)\n")
+
+
+def _positive_int(s: str) -> int:
+    v = int(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{s!r} must be at least 1")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    v = float(s)
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"{s!r} must be a positive number")
+    return v
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder of lat,lon CSV files")
+    p.add_argument("--profile", choices=list(PROFILES), default="quick")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds (profile default)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=_positive_int, help="step budget per learned run")
+    budget.add_argument("--minutes", type=_positive_float, help="training-time budget per learned run")
+    p.add_argument("--jobs", type=_positive_int, help="runs trained in parallel (profile default)")
+    p.add_argument("--threads", type=_positive_int, help="torch threads per run (profile default)")
+    p.add_argument("--out", type=Path, default=REPO / "out/earth", help="output folder (default out/earth)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--splits", nargs="+", choices=list(SPLIT_NOTES), default=list(SPLIT_NOTES))
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    p.add_argument("--hidden", type=_positive_int, help="hidden width passed to training (tests only; "
+                                                          "the table uses the product default)")
+    return p
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def resolve_settings(a: argparse.Namespace) -> tuple[Settings, tuple[int, ...], int]:
+    """Settings, seeds and jobs: explicit flags over the profile's defaults."""
+    prof = PROFILES[a.profile]
+    seeds = tuple(dict.fromkeys(a.seeds)) if a.seeds else prof.seeds
+    steps, minutes = prof.steps, prof.minutes
+    if a.steps is not None or a.minutes is not None:
+        steps, minutes = a.steps, a.minutes
+    jobs = a.jobs or prof.jobs
+    threads = a.threads or prof.threads or max(1, _cores() // jobs)
+    return Settings(steps, minutes, a.hidden, threads, a.device), seeds, jobs
+
+
+# ---------------------------------------------------------------------------------------------
+# Data and baselines
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def find_data_sets(data_dir: Path) -> tuple[list[DataSet], list[dict[str, str]]]:
+    """Every readable ``*.csv`` in ``data_dir``, sorted by name, and the files skipped with why."""
+    found, skipped = [], []
+    for path in sorted(data_dir.glob("*.csv")):
+        try:
+            points = read_points(path)
+            found.append(DataSet(path.stem, path.resolve(), points, _sha256(path)))
+        except (DataError, OSError) as e:
+            skipped.append({"file": path.name, "error": " ".join(str(e).split())})
+    return found, skipped
+
+
+def baselines(points: PointSet, split: str, seed: int) -> dict[str, Any]:
+    """Uniform and vMF-KDE test NLLs on the split ``make_split`` (and so training) uses."""
+    s = make_split(points, mode=split, seed=seed)
+    train, val, test = points.xyz[s.train], points.xyz[s.val], points.xyz[s.test]
+    out: dict[str, Any] = {"seed": seed, "n_train": len(train), "n_val": len(val), "n_test": len(test),
+                           "uniform": LOG_AREA, "kde": None}
+    if len(val) == 0 or len(test) == 0:
+        out["kde_error"] = "no validation or test points"
+        return out
+    fit = fit_kde(train, val)
+    out.update(kde=float(-np.mean(kde_log_prob(test, train, fit.kappa, fit.weight))),
+               kde_kappa=fit.kappa, kde_weight=fit.weight, kde_val_nll=fit.val_nll)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Learned runs
+
+
+def _train_command(job: Job, settings: Settings) -> list[str]:
+    cmd = [sys.executable, "-m", "cnfm_core", "train", "--data", str(job.data.path), "--run-dir", str(job.run_dir),
+           "--split", job.split, "--seed", str(job.seed), *METHODS[job.method].args,
+           "--threads", str(settings.threads), "--device", settings.device, "--eval-every", str(NO_EVAL), "--quiet"]
+    cmd += ["--steps", str(settings.steps)] if settings.steps is not None else ["--minutes", str(settings.minutes)]
+    if settings.hidden is not None:
+        cmd += ["--hidden", str(settings.hidden)]
+    return cmd
+
+
+def _training_speed(run: RunDir) -> tuple[int, float]:
+    """(steps, training seconds) from the last loss record; no evaluation ran before it."""
+    last = None
+    for rec in run.read_metrics():
+        if "loss" in rec:
+            last = rec
+    if last is None:
+        return 0, 0.0
+    return int(last["step"]), float(last["elapsed"])
+
+
+def evaluate_run(job: Job, settings: Settings) -> dict[str, Any]:
+    """Exact test NLL of a finished run on its own test split, with the facts the table needs."""
+    run = RunDir(job.run_dir)
+    device = resolve_device(settings.device)
+    field, _ = load_field(run, device=device)
+    test = run.read_split()["test"]
+    if len(test) == 0:
+        raise RunError(f"{run.path}: the run has no test points")
+    t0 = time.perf_counter()
+    res = log_likelihood(field, torch.as_tensor(test, dtype=torch.float32, device=device))
+    seconds = time.perf_counter() - t0
+    steps, train_seconds = _training_speed(run)
+    return {
+        "data": job.data.name, "split": job.split, "method": job.method, "seed": job.seed,
+        "test_nll": float(-res.log_prob.double().mean()), "n_test": len(test), "nfe": res.nfe,
+        "eval_seconds": round(seconds, 3), "steps": steps, "train_seconds": round(train_seconds, 3),
+        "steps_per_s": steps / train_seconds if train_seconds > 0 else None,
+        "data_sha256": job.data.sha256, "settings": settings.fingerprint(), "device": str(device),
+    }
+
+
+def read_cached(job: Job) -> dict[str, Any] | None:
+    path = job.run_dir / RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def cache_conflict(job: Job, cached: dict[str, Any], settings: Settings) -> str | None:
+    """Why a cached result cannot stand for this job (other budget, model or data), or None."""
+    want = settings.fingerprint()
+    have = cached.get("settings")
+    if have != want:
+        def show(fp: Any) -> str:
+            return ", ".join(f"{k}={fp.get(k)}" for k in want) if isinstance(fp, dict) else repr(fp)
+        return f"it was made with {show(have)}, this table asks for {show(want)}"
+    if cached.get("data_sha256") != job.data.sha256:
+        return f"{job.data.path.name} has changed since"
+    return None
+
+
+def run_job(job: Job, settings: Settings) -> dict[str, Any]:
+    """Train (unless cached) and evaluate one run; a failure is returned as ``{"error": ...}``."""
+    cached = read_cached(job)
+    if cached is not None:
+        return {**cached, "cached": True}
+    if job.run_dir.exists():
+        shutil.rmtree(job.run_dir)  # an unfinished run: start again
+    job.run_dir.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    p = subprocess.run(_train_command(job, settings), capture_output=True, text=True, cwd=REPO, env=env)
+    if p.returncode != 0:
+        lines = (p.stderr or p.stdout).strip().splitlines() or [f"exit status {p.returncode}"]
+        return {"error": f"training failed: {lines[-1]}"}
+    try:
+        result = evaluate_run(job, settings)
+    except (RunError, ValueError, RuntimeError, OSError) as e:
+        return {"error": f"evaluation failed: {' '.join(str(e).split())}"}
+    tmp = job.run_dir / f".{RESULT_FILE}.tmp"
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, job.run_dir / RESULT_FILE)
+    return {**result, "cached": False}
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (ddof=0, as ``np.std`` in the peers' code)."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std())
+
+
+def cell(values: Sequence[float], expected: int, *, empty: str = "failed") -> str:
+    """``mean ± std`` with 3 decimals; a single value alone; a shortfall of seeds is marked."""
+    if not values:
+        return empty
+    m, s = mean_std(values)
+    text = f"{m:.3f}" if len(values) == 1 else f"{m:.3f} ± {s:.3f}"
+    return text if len(values) == expected else f"{text} ({len(values)}/{expected} seeds)"
+
+
+def _row(label: str, cells: Sequence[str]) -> str:
+    return "| " + " | ".join([label, *cells]) + " |"
+
+
+def _machine(device: torch.device) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"cores": _cores(), "torch": torch.__version__, "device": str(device), "gpu": gpu, "cpu": cpu}
+
+
+def _header(info: dict[str, Any]) -> str:
+    m = info["machine"]
+    dev = f"{m['device']} ({m['gpu']})" if m["gpu"] else m["device"]
+    return (f"`{info['command']}` · profile {info['profile']} · budget {info['budget']} per learned run "
+            f"(the same for every learned row), {info['jobs']} job(s) × {info['threads']} thread(s) · machine: "
+            f"{m['cores']} cores, {m['cpu']}, torch {m['torch']}, device {dev} · wall time "
+            f"{info['wall_seconds'] / 60:.1f} min ({info['cached_runs']} of {info['learned_runs']} learned runs "
+            "reused from the cache)")
+
+
+def summarise(names: list[str], splits: list[str], methods: list[str],
+              base: dict[tuple[str, str], list[dict[str, Any]]],
+              runs: dict[tuple[str, str, str], list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per split and data set: each row's values over seeds, mean and std."""
+    out: dict[str, Any] = {}
+    for split in splits:
+        out[split] = {}
+        for name in names:
+            b = base[(name, split)]
+            kde = [r["kde"] for r in b if r["kde"] is not None]
+            entry: dict[str, Any] = {
+                "uniform": {"value": LOG_AREA},
+                "kde": {"seeds": [r["seed"] for r in b if r["kde"] is not None], "values": kde,
+                        "kappa": [r.get("kde_kappa") for r in b], "weight": [r.get("kde_weight") for r in b]},
+            }
+            for method in methods:
+                ok = [r for r in runs[(name, split, method)] if "test_nll" in r]
+                rates = [r["steps_per_s"] for r in ok if r.get("steps_per_s")]
+                entry[method] = {"seeds": [r["seed"] for r in ok], "values": [r["test_nll"] for r in ok],
+                                 "steps": [r["steps"] for r in ok], "steps_per_s": rates,
+                                 "errors": [r["error"] for r in runs[(name, split, method)] if "error" in r]}
+            for row in entry.values():
+                if row.get("values"):
+                    row["mean"], row["std"] = mean_std(row["values"])
+            out[split][name] = entry
+    return out
+
+
+def render(info: dict[str, Any], names: list[str], summary: dict[str, Any], seeds: tuple[int, ...]) -> str:
+    n = len(seeds)
+    seed_text = ", ".join(str(s) for s in seeds)
+    lines = ["# Earth table: test NLL (nats, lower is better)", ""]
+    if info["skipped"]:
+        for s in info["skipped"]:
+            lines.append(f"Skipped {s['file']}: {s['error']}")
+        lines.append("")
+    for split, per_set in summary.items():
+        lines += [f"## Split: {split} ({SPLIT_NOTES[split]})", "", _header(info), ""]
+        lines.append(_row("test NLL (nats)", names))
+        lines.append("|" + "---|" * (len(names) + 1))
+        lines.append(_row("uniform", [f"{LOG_AREA:.3f}"] * len(names)))
+        lines.append(_row("vMF KDE", [cell(per_set[d]["kde"]["values"], n, empty=DASH) for d in names]))
+        for method in info["methods"]:
+            lines.append(_row(METHODS[method].label, [cell(per_set[d][method]["values"], n) for d in names]))
+        if split == "standard":
+            for label, numbers in PUBLISHED.items():
+                nums = [numbers.get(d.lower()) for d in names]
+                lines.append(_row(label, [DASH if v is None else f"{v:.2f}" for v in nums]))
+        lines += ["", f"Cells: mean ± std over seeds {seed_text} (population std, ddof=0, as the peers' np.std); "
+                  "one seed: the value alone. vMF KDE: κ and the uniform-floor weight chosen on validation."]
+        if split == "standard":
+            lines.append("Published rows: reference only, on the papers' own splits, which differ from ours; "
+                         f"{DASH} = no number in our sources (the developer guide, PROVENANCE.md).")
+        failures = [f"{d}/{m}: {e}" for d in names for m in info["methods"] for e in per_set[d][m]["errors"]]
+        lines += [f"Failed: {f}" for f in failures]
+        if info["methods"]:
+            lines += ["", _row("training steps/s (mean over runs)", names), "|" + "---|" * (len(names) + 1)]
+            for method in info["methods"]:
+                rates = [per_set[d][method]["steps_per_s"] for d in names]
+                lines.append(_row(METHODS[method].label, [f"{np.mean(r):.1f}" if r else DASH for r in rates]))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _fmt_result(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return r["error"]
+    rate = f", {r['steps_per_s']:.1f} steps/s" if r.get("steps_per_s") else ""
+    return f"test NLL {r['test_nll']:.3f} ({r['steps']} steps{rate}{', cached' if r.get('cached') else ''})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    a = _parser().parse_args(argv)
+    t_start = time.perf_counter()
+    settings, seeds, jobs = resolve_settings(a)
+    try:
+        device = resolve_device(settings.device)
+    except ValueError as e:
+        _say(f"earth_table: error: {e}")
+        return 2
+    if not a.data_dir.is_dir():
+        _say(f"earth_table: error: data folder {a.data_dir} not found")
+        return 2
+    data_sets, skipped = find_data_sets(a.data_dir)
+    for s in skipped:
+        _say(f"earth_table: skipped {s['file']}: {s['error']}")
+    if not data_sets:
+        _say(f"earth_table: error: no readable *.csv in {a.data_dir}")
+        return 2
+    methods = [m for m in METHODS if m in a.methods]
+    splits = [s for s in SPLIT_NOTES if s in a.splits]
+    out = a.out.resolve()
+    work = [Job(d, split, m, seed, out / d.name / split / m / f"seed{seed}")
+            for d in data_sets for split in splits for m in methods for seed in seeds]
+    for job in work:
+        cached = read_cached(job)
+        why = cache_conflict(job, cached, settings) if cached is not None else None
+        if why:
+            _say(f"earth_table: error: {job.run_dir} holds a finished run that does not match: {why}; "
+                 "choose another --out or delete it")
+            return 2
+    torch.set_num_threads(settings.threads)
+    names = [d.name for d in data_sets]
+    _say(f"earth_table: {len(names)} data set(s) ({', '.join(names)}), splits {' '.join(splits)}, seeds "
+         f"{' '.join(map(str, seeds))}, {len(work)} learned run(s) of {settings.budget()}, {jobs} job(s) × "
+         f"{settings.threads} thread(s), device {device}")
+
+    base: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in data_sets:
+        for split in splits:
+            base[(d.name, split)] = [baselines(d.points, split, seed) for seed in seeds]
+
+    runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {
+        (d.name, s, m): [] for d in data_sets for s in splits for m in methods}
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = {pool.submit(run_job, job, settings): job for job in work}
+        for i, fut in enumerate(as_completed(futures), 1):
+            job = futures[fut]
+            r = {**fut.result(), "seed": job.seed}
+            runs[(job.data.name, job.split, job.method)].append(r)
+            _say(f"[{i}/{len(work)}] {job.key}: {_fmt_result(r)}")
+    except KeyboardInterrupt:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _say("earth_table: interrupted; run the same command again to resume (finished runs are kept)")
+        return 130
+    pool.shutdown()
+    for rs in runs.values():
+        rs.sort(key=lambda r: r["seed"])
+
+    info = {
+        "command": "python " + shlex.join([sys.argv[0], *argv]), "profile": a.profile, "budget": settings.budget(),
+        "steps": settings.steps, "minutes": settings.minutes, "hidden": settings.hidden, "jobs": jobs,
+        "threads": settings.threads, "seeds": list(seeds), "splits": splits, "methods": methods,
+        "machine": _machine(device), "wall_seconds": time.perf_counter() - t_start,
+        "learned_runs": len(work), "cached_runs": sum(bool(r.get("cached")) for rs in runs.values() for r in rs),
+        "skipped": skipped, "std": "population (ddof=0)", "uniform_nll": LOG_AREA,
+    }
+    summary = summarise(names, splits, methods, base, runs)
+    text = render(info, names, summary, seeds)
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out / "table.md", text)
+    results = {
+        **info,
+        "data_sets": [{"name": d.name, "file": str(d.path), "n_points": d.points.n, "sha256": d.sha256}
+                      for d in data_sets],
+        "table": summary,
+        "baselines": {f"{k[0]}/{k[1]}": v for k, v in base.items()},
+        "runs": [r for rs in runs.values() for r in rs],
+        "published": {"note": "reference only; the papers' splits differ from ours", "rows": PUBLISHED},
+    }
+    _write(out / "results.json", json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(text)
+    _say(f"earth_table: wrote {out / 'table.md'} and {out / 'results.json'}")
+    failed = any("error" in r for rs in runs.values() for r in rs)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -62,11 +62,11 @@ class TrainConfig:
     objective: str = "ppd"
     ell: int = 1
     schedule: str = "exponential"
-    kappa_max: float = 1000.0
+    kappa_max: float = 3000.0
     hidden: int = 256
     layers: int = 3
     frequencies: int = 4
-    lr: float = 1e-3
+    lr: float = 1e-2
     batch_size: int = 512
     steps: int | None = None
     minutes: float | None = None

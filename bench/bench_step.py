@@ -9,6 +9,7 @@ ratio to RFM, plus a breakdown of the PPD step (target path, field with divergen
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
@@ -16,7 +17,7 @@ import torch
 
 from cnfm_core.field import VectorField
 from cnfm_core.objectives import PPD, RFM
-from cnfm_core.paths import ExponentialSchedule, VMFMixturePath
+from cnfm_core.paths import ExponentialSchedule, VMFMixturePath, vmf_log_prob
 from cnfm_core.sphere import sample_uniform
 
 
@@ -29,6 +30,17 @@ def _time(fn, repeats: int) -> float:
         fn()
         out.append(time.perf_counter() - t0)
     return 1000.0 * statistics.median(out)
+
+
+def naive_quantities(path: VMFMixturePath, data: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> tuple:
+    """The straightforward target: log-sum-exp over all points, derivatives by autograd (for comparison)."""
+    x = x.detach().requires_grad_(True)
+    t = t.detach().requires_grad_(True)
+    k = path.schedule.kappa(t)
+    comp = vmf_log_prob(x[:, None, :], data[None], k[:, None])
+    log_p = torch.logsumexp(comp, dim=1) - math.log(data.shape[0])
+    gx, gt = torch.autograd.grad(log_p.sum(), (x, t))
+    return log_p.detach(), gt, gx - (gx * x).sum(-1, keepdim=True) * x
 
 
 def main() -> None:
@@ -66,6 +78,8 @@ def main() -> None:
         "PPD step (l=1)": _time(step(PPD(path, ell=1)), a.repeats),
         "  target sample x ~ p_t": _time(lambda: path.sample(t, generator=g), a.repeats),
         "  target log p_t, d/dt, grad": _time(lambda: path.quantities(x, t), a.repeats),
+        "  (straightforward target: log-sum-exp + autograd)": _time(lambda: naive_quantities(path, data, x, t),
+                                                                    a.repeats),
         "  field v and div v (forward)": _time(lambda: field.velocity_and_divergence(x, t), a.repeats),
         "  field v only (forward)": _time(lambda: field(x, t), a.repeats),
     }

@@ -24,3 +24,24 @@ def earth_dir() -> Path:
 @pytest.fixture
 def synthetic_csv() -> Path:
     return ASSETS / "synthetic_mixture.csv"
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One torch thread for modules of tiny tensors: intra-op threads only add synchronisation there,
+    which is very slow when the cores are busy. The previous setting is restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def random_unit_vectors(n: int, seed: int, dtype=None):
+    """``n`` seeded uniform points on the sphere (float64 unless ``dtype`` is given)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g, dtype=dtype or torch.float64)
+    return x / x.norm(dim=-1, keepdim=True)

@@ -8,32 +8,23 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
+from conftest import random_unit_vectors
 from torch import nn
 
 from cnfm_core.field import VectorField
 
+pytestmark = pytest.mark.usefixtures("single_thread")
 F64 = torch.float64
 SPECIAL = [[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [1 / math.sqrt(3)] * 3]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    # These tests use tiny tensors: intra-op threads only add synchronisation, which is very slow when the
-    # cores are busy (up to 10 ms per op). The previous setting is restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
 def sphere_points(n: int, seed: int, dtype: torch.dtype = F64) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.cat([torch.tensor(SPECIAL, dtype=dtype), torch.randn(n, 3, generator=g, dtype=dtype)])
+    """The poles and an equator point, then ``n`` seeded uniform points."""
+    x = torch.cat([torch.tensor(SPECIAL, dtype=dtype), random_unit_vectors(n, seed, dtype)])
     return x / x.norm(dim=-1, keepdim=True)
 
 

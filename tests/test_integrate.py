@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
+from conftest import random_unit_vectors
 from scipy.integrate import solve_ivp
 from torch import nn
 
@@ -23,26 +24,16 @@ from cnfm_core.field import VectorField
 from cnfm_core.integrate import FIXED_STEP, density_grid, flow, log_likelihood, sample
 from cnfm_core.sphere import LOG_AREA, latlon_to_xyz, sample_uniform
 
+pytestmark = pytest.mark.usefixtures("single_thread")
 F64 = torch.float64
 OMEGA = [0.7, -1.2, 1.5]
 AXIS = [0.48, -0.6, 0.64]  # unit vector
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    # These tests use tiny tensors: intra-op threads only add synchronisation, which is very slow when the
-    # cores are busy (up to 10 ms per op). The previous setting is restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
 def sphere_points(n: int, seed: int, dtype: torch.dtype = F64) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.cat([torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]], dtype=dtype),
-                   torch.randn(n, 3, generator=g, dtype=dtype)])
+    """The poles and an equator point, then ``n`` seeded uniform points."""
+    special = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]], dtype=dtype)
+    x = torch.cat([special, random_unit_vectors(n, seed, dtype)])
     return x / x.norm(dim=-1, keepdim=True)
 
 

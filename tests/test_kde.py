@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import torch
 from scipy import stats
 from scipy.special import logsumexp
 
 from cnfm_core.kde import KAPPA_GRID, WEIGHT_GRID, KDEFit, fit_kde, kde_log_prob
 
+pytestmark = pytest.mark.usefixtures("single_thread")
 MU = np.array([0.3, -0.4, 0.8]) / np.linalg.norm([0.3, -0.4, 0.8])
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    # These tests use tiny tensors: intra-op threads only add synchronisation, which is very slow when the
-    # cores are busy (up to 10 ms per op). The previous setting is restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def uniform_points(n: int, seed: int) -> np.ndarray:

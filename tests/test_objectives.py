@@ -13,11 +13,12 @@ Differentiating in k and dividing, with D = 1 - e^{-2k},
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
+from conftest import random_unit_vectors as sphere_points
 from torch import nn
 
 from cnfm_core.field import VectorField
@@ -25,25 +26,10 @@ from cnfm_core.objectives import OBJECTIVES, PPD, RFM, ObjectiveValue, geodesic_
 from cnfm_core.paths import ExponentialSchedule, VMFMixturePath
 from cnfm_core.sphere import sample_uniform
 
+pytestmark = pytest.mark.usefixtures("single_thread")
 F64 = torch.float64
 NORTH = [0.0, 0.0, 1.0]
 KAPPA_MAX = 50.0
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    # These tests use tiny tensors: intra-op threads only add synchronisation, which is very slow when the
-    # cores are busy (up to 10 ms per op). The previous setting is restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def sphere_points(n: int, seed: int, dtype: torch.dtype = F64) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 3, generator=g, dtype=dtype)
-    return x / x.norm(dim=-1, keepdim=True)
 
 
 def angle(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

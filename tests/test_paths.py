@@ -7,12 +7,13 @@ digits, Gauss-Legendre quadrature on the sphere, finite differences, and exact C
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import mpmath
 import numpy as np
 import pytest
 import torch
+from conftest import random_unit_vectors as random_points
 from scipy import stats
 from scipy.special import logsumexp
 
@@ -30,6 +31,7 @@ from cnfm_core.paths import (
 )
 from cnfm_core.sphere import LOG_AREA
 
+pytestmark = pytest.mark.usefixtures("single_thread")
 F64 = torch.float64
 SEED = 20240611
 
@@ -38,23 +40,6 @@ SEED = 20240611
 def unit(v: list[float] | np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     return v / np.linalg.norm(v)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    # These tests use tiny tensors: intra-op threads only add synchronisation, which is very slow when the
-    # cores are busy (up to 10 ms per op). The previous setting is restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
-def random_points(n: int, seed: int, dtype: torch.dtype = F64) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 3, generator=g, dtype=dtype)
-    return x / x.norm(dim=-1, keepdim=True)
 
 
 def frame(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import geoopt
 import numpy as np
 import pytest
 import torch
+from conftest import random_unit_vectors as random_points
 
 from cnfm_core.sphere import (
     LOG_AREA,
@@ -23,26 +23,10 @@ from cnfm_core.sphere import (
     xyz_to_latlon,
 )
 
+pytestmark = pytest.mark.usefixtures("single_thread")
 F64 = torch.float64
 DTYPES = [torch.float32, torch.float64]
 TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    # These tests use tiny tensors: intra-op threads only add synchronisation, which is very slow when the
-    # cores are busy (up to 10 ms per op). The previous setting is restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
-def random_points(n: int, seed: int, dtype: torch.dtype = F64) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 3, generator=g, dtype=dtype)
-    return x / x.norm(dim=-1, keepdim=True)
 
 
 def random_tangents(x: torch.Tensor, seed: int) -> torch.Tensor:

@@ -92,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--run-dir", required=True)
     r.add_argument("--threads", type=_positive_int)
 
+    f = sub.add_parser("frames", help="write frames.npz: target and model paths, PPD residual, samples over t")
+    f.add_argument("--run-dir", required=True)
+    f.add_argument("--frames", type=_positive_int, default=11, help="number of times from 0 to 1")
+    f.add_argument("--threads", type=_positive_int)
+
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("--run-dir", required=True)
     s.add_argument("-n", type=_positive_int, required=True, help="number of samples")
@@ -187,9 +192,18 @@ def _report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _frames(a: argparse.Namespace) -> int:
+    from .frames import write_frames
+
+    torch.set_num_threads(choose_threads(a.threads))
+    secs = write_frames(RunDir(a.run_dir), n_frames=max(2, a.frames))
+    print(json.dumps({"frames": str(RunDir(a.run_dir).frames), "seconds": round(secs, 2)}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "sample": _sample, "report": _report}
+    handlers = {"train": _train, "evaluate": _evaluate, "sample": _sample, "report": _report, "frames": _frames}
     try:
         return handlers[a.command](a)
     except (DataError, RunError, ValueError, OSError) as e:

@@ -111,14 +111,17 @@ class LikelihoodResult:
 @torch.no_grad()
 def log_likelihood(
     field: VectorField, x: Tensor, *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
-    method: str = "dopri5", batch_size: int = 8192, options: dict | None = None,
+    method: str = "dopri5", batch_size: int = 8192, options: dict | None = None, t: float = 1.0,
 ) -> LikelihoodResult:
-    """``log q_1(x)`` for points ``x`` of shape ``(B, 3)`` by the augmented ODE (see module doc).
+    """``log q_t(x)`` (by default ``t = 1``, the model density) for points ``x`` of shape ``(B, 3)``,
+    by the augmented ODE integrated from ``t`` back to 0 (see module doc).
 
     ``method`` and ``options`` are passed to :func:`torchdiffeq.odeint` (for example
     ``method="rk4", options={"step_size": 0.02}`` for a fixed-step solve).
     """
-    times = torch.tensor([1.0, 0.0], dtype=x.dtype, device=x.device)
+    if t == 0.0:
+        return LikelihoodResult(torch.full_like(x[:, 0], -LOG_AREA), x, 0, rtol, atol, method)
+    times = torch.tensor([t, 0.0], dtype=x.dtype, device=x.device)
     nfe = 0
 
     def rhs(t: Tensor, state: Tensor) -> Tensor:

@@ -8,6 +8,7 @@
     DIR/request.json     what a background worker was asked to do (jobs.py)
     DIR/report.json      test NLL beside the uniform and KDE baselines (report.py)
     DIR/density.npz      the model's log-density on a lat/lon grid; DIR/samples.csv: model samples
+    DIR/frames.npz       target and model paths, PPD residual and samples over t (frames.py)
 
 Files are replaced atomically (write to a temporary file, then rename), so a reader never
 sees half a file, and a failed write never destroys the previous version.
@@ -69,6 +70,7 @@ class RunDir:
         self.density = self.path / "density.npz"
         self.samples = self.path / "samples.csv"
         self.worker_log = self.path / "worker.log"
+        self.frames = self.path / "frames.npz"
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -100,26 +102,33 @@ class RunDir:
             except json.JSONDecodeError:
                 continue
 
-    # -- the split
-    def write_split(self, arrays: dict[str, np.ndarray]) -> None:
+    # -- arrays
+    def write_npz(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".split.", suffix=".npz")
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{path.stem}.", suffix=".npz")
         os.close(fd)
         try:
             np.savez(tmp, **arrays)
-            os.replace(tmp, self.split)
+            os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def read_split(self) -> dict[str, np.ndarray]:
-        if not self.split.exists():
-            raise RunError(f"{self.split}: no such file; is {self.path} a run directory?")
+    def read_npz(self, path: Path) -> dict[str, np.ndarray]:
+        """All arrays of an ``.npz`` file of the run (no pickles)."""
+        if not path.exists():
+            raise RunError(f"{path}: no such file; is {self.path} a run directory?")
         try:
-            with np.load(self.split, allow_pickle=False) as z:
+            with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
         except (OSError, ValueError) as e:
-            raise RunError(f"{self.split}: unreadable ({e})") from None
+            raise RunError(f"{path}: unreadable ({e})") from None
+
+    def write_split(self, arrays: dict[str, np.ndarray]) -> None:
+        self.write_npz(self.split, arrays)
+
+    def read_split(self) -> dict[str, np.ndarray]:
+        return self.read_npz(self.split)
 
     # -- checkpoints
     def save_checkpoint(self, state: dict[str, Any]) -> None:

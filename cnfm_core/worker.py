@@ -1,7 +1,7 @@
 """The background worker: ``python -m cnfm_core.worker RUN_DIR``.
 
 Reads ``RUN_DIR/request.json`` (written by :class:`cnfm_core.jobs.RunStore`), trains or resumes,
-then writes the report. Its state goes to ``status.json``: running, reporting, then done,
+then writes the report and the path frames. Its state goes to ``status.json``: running, reporting, then done,
 stopped or failed (with a one-line message). SIGTERM stops training after the current step;
 the checkpoint is saved and a report is still written, so nothing trained is lost.
 """
@@ -18,6 +18,7 @@ import traceback
 _EARLY_STOP: list[int] = []
 signal.signal(signal.SIGTERM, lambda *_: _EARLY_STOP.append(1))
 
+from .frames import write_frames  # noqa: E402
 from .report import write_report  # noqa: E402
 from .runs import RunDir  # noqa: E402
 from .train import TrainConfig, request_stop, train  # noqa: E402
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             result = train(config, run.path, final_status=False)
         _status(run, "reporting", step=result.step, elapsed=result.elapsed)
         write_report(run)
+        write_frames(run)
         _status(run, result.state, step=result.step, elapsed=result.elapsed)
         return 0
     except Exception as e:  # the worker's last word: one line for the page, the traceback for the log

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -91,28 +90,35 @@ class RunStore:
     def exists(self, run_id: str) -> bool:
         return valid_run_id(run_id) and (self.root / run_id).is_dir()
 
-    def create(self, config: TrainConfig, *, name: str = "run") -> str:
-        """Queue a new training run; returns its id. The config is validated first."""
+    def create(self, config: TrainConfig, *, name: str = "run", quick: bool = False) -> str:
+        """Queue a new training run; returns its id. The config is validated first. ``quick``: see
+        :meth:`request_resume`."""
         config.validate()
         stem = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:32] or "run"
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}-{secrets.token_hex(2)}"
         run = self.run_dir(run_id)
         run.path.mkdir(parents=True)
         now = time.time()
-        run.write_json(run.request, {"action": "train", "config": dataclasses.asdict(config), "created": now})
+        run.write_json(run.request, {"action": "train", "config": dataclasses.asdict(config), "quick": quick,
+                                     "created": now})
         run.write_json(run.status, {"state": "queued", "step": 0, "steps": config.budget()[0],
                                     "minutes": config.minutes, "elapsed": 0.0, "message": "", "queued": now})
         return run_id
 
-    def request_resume(self, run_id: str, *, steps: int | None = None, minutes: float | None = None) -> None:
-        """Queue more training for a finished or stopped run (new total budget)."""
+    def request_resume(self, run_id: str, *, steps: int | None = None, minutes: float | None = None,
+                       quick: bool = False) -> None:
+        """Queue more training for a finished or stopped run (new total budget).
+
+        ``quick`` asks the worker for a coarse report and no path frames (step mode)."""
         run = self.run_dir(run_id)
         if not run.checkpoint.exists():
             raise RunError(f"run {run_id} has no checkpoint to resume from")
         info = self.info(run_id)
         if info.state in ACTIVE:
             raise RunError(f"run {run_id} is {info.state}; stop it before resuming")
-        run.write_json(run.request, {"action": "resume", "steps": steps, "minutes": minutes, "created": time.time()})
+        run.stop_request.unlink(missing_ok=True)
+        run.write_json(run.request, {"action": "resume", "steps": steps, "minutes": minutes, "quick": quick,
+                                     "created": time.time()})
         status = run.read_json(run.status)
         status.update(state="queued", message="", queued=time.time(), steps=steps, minutes=minutes)
         run.write_json(run.status, status)
@@ -202,7 +208,8 @@ class JobRunner:
         run.write_json(run.status, status)
 
     def stop(self, run_id: str) -> None:
-        """Stop a run: a queued one is cancelled; a running one gets SIGTERM (checkpoint, then report)."""
+        """Stop a run: a queued one is cancelled; a running one finds ``stop.request`` at its next step and
+        ends with a checkpoint and a report (a file, not a signal, so a worker still starting up sees it too)."""
         run = self.store.run_dir(run_id)
         with self._lock():
             status = run.read_json(run.status)
@@ -210,8 +217,8 @@ class JobRunner:
             if state == "queued":
                 status.update(state="stopped", message="cancelled before it started")
                 run.write_json(run.status, status)
-            elif state in ("running", "reporting") and _alive(int(status.get("pid") or 0)):
-                os.kill(int(status["pid"]), signal.SIGTERM)
+            elif state in ("running", "reporting"):
+                run.stop_request.touch()
 
 
 def read_json_lines(path: Path) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@
     DIR/report.json      test NLL beside the uniform and KDE baselines (report.py)
     DIR/density.npz      the model's log-density on a lat/lon grid; DIR/samples.csv: model samples
     DIR/frames.npz       target and model paths, PPD residual and samples over t (frames.py)
+    DIR/stop.request     present when someone asked the run to stop (checked by the training loop)
 
 Files are replaced atomically (write to a temporary file, then rename), so a reader never
 sees half a file, and a failed write never destroys the previous version.
@@ -71,6 +72,7 @@ class RunDir:
         self.samples = self.path / "samples.csv"
         self.worker_log = self.path / "worker.log"
         self.frames = self.path / "frames.npz"
+        self.stop_request = self.path / "stop.request"
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"

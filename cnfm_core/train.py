@@ -236,6 +236,7 @@ def train(
     resume: bool = False,
     on_log: Callable[[dict[str, Any]], None] | None = None,
     final_status: bool = True,
+    stop_file: bool = False,
 ) -> TrainResult:
     """Train a flow and write the run directory (see the module doc).
 
@@ -243,7 +244,8 @@ def train(
     ``config`` given alongside may only change the budget (``steps``/``minutes``). Without it,
     a directory that already holds a run is refused, so nothing is overwritten. With
     ``final_status=False`` the closing ``status.json`` is left to the caller (a worker that
-    writes a report afterwards).
+    writes a report afterwards). With ``stop_file=True`` the run also stops when
+    ``DIR/stop.request`` appears (how the dashboard stops a worker, free of signal races).
     """
     run = RunDir(run_dir)
     state: dict[str, Any] | None = None
@@ -318,7 +320,7 @@ def train(
     val_nll: float | None = None
     t_last, steps_since, loss_sum = time.perf_counter(), 0, 0.0
     try:
-        while not done() and not _STOP["requested"]:
+        while not done() and not _STOP["requested"] and not (stop_file and run.stop_request.exists()):
             t0 = time.perf_counter()
             lr = config.lr * _lr_factor(config, step, progress())
             for group in opt.param_groups:

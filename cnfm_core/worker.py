@@ -2,7 +2,8 @@
 
 Reads ``RUN_DIR/request.json`` (written by :class:`cnfm_core.jobs.RunStore`), trains or resumes,
 then writes the report and the path frames. Its state goes to ``status.json``: running, reporting, then done,
-stopped or failed (with a one-line message). SIGTERM stops training after the current step;
+stopped or failed (with a one-line message). ``DIR/stop.request`` (what the dashboard's Stop
+writes) or SIGTERM stops training after the current step;
 the checkpoint is saved and a report is still written, so nothing trained is lost.
 """
 
@@ -45,13 +46,17 @@ def main(argv: list[str] | None = None) -> int:
         request = run.read_json(run.request)
         if request.get("action") == "resume":
             budget = TrainConfig(steps=request.get("steps"), minutes=request.get("minutes"))
-            result = train(budget, run.path, resume=True, final_status=False)
+            result = train(budget, run.path, resume=True, final_status=False, stop_file=True)
         else:
             config = TrainConfig.from_dict(request["config"])
-            result = train(config, run.path, final_status=False)
+            result = train(config, run.path, final_status=False, stop_file=True)
         _status(run, "reporting", step=result.step, elapsed=result.elapsed)
-        write_report(run)
-        write_frames(run)
+        if request.get("quick"):  # step mode: a coarse report, fast enough to redraw after a few steps
+            write_report(run, n_lat=45, n_lon=90, n_samples=500)
+            run.frames.unlink(missing_ok=True)  # stale now; the Path page can recompute them
+        else:
+            write_report(run)
+            write_frames(run)
         _status(run, result.state, step=result.step, elapsed=result.elapsed)
         return 0
     except Exception as e:  # the worker's last word: one line for the page, the traceback for the log

@@ -211,6 +211,8 @@ def density_map(
     title: str = "",
     log_scale: bool = True,
     points: tuple[np.ndarray, np.ndarray] | None = None,
+    zmin: float | None = None,
+    zmax: float | None = None,
 ) -> go.Figure:
     """Equirectangular heat map of a density on a lat/lon grid, with coastlines.
 
@@ -219,7 +221,9 @@ def density_map(
     :class:`cnfm_core.integrate.DensityGrid`), in nats per steradian. The colour shows
     ``log_prob`` when ``log_scale`` else ``exp(log_prob)``; cells where that is not finite (NaN, or
     -inf on the log scale) are left blank. ``points`` is an optional ``(lat, lon)`` overlay in
-    :data:`SAMPLE_COLOR` (at most 20,000 drawn, a seeded subsample).
+    :data:`SAMPLE_COLOR` (at most 20,000 drawn, a seeded subsample). ``zmin``/``zmax`` fix the ends
+    of the colour scale (in the units shown), so that several maps share one scale (see
+    :func:`shared_log_range`); by default plotly spans the values.
     Axes are fixed to [-180, 180] x [-90, 90] at one degree to one degree.
     """
     lat = np.asarray(lat, dtype=np.float64).ravel()
@@ -240,6 +244,8 @@ def density_map(
             colorscale=COLORSCALE,
             colorbar={"title": {"text": label, "side": "right"}},
             hovertemplate="lat %{y:.1f}°, lon %{x:.1f}°<br>" + label + " %{z:.3g}<extra></extra>",
+            zmin=zmin,
+            zmax=zmax,
         )
     )
     coast = land_lines(land)

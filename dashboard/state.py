@@ -40,6 +40,8 @@ __all__ = [
     "settings",
     "store",
     "sync_widget",
+    "train_settings",
+    "set_train_settings",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,6 +140,28 @@ def sync_widget(key: str, value: object) -> None:
     """Show ``value`` in the widget ``key`` (call before the widget is drawn): the URL wins over stale widget state."""
     if st.session_state.get(key) != value:
         st.session_state[key] = value
+
+
+#: Train-page settings kept in the URL (key: default), so a shared link opens the same settings.
+TRAIN_DEFAULTS: dict[str, str] = {"obj": "ppd1", "size": "large", "kappa": "3000", "minutes": "1.5", "seed": "0",
+                                  "split": "standard"}
+
+
+def train_settings(valid: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """Train-page settings from the URL, each falling back to its default when missing or not in ``valid``."""
+    out = {}
+    for key, default in TRAIN_DEFAULTS.items():
+        value = st.query_params.get(key, default)
+        if valid and key in valid and value not in valid[key]:
+            value = default
+        out[key] = value
+    return out
+
+
+def set_train_settings(values: dict[str, str]) -> None:
+    for key in TRAIN_DEFAULTS:
+        if key in values:
+            st.query_params[key] = str(values[key])
 
 
 def current_run_id() -> str | None:

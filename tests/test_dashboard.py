@@ -125,7 +125,8 @@ def test_empty_upload_is_reported(env):
 def test_train_page_widgets(env):
     at = _app("pages/train.py")
     assert at.title[0].value == "Train a flow"
-    assert [o for o in at.radio[0].options] == ["PPD, ℓ = 1", "PPD, ℓ = 2", "RFM (flow matching baseline)"]
+    assert list(at.radio[0].options) == ["PPD, ℓ = 1", "PPD, ℓ = 2", "RFM (flow matching baseline)"]
+    assert at.radio[0].value == "ppd1"
     assert at.select_slider[0].options == ["small", "medium", "large"]
     assert "CPU" in at.caption[0].value or "GPU" in at.caption[0].value
     assert any("No run yet" in i.value for i in at.info)
@@ -174,3 +175,29 @@ def test_queue_and_stop(env):
     assert _wait(store, first) == "stopped"
     runner().poll()
     assert _wait(store, second) == "done"
+
+
+def test_train_settings_come_from_the_url(env):
+    at = _app("pages/train.py", obj="rfm", kappa="300", seed="7", size="small", split="dedup", minutes="2.5")
+    assert at.radio[0].value == "rfm"
+    assert at.select_slider[0].value == "small" and at.select_slider[1].value == 300
+    assert at.number_input[0].value == 2.5 and at.number_input[1].value == 7
+    assert at.selectbox[0].value == "dedup"
+    # Values that are not offered fall back to the defaults instead of breaking the page.
+    at = _app("pages/train.py", obj="nope", kappa="12", minutes="abc")
+    assert at.radio[0].value == "ppd1" and at.select_slider[1].value == 3000 and at.number_input[0].value == 1.5
+
+
+def test_step_mode_advances_and_redraws(env):
+    at = _app("pages/train.py", size="small")
+    at.button[1].click().run()  # "Step (+50 steps)"
+    assert not at.exception
+    run_id = at.query_params["run"]
+    run_id = run_id[0] if isinstance(run_id, list) else run_id
+    store = RunStore(env / "runs")
+    assert _wait(store, run_id) == "done" and store.info(run_id).step == 50
+    at = _app("pages/train.py", run=run_id, size="small")
+    assert len(at.get("plotly_chart")) == 2  # curves and the density after the step
+    at.button[1].click().run()  # the run is idle: the next Step continues it
+    assert at.query_params["run"] in (run_id, [run_id])
+    assert _wait(store, run_id) == "done" and store.info(run_id).step == 100

@@ -5,13 +5,16 @@ import math
 import streamlit as st
 
 from cnfm_core.jobs import ACTIVE, read_json_lines
+from cnfm_core.runs import RunError
 from cnfm_core.train import TrainConfig, resolve_device
 from dashboard import figures, state
 
-OBJECTIVES = {"PPD, ℓ = 1": ("ppd", 1), "PPD, ℓ = 2": ("ppd", 2), "RFM (flow matching baseline)": ("rfm", 1)}
+OBJECTIVES = {"ppd1": ("PPD, ℓ = 1", "ppd", 1), "ppd2": ("PPD, ℓ = 2", "ppd", 2),
+              "rfm": ("RFM (flow matching baseline)", "rfm", 1)}
 SIZES = {"small": 64, "medium": 128, "large": 256}
 KAPPAS = [100, 300, 1000, 3000, 10000]
-SPLITS = {"standard (RFM protocol)": "standard", "deduplicated": "dedup", "none (train on every point)": "none"}
+SPLITS = {"standard": "standard (RFM protocol)", "dedup": "deduplicated", "none": "none (train on every point)"}
+STEP = 50
 
 
 @st.cache_resource
@@ -27,27 +30,50 @@ store, runner = state.store(), state.runner()
 st.title("Train a flow")
 st.caption(f"Data set: **{ds.label}** (change it on the Data page). Device: **{_device_label()}**.")
 
-defaults = TrainConfig()
+choice = state.train_settings({"obj": list(OBJECTIVES), "size": list(SIZES), "kappa": [str(k) for k in KAPPAS],
+                               "split": list(SPLITS)})
 with st.form("settings"):
     c1, c2, c3 = st.columns(3)
-    objective = c1.radio("Objective", list(OBJECTIVES), help="PPD matches the flow to a path of kernel densities "
-                         "without solving an ODE; RFM regresses onto geodesics from uniform noise.")
-    size = c2.select_slider("Model size", list(SIZES), value="large",
+    objective = c1.radio("Objective", list(OBJECTIVES), index=list(OBJECTIVES).index(choice["obj"]),
+                         format_func=lambda k: OBJECTIVES[k][0],
+                         help="PPD matches the flow to a path of kernel densities without solving an ODE; "
+                              "RFM regresses onto geodesics from uniform noise.")
+    size = c2.select_slider("Model size", list(SIZES), value=choice["size"],
                             help="Hidden width of the 3-layer network: 64, 128 or 256.")
-    kappa = c3.select_slider("κ_max (sharpness of the target at t = 1)", KAPPAS, value=int(defaults.kappa_max),
+    kappa = c3.select_slider("κ_max (sharpness of the target at t = 1)", KAPPAS, value=int(choice["kappa"]),
                              help="Concentration of the kernels around the data at the end of the path. "
                                   "Larger means finer detail, and harder to learn.")
     c1, c2, c3 = st.columns(3)
-    minutes = c1.number_input("Training time (minutes)", min_value=0.1, max_value=600.0, value=1.5, step=0.5)
-    seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1)
-    split = c3.selectbox("Split", list(SPLITS))
-    start = st.form_submit_button("Start training", type="primary")
+    try:
+        minutes_default, seed_default = min(600.0, max(0.1, float(choice["minutes"]))), int(choice["seed"])
+    except ValueError:
+        minutes_default, seed_default = 1.5, 0
+    minutes = c1.number_input("Training time (minutes)", min_value=0.1, max_value=600.0, value=minutes_default,
+                              step=0.5)
+    seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=seed_default, step=1)
+    split = c3.selectbox("Split", list(SPLITS), index=list(SPLITS).index(choice["split"]),
+                         format_func=lambda k: SPLITS[k])
+    b1, b2, _ = st.columns([1, 1, 3])
+    start = b1.form_submit_button("Start training", type="primary")
+    step = b2.form_submit_button(f"Step (+{STEP} steps)", help="Train a few steps and redraw, one click at a time. "
+                                 "Continues the current run when it is idle, else starts a new one.")
 
-if start:
-    obj, ell = OBJECTIVES[objective]
+if start or step:
+    state.set_train_settings({"obj": objective, "size": size, "kappa": kappa, "minutes": minutes, "seed": seed,
+                              "split": split})
+    _, obj, ell = OBJECTIVES[objective]
     config = TrainConfig(data=str(ds.path), objective=obj, ell=ell, hidden=SIZES[size], kappa_max=float(kappa),
-                         minutes=float(minutes), seed=int(seed), split=SPLITS[split], eval_every=500)
-    run_id = store.create(config, name=ds.path.stem)
+                         minutes=float(minutes), seed=int(seed), split=split, eval_every=500)
+    current = state.current_run_id()
+    info = store.info(current) if current else None
+    if step and info is not None and info.state in ("done", "stopped") and store.run_dir(current).checkpoint.exists():
+        store.request_resume(current, steps=info.step + STEP, quick=True)
+        run_id = current
+    elif step:
+        config.minutes, config.steps = None, STEP
+        run_id = store.create(config, name=ds.path.stem, quick=True)
+    else:
+        run_id = store.create(config, name=ds.path.stem)
     runner.poll()
     state.set_run_id(run_id)
 
@@ -107,6 +133,15 @@ def live() -> None:
     elif info.state == "failed":
         cols[3].error(f"Failed: {info.message}")
     st.plotly_chart(figures.curves(metrics), use_container_width=True, key="curves")
+    if info.state not in ACTIVE and run.density.exists():
+        try:
+            grid = run.read_npz(run.density)
+        except RunError:
+            grid = None
+        if grid is not None:
+            st.plotly_chart(figures.density_map(grid["lat"], grid["lon"], grid["log_prob"], land=figures.load_land(),
+                                                title=f"Learned log-density at step {info.step}"),
+                            use_container_width=True, key="step_density")
     if was_active and info.state not in ACTIVE:
         st.rerun()  # the run ended: a full rerun turns polling off
 

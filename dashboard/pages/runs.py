@@ -1,0 +1,227 @@
+"""Runs page: every run in the store as a table; open one, or compare two side by side.
+
+The store lists runs started here and runs started with ``python -m cnfm_core train --run-dir DIR``
+when DIR lies inside the store's folder (``$CNFM_RUNS``). A run whose files cannot be read still
+gets a row, with "–" where a value is missing.
+
+URL: the two compared runs are ``?a=<run id>&b=<run id>``. This page reads and writes those two
+keys of ``st.query_params`` itself (``dashboard.state`` owns ``data``, ``run`` and the Train keys);
+like the Data page, it reads its own widgets' values from ``st.session_state`` in their callbacks.
+"""
+
+import math
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from cnfm_core.jobs import RunInfo, RunStore, read_json_lines, valid_run_id
+from cnfm_core.runs import RunError
+from dashboard import figures, state
+
+_BROKEN = (RunError, OSError, ValueError, TypeError, AttributeError, KeyError)
+_KEY_CONFIG = {"hidden": "Hidden", "kappa_max": "κ_max", "lr": "lr", "batch_size": "Batch", "split": "Split",
+               "seed": "Seed"}
+
+
+def _runs(store: RunStore) -> list[RunInfo]:
+    """Every run folder, newest first; one whose files cannot be read is an ``unreadable`` run.
+
+    Like ``RunStore.runs``, which leaves such runs out.
+    """
+    out = []
+    for p in store.root.iterdir():
+        if not (p.is_dir() and valid_run_id(p.name) and any((p / f).exists() for f in ("status.json", "config.json"))):
+            continue
+        try:
+            info = store.info(p.name)
+        except _BROKEN as e:
+            info = RunInfo(run_id=p.name, state="unreadable", step=0, steps=None, minutes=None, elapsed=0.0,
+                           message=str(e), data_name="", objective="", created=0.0, config={})
+        if not info.created:
+            info = RunInfo(**{**info.__dict__, "created": p.stat().st_mtime})
+        out.append(info)
+    return sorted(out, key=lambda r: r.created, reverse=True)
+
+
+def _report(store: RunStore, run_id: str) -> dict[str, Any]:
+    """The run's report.json, or ``{}`` when it is missing or unreadable."""
+    run = store.run_dir(run_id)
+    try:
+        report = run.read_json(run.report) if run.report.exists() else {}
+    except _BROKEN:
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
+def _number(d: dict[str, Any], key: str) -> float | None:
+    value = d.get(key)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _objective(config: dict[str, Any]) -> str | None:
+    """``PPD ℓ=1``, ``PPD ℓ=2``, ``RFM`` (or the raw name) from a config dict."""
+    name = str(config.get("objective") or "")
+    if name == "ppd":
+        return f"PPD ℓ={config.get('ell', 1)}"
+    return name.upper() or None
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _status(info: RunInfo) -> str:
+    if info.state == "unreadable":
+        return "unreadable"
+    return f"{info.state} · step {info.step:,}" + (f" of {info.steps:,}" if isinstance(info.steps, int) else "")
+
+
+def _table(runs: list[RunInfo], reports: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
+    """The runs table as columns (None where a value is missing; the table shows "–")."""
+    cols: dict[str, list[Any]] = {"Run": [r.run_id for r in runs],
+                                  "Data set": [r.data_name or None for r in runs],
+                                  "Objective": [_objective(r.config) for r in runs]}
+    for key, label in _KEY_CONFIG.items():
+        cols[label] = [r.config.get(key) if isinstance(r.config.get(key), int | float | str) else None for r in runs]
+    cols["Status"] = [_status(r) for r in runs]
+    cols["Training time"] = [_duration(r.elapsed) if r.elapsed else None for r in runs]
+    cols["Test NLL"] = [_number(reports[r.run_id], "test_nll") for r in runs]
+    cols["KDE NLL"] = [_number(reports[r.run_id], "kde_nll") for r in runs]
+    cols["Created"] = [datetime.fromtimestamp(r.created) for r in runs]
+    return cols
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Config keys whose values differ between two runs, sorted."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def _pick(slot: str) -> None:
+    st.query_params[slot] = st.session_state[f"run_{slot}"]
+
+
+def _density(store: RunStore, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    run = store.run_dir(run_id)
+    try:
+        z = run.read_npz(run.density)
+        return z["lat"], z["lon"], z["log_prob"]
+    except _BROKEN:
+        return None
+
+
+store = state.store()
+st.title("Runs")
+runs = _runs(store)
+if not runs:
+    st.info("No runs yet. Start one on the **Train** page, or from a terminal with "
+            f"`python -m cnfm_core train --run-dir {store.root}/NAME ...` (runs whose folder is inside the "
+            "run store show up here).")
+    st.stop()
+
+by_id = {r.run_id: r for r in runs}
+ids = list(by_id)
+reports = {r.run_id: _report(store, r.run_id) for r in runs}
+st.caption(f"{len(runs)} run(s) in `{store.root}`, newest first. Select one row to open it, or two to compare them.")
+event = st.dataframe(
+    _table(runs, reports),
+    hide_index=True,
+    placeholder="–",
+    column_config={
+        "Run": st.column_config.TextColumn(pinned=True),
+        "κ_max": st.column_config.NumberColumn(format="%g"),
+        "lr": st.column_config.NumberColumn(format="%g"),
+        "Test NLL": st.column_config.NumberColumn(format="%.3f", help="Exact NLL of the test points (nats)"),
+        "KDE NLL": st.column_config.NumberColumn(format="%.3f", help="vMF kernel density baseline (nats)"),
+        "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+    },
+    on_select="rerun",
+    selection_mode="multi-row",
+    key="runs_table",
+)
+selected = [ids[i] for i in event.selection.rows if 0 <= i < len(ids)]
+
+if len(selected) == 1:
+    c1, c2, _ = st.columns([1, 1, 4])
+    if c1.button("Open in Results", key="open_results"):
+        state.set_run_id(selected[0])
+        st.switch_page("pages/results.py", query_params={"run": selected[0]})
+    if c2.button("Open in Train", key="open_train"):
+        state.set_run_id(selected[0])
+        st.switch_page("pages/train.py", query_params={"run": selected[0]})
+
+st.subheader("Compare two runs")
+finished = [i for i in ids if reports[i]] + [i for i in ids if not reports[i]]
+pair = {"a": finished[0], "b": finished[min(1, len(finished) - 1)]}
+for slot in pair:
+    if st.query_params.get(slot) in by_id:
+        pair[slot] = st.query_params[slot]
+from_table = len(selected) == 2
+if from_table:
+    pair = {"a": selected[0], "b": selected[1]}
+for slot, run_id in pair.items():
+    if st.query_params.get(slot) != run_id:
+        st.query_params[slot] = run_id
+    state.sync_widget(f"run_{slot}", run_id)
+
+
+def _label(run_id: str) -> str:
+    r = by_id[run_id]
+    return f"{run_id} · {r.data_name or '–'} · {_objective(r.config) or '–'} · {r.state}"
+
+
+c1, c2 = st.columns(2)
+c1.selectbox("Run A", ids, key="run_a", format_func=_label, on_change=_pick, args=("a",), disabled=from_table)
+c2.selectbox("Run B", ids, key="run_b", format_func=_label, on_change=_pick, args=("b",), disabled=from_table)
+if from_table:
+    st.caption("Comparing the two rows selected in the table; clear the selection to choose with the boxes.")
+if pair["a"] == pair["b"]:
+    st.info("Choose two different runs to compare.")
+    st.stop()
+
+infos = {s: by_id[pair[s]] for s in pair}
+changed = _differences(infos["a"].config, infos["b"].config)
+densities = {s: _density(store, pair[s]) for s in pair}
+finite = [d[2][np.isfinite(d[2])] for d in densities.values() if d is not None]
+finite = [f for f in finite if f.size]
+zrange = (float(min(f.min() for f in finite)), float(max(f.max() for f in finite))) if len(finite) == 2 else None
+nll = {s: _number(reports[pair[s]], "test_nll") for s in pair}
+land = figures.load_land()
+for col, slot in zip(st.columns(2), pair, strict=True):
+    info, run = infos[slot], store.run_dir(pair[slot])
+    with col:
+        st.markdown(f"**{slot.upper()}: `{info.run_id}`**  \n"
+                    f"Data set: {info.data_name or '–'} · objective: {_objective(info.config) or '–'} · "
+                    f"{_status(info)}")
+        if changed:
+            st.markdown("Differs: " + ", ".join(f"**{k}** = `{info.config.get(k, '–')}`" for k in changed))
+        else:
+            st.caption("Same config as the other run.")
+        other = nll["b" if slot == "a" else "a"]
+        delta = f"{nll[slot] - other:+.3f} vs {'B' if slot == 'a' else 'A'}" if None not in nll.values() else None
+        st.metric("Test NLL (nats)", f"{nll[slot]:.3f}" if nll[slot] is not None else "–", delta=delta,
+                  delta_color="inverse")
+        try:
+            metrics = [m for m in read_json_lines(run.metrics) if isinstance(m, dict)]
+        except _BROKEN:
+            metrics = []
+        st.plotly_chart(figures.curves(metrics), use_container_width=True, key=f"curves_{slot}")
+        if densities[slot] is None:
+            st.info("No density map: the run has no readable density.npz.")
+            continue
+        try:
+            fig = figures.density_map(*densities[slot], land=land, title=f"{slot.upper()}: learned log-density")
+        except ValueError as e:
+            st.info(f"No density map: {e}")
+            continue
+        if zrange is not None:
+            fig.update_traces(zmin=zrange[0], zmax=zrange[1], selector={"type": "heatmap"})
+        st.plotly_chart(fig, use_container_width=True, key=f"density_{slot}")
+if zrange is not None:
+    st.caption(f"Both density maps share one colour scale, {zrange[0]:.2f} to {zrange[1]:.2f} nats.")
+if None not in nll.values():
+    st.caption(f"Test NLL difference B − A = {nll['b'] - nll['a']:+.3f} nats (negative: B fits the test points "
+               "better). Note that runs on different data sets or splits are not comparable.")

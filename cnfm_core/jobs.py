@@ -124,6 +124,14 @@ class RunStore:
         run.write_json(run.status, status)
 
     def info(self, run_id: str) -> RunInfo:
+        """What the run's files say; a run whose files cannot be read is ``unreadable`` (never an exception)."""
+        try:
+            return self._info(run_id)
+        except (RunError, OSError, ValueError, TypeError, AttributeError) as e:
+            msg = " ".join(str(e).split())[:300]
+            return RunInfo(run_id, "unreadable", 0, None, None, 0.0, msg, "", "", 0.0, {})
+
+    def _info(self, run_id: str) -> RunInfo:
         run = self.run_dir(run_id)
         status = run.read_json(run.status) if run.status.exists() else {"state": "unknown"}
         if run.config.exists():
@@ -147,12 +155,11 @@ class RunStore:
         )
 
     def runs(self) -> list[RunInfo]:
-        """All runs, newest first (folders without run files are ignored)."""
+        """All runs, newest first (folders without run files are ignored; unreadable ones are listed as such)."""
         out = []
         for p in self.root.iterdir():
             if p.is_dir() and valid_run_id(p.name) and ((p / "status.json").exists() or (p / "config.json").exists()):
-                with contextlib.suppress(RunError, OSError, ValueError):
-                    out.append(self.info(p.name))
+                out.append(self.info(p.name))
         return sorted(out, key=lambda r: r.created, reverse=True)
 
 

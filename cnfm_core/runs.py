@@ -84,11 +84,14 @@ class RunDir:
 
     def read_json(self, path: Path) -> dict[str, Any]:
         try:
-            return json.loads(path.read_text())
+            obj = json.loads(path.read_text())
         except FileNotFoundError:
             raise RunError(f"{path}: no such file; is {self.path} a run directory?") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise RunError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(obj, dict):
+            raise RunError(f"{path}: expected a JSON object, found {type(obj).__name__}")
+        return obj
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics.open("a") as f:

@@ -36,15 +36,19 @@ __all__ = [
     "COAST_COLOR",
     "COLORSCALE",
     "DATA_COLOR",
+    "DIVERGING_COLORSCALE",
     "EARTH_RADIUS_M",
     "LAND_COLOR",
     "LAND_PATH",
     "OCEAN_COLOR",
     "SAMPLE_COLOR",
     "TEST_COLOR",
+    "TRAJECTORY_COLOR",
     "UNIFORM_NLL",
     "LandLines",
     "PointLayer",
+    "WeightedResidual",
+    "cell_areas",
     "curves",
     "density_map",
     "globe",
@@ -52,7 +56,15 @@ __all__ = [
     "legend_html",
     "load_land",
     "points_payload",
+    "residual_map",
+    "shared_log_range",
+    "split_antimeridian",
+    "symmetric_limit",
+    "trajectories_globe",
+    "trajectory_paths",
     "value_colors",
+    "view_centre",
+    "weighted_residual",
 ]
 
 #: The bundled land outlines (Natural Earth 1:110m, public domain; see assets/README.md).
@@ -623,3 +635,255 @@ def legend_html(items: Sequence[tuple[str, Sequence[int]]]) -> str:
         for label, color in items
     )
     return f'<div style="display:flex;flex-wrap:wrap;align-items:center;font-size:0.9em">{entries}</div>'
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths over time: shared colour ranges, the weighted PPD residual, particle trajectories
+
+#: Colour scale of residual maps: blue below zero, white at zero, red above.
+DIVERGING_COLORSCALE: str = "RdBu_r"
+#: Particle trajectories on the globe: the model-sample orange, half transparent.
+TRAJECTORY_COLOR: list[int] = [230, 97, 1, 150]
+
+
+def shared_log_range(*log_probs: np.ndarray, span: float = 10.0) -> tuple[float, float]:
+    """One colour range ``(zmin, zmax)`` for several log-density maps, so that they can be compared.
+
+    ``zmax`` is the highest finite value over all maps and ``zmin`` the lowest, but at most ``span``
+    nats below ``zmax``: a sharp density is far below its peak almost everywhere, and a range down to
+    its minimum would leave a single colour for everything else. A range under a thousandth of a nat
+    (the uniform density at t = 0) is widened by half a nat each way.
+
+    >>> shared_log_range(np.array([-2.5, 6.0]), np.array([-900.0, 1.0]))
+    (-4.0, 6.0)
+    >>> shared_log_range(np.full(3, -2.5))
+    (-3.0, -2.0)
+    """
+    finite = [v[np.isfinite(v)] for v in (np.asarray(a, dtype=np.float64) for a in log_probs)]
+    values = np.concatenate(finite) if finite else np.empty(0)
+    if not values.size:
+        return -1.0, 1.0
+    hi = float(values.max())
+    lo = max(float(values.min()), hi - float(span))
+    if hi - lo < 1e-3:
+        return lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def symmetric_limit(values: np.ndarray, *, q: float = 99.0) -> float:
+    """``m`` for a colour range ``[-m, m]`` centred at zero: the ``q``-th percentile of ``|values|``
+    (finite ones), so that a few extreme cells do not wash out the rest; 1 when all are zero.
+
+    >>> symmetric_limit(np.array([-3.0, 1.0, np.nan]), q=100)
+    3.0
+    """
+    a = np.abs(np.asarray(values, dtype=np.float64))
+    a = a[np.isfinite(a)]
+    m = float(np.percentile(a, q)) if a.size else 0.0
+    return m if m > 0 else 1.0
+
+
+def cell_areas(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """``(n_lat, n_lon)`` solid angles in steradians of a regular grid with cell centres ``lat``, ``lon``
+    (degrees): ``dlat * dlon * cos(lat)`` in radians. On a full grid they add up to about 4 pi.
+
+    >>> lat = (np.arange(90) + 0.5) * 2.0 - 90.0
+    >>> lon = (np.arange(180) + 0.5) * 2.0 - 180.0
+    >>> round(float(cell_areas(lat, lon).sum() / (4 * np.pi)), 4)
+    1.0001
+    """
+    lat = np.asarray(lat, dtype=np.float64).ravel()
+    lon = np.asarray(lon, dtype=np.float64).ravel()
+    dlat = np.deg2rad(float(np.abs(np.diff(lat)).mean()) if lat.size > 1 else 180.0)
+    dlon = np.deg2rad(float(np.abs(np.diff(lon)).mean()) if lon.size > 1 else 360.0)
+    return np.outer(dlat * dlon * np.cos(np.deg2rad(lat)), np.ones(lon.size))
+
+
+@dataclass(frozen=True)
+class WeightedResidual:
+    """The PPD residual weighted by the target density on a grid, and what it adds up to.
+
+    ``values`` is ``p_t(x) * r(t, x)`` per cell (NaN where either is not finite); ``mass`` the
+    integral of ``p_t`` over the grid (1 for an exact quadrature); ``mean_abs`` the mean of
+    ``|r|`` under ``p_t``, ``sum(p_t |r| area) / mass``: the l = 1 PPD loss at ``t``.
+    """
+
+    values: np.ndarray
+    mean_abs: float
+    mass: float
+
+
+def weighted_residual(
+    lat: np.ndarray, lon: np.ndarray, log_prob: np.ndarray, residual: np.ndarray
+) -> WeightedResidual:
+    """``p_t * r`` on a grid and the mean ``|r|`` under ``p_t`` (see :class:`WeightedResidual`).
+
+    >>> lat, lon = np.array([-45.0, 45.0]), np.array([-90.0, 90.0])
+    >>> w = weighted_residual(lat, lon, np.full((2, 2), -np.log(4 * np.pi)), np.array([[1.0, -1.0], [3.0, -3.0]]))
+    >>> round(w.mean_abs, 6), round(w.mass, 3)
+    (2.0, 1.111)
+    """
+    log_prob = np.asarray(log_prob, dtype=np.float64)
+    residual = np.asarray(residual, dtype=np.float64)
+    if log_prob.shape != residual.shape:
+        raise ValueError(f"log_prob and residual must have the same shape, got {log_prob.shape} and {residual.shape}")
+    p = np.exp(log_prob)
+    ok = np.isfinite(p) & np.isfinite(residual)
+    values = np.where(ok, p * np.where(ok, residual, 0.0), np.nan)
+    area = cell_areas(lat, lon)
+    if area.shape != values.shape:
+        raise ValueError(f"values must have shape {area.shape}, got {values.shape}")
+    mass = float(np.sum(np.where(ok, p, 0.0) * area))
+    total = float(np.sum(np.where(ok, np.abs(values), 0.0) * area))
+    return WeightedResidual(values=values, mean_abs=total / mass if mass > 0 else math.nan, mass=mass)
+
+
+def residual_map(
+    lat: np.ndarray, lon: np.ndarray, values: np.ndarray, *, land: dict[str, Any], title: str = "",
+    label: str = "p_t · r", limit: float | None = None,
+) -> go.Figure:
+    """Equirectangular map of a signed quantity on a lat/lon grid (as :func:`density_map`), in
+    :data:`DIVERGING_COLORSCALE` centred at zero: red above, blue below, white at zero.
+
+    The colour range is ``[-limit, limit]``, by default from :func:`symmetric_limit`; values beyond
+    it get the end colours. Non-finite cells are left blank.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    m = float(limit) if limit is not None else symmetric_limit(values)
+    fig = density_map(lat, lon, values, land=land, title=title, zmin=-m, zmax=m)
+    fig.update_traces(
+        selector={"type": "heatmap"},
+        name=label,
+        colorscale=DIVERGING_COLORSCALE,
+        zmid=0.0,
+        colorbar={"title": {"text": label, "side": "right"}},
+        hovertemplate="lat %{y:.1f}°, lon %{x:.1f}°<br>" + label + " %{z:.3g}<extra></extra>",
+    )
+    fig.update_traces(selector={"name": "coastline"}, line={"color": "rgb(90, 90, 90)", "width": 0.7})
+    return fig
+
+
+def view_centre(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float]:
+    """``(lat, lon)`` in degrees of the mean direction of points, to centre a globe on them
+    (``(20, 0)`` when there are none or they cancel out).
+
+    >>> view_centre(np.array([10.0, -10.0]), np.array([170.0, -170.0]))
+    (0.0, 180.0)
+    """
+    lat, lon = _latlon(lat, lon)
+    la, lo = np.deg2rad(lat), np.deg2rad(lon)
+    xyz = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)]).sum(axis=1)
+    norm = float(np.linalg.norm(xyz))
+    if not lat.size or norm < 1e-9 * lat.size:
+        return 20.0, 0.0
+    x, y, z = (xyz / norm).tolist()
+    return round(math.degrees(math.asin(max(-1.0, min(1.0, z)))), 6), round(math.degrees(math.atan2(y, x)), 6)
+
+
+def _slerp_path(lat: np.ndarray, lon: np.ndarray, max_step_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points along the great-circle arcs between consecutive ``(lat, lon)``, at most ``max_step_deg`` apart."""
+    la, lo = np.deg2rad(lat), np.deg2rad(lon)
+    xyz = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
+    pieces = [xyz[:1]]
+    for a, b in zip(xyz[:-1], xyz[1:], strict=True):
+        angle = math.atan2(float(np.linalg.norm(np.cross(a, b))), float(a @ b))
+        n = max(1, math.ceil(math.degrees(angle) / max_step_deg))
+        if n == 1 or angle < 1e-12:
+            pieces.append(b[None])
+            continue
+        s = np.linspace(0.0, 1.0, n + 1)[1:, None]
+        pieces.append((np.sin((1 - s) * angle) * a + np.sin(s * angle) * b) / math.sin(angle))
+    p = np.concatenate(pieces)
+    p = p / np.linalg.norm(p, axis=-1, keepdims=True)
+    return np.rad2deg(np.arcsin(np.clip(p[:, 2], -1.0, 1.0))), np.rad2deg(np.arctan2(p[:, 1], p[:, 0]))
+
+
+def split_antimeridian(lat: np.ndarray, lon: np.ndarray) -> list[list[list[float]]]:
+    """A path of ``(lat, lon)`` points as ``[lon, lat]`` pieces that never jump across the antimeridian.
+
+    Where consecutive points are more than 180 deg of longitude apart the path crosses lon = +-180;
+    it is cut there, the first piece ending and the next starting at the crossing (its latitude
+    interpolated), so a flat or a globe renderer draws no line across the whole map.
+
+    >>> split_antimeridian(np.array([0.0, 10.0]), np.array([170.0, -170.0]))
+    [[[170.0, 0.0], [180.0, 5.0]], [[-180.0, 5.0], [-170.0, 10.0]]]
+    """
+    lat, lon = _latlon(lat, lon)
+    pieces: list[list[list[float]]] = []
+    current: list[list[float]] = []
+    for i in range(lat.size):
+        if current and abs(lon[i] - lon[i - 1]) > 180.0:
+            edge = 180.0 if lon[i - 1] > 0 else -180.0
+            unwrapped = lon[i] + 2 * edge
+            frac = (edge - lon[i - 1]) / (unwrapped - lon[i - 1])
+            lat_c = float(lat[i - 1] + frac * (lat[i] - lat[i - 1]))
+            current.append([edge, lat_c])
+            pieces.append(current)
+            current = [[-edge, lat_c]]
+        current.append([float(lon[i]), float(lat[i])])
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def trajectory_paths(trajectories: np.ndarray, upto: int, *, max_step_deg: float = 5.0) -> list[list[list[float]]]:
+    """Every particle's path from frame 0 to frame ``upto`` as ``[lon, lat]`` pieces for a deck.gl
+    ``PathLayer``: consecutive frames joined by great-circle arcs (at most ``max_step_deg`` between
+    vertices, so that no chord cuts through the globe), split at the antimeridian
+    (see :func:`split_antimeridian`). ``trajectories`` is ``(K, M, 2)`` as ``(lat, lon)``; pieces of a
+    single point are left out, so ``upto=0`` gives no path.
+    """
+    traj = np.asarray(trajectories, dtype=np.float64)
+    if traj.ndim != 3 or traj.shape[-1] != 2:
+        raise ValueError(f"trajectories must have shape (K, M, 2), got {traj.shape}")
+    k = max(0, min(int(upto), traj.shape[0] - 1))
+    paths: list[list[list[float]]] = []
+    for m in range(traj.shape[1]):
+        lat, lon = _slerp_path(traj[: k + 1, m, 0], traj[: k + 1, m, 1], max_step_deg)
+        paths += [[[round(x, 3), round(y, 3)] for x, y in piece] for piece in split_antimeridian(lat, lon)
+                  if len(piece) > 1]
+    return paths
+
+
+def trajectories_globe(
+    land: dict[str, Any],
+    trajectories: np.ndarray,
+    upto: int,
+    *,
+    color: Sequence[int] = TRAJECTORY_COLOR,
+    dot_color: Sequence[int] = SAMPLE_COLOR,
+    view_lat: float = 20.0,
+    view_lon: float = 0.0,
+    zoom: float = 1.1,
+    height: int = 500,
+) -> pdk.Deck:
+    """A globe (as :func:`globe`, land only) with particle trajectories from frame 0 to ``upto``.
+
+    Layers: ``ocean``, ``land``, ``coast``, ``trajectories`` (a ``PathLayer`` of
+    :func:`trajectory_paths` in ``color``), then ``points-0``: the particles at frame ``upto`` as
+    dots in ``dot_color``. ``trajectories`` is ``(K, M, 2)`` as ``(lat, lon)`` in degrees.
+    """
+    traj = np.asarray(trajectories, dtype=np.float64)
+    paths = trajectory_paths(traj, upto)
+    k = max(0, min(int(upto), traj.shape[0] - 1))
+    path_layer = pdk.Layer(
+        "PathLayer",
+        id="trajectories",
+        data=[{"path": p} for p in paths],
+        get_path="path",
+        get_color=[int(v) for v in color],
+        get_width=1.5,
+        width_units="'pixels'",  # quoted: pydeck turns bare strings into accessor expressions
+        width_min_pixels=1,
+        parameters={"depthWriteEnabled": False},
+    )
+    dots = PointLayer("particles", traj[k, :, 0], traj[k, :, 1], dot_color, radius_m=60_000.0)
+    return _CompactDeck(
+        layers=[_ocean_layer(), _land_layer(land), _coast_layer(land, COAST_COLOR), path_layer,
+                _points_layer(0, dots)],
+        views=[pdk.View(type="_GlobeView", controller=True)],
+        initial_view_state=pdk.ViewState(latitude=float(view_lat), longitude=float(view_lon), zoom=float(zoom)),
+        map_provider=None,
+        tooltip={"text": "lat {lat}°, lon {lon}°"},
+        height=height,
+    )

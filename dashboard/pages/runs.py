@@ -9,6 +9,7 @@ keys of ``st.query_params`` itself (``dashboard.state`` owns ``data``, ``run`` a
 like the Data page, it reads its own widgets' values from ``st.session_state`` in their callbacks.
 """
 
+import dataclasses
 import math
 from datetime import datetime
 from typing import Any
@@ -40,7 +41,7 @@ def _runs(store: RunStore) -> list[RunInfo]:
             info = RunInfo(run_id=p.name, state="unreadable", step=0, steps=None, minutes=None, elapsed=0.0,
                            message=str(e), data_name="", objective="", created=0.0, config={})
         if not info.created:
-            info = RunInfo(**{**info.__dict__, "created": p.stat().st_mtime})
+            info = dataclasses.replace(info, created=p.stat().st_mtime)
         out.append(info)
     return sorted(out, key=lambda r: r.created, reverse=True)
 
@@ -70,7 +71,7 @@ def _objective(config: dict[str, Any]) -> str | None:
 
 def _duration(seconds: float) -> str:
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
@@ -86,13 +87,21 @@ def _table(runs: list[RunInfo], reports: dict[str, dict[str, Any]]) -> dict[str,
                                   "Data set": [r.data_name or None for r in runs],
                                   "Objective": [_objective(r.config) for r in runs]}
     for key, label in _KEY_CONFIG.items():
-        cols[label] = [r.config.get(key) if isinstance(r.config.get(key), int | float | str) else None for r in runs]
+        kind = str if key == "split" else int | float
+        cols[label] = [r.config.get(key) if isinstance(r.config.get(key), kind) else None for r in runs]
     cols["Status"] = [_status(r) for r in runs]
     cols["Training time"] = [_duration(r.elapsed) if r.elapsed else None for r in runs]
     cols["Test NLL"] = [_number(reports[r.run_id], "test_nll") for r in runs]
     cols["KDE NLL"] = [_number(reports[r.run_id], "kde_nll") for r in runs]
-    cols["Created"] = [datetime.fromtimestamp(r.created) for r in runs]
+    cols["Created"] = [_when(r.created) for r in runs]
     return cols
+
+
+def _when(timestamp: float) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(timestamp)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -108,7 +117,7 @@ def _density(store: RunStore, run_id: str) -> tuple[np.ndarray, np.ndarray, np.n
     run = store.run_dir(run_id)
     try:
         z = run.read_npz(run.density)
-        return z["lat"], z["lon"], z["log_prob"]
+        return tuple(np.asarray(z[k], dtype=np.float64) for k in ("lat", "lon", "log_prob"))
     except _BROKEN:
         return None
 
@@ -132,8 +141,11 @@ event = st.dataframe(
     placeholder="–",
     column_config={
         "Run": st.column_config.TextColumn(pinned=True),
+        "Hidden": st.column_config.NumberColumn(format="%d"),
         "κ_max": st.column_config.NumberColumn(format="%g"),
         "lr": st.column_config.NumberColumn(format="%g"),
+        "Batch": st.column_config.NumberColumn(format="%d"),
+        "Seed": st.column_config.NumberColumn(format="%d"),
         "Test NLL": st.column_config.NumberColumn(format="%.3f", help="Exact NLL of the test points (nats)"),
         "KDE NLL": st.column_config.NumberColumn(format="%.3f", help="vMF kernel density baseline (nats)"),
         "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
@@ -154,8 +166,8 @@ if len(selected) == 1:
         st.switch_page("pages/train.py", query_params={"run": selected[0]})
 
 st.subheader("Compare two runs")
-finished = [i for i in ids if reports[i]] + [i for i in ids if not reports[i]]
-pair = {"a": finished[0], "b": finished[min(1, len(finished) - 1)]}
+with_results = [i for i in ids if reports[i]] + [i for i in ids if not reports[i]]
+pair = {"a": with_results[0], "b": with_results[min(1, len(ids) - 1)]}
 for slot in pair:
     if st.query_params.get(slot) in by_id:
         pair[slot] = st.query_params[slot]
@@ -208,18 +220,17 @@ for col, slot in zip(st.columns(2), pair, strict=True):
             metrics = [m for m in read_json_lines(run.metrics) if isinstance(m, dict)]
         except _BROKEN:
             metrics = []
-        st.plotly_chart(figures.curves(metrics), use_container_width=True, key=f"curves_{slot}")
+        st.plotly_chart(figures.curves(metrics), width="stretch", key=f"curves_{slot}")
         if densities[slot] is None:
             st.info("No density map: the run has no readable density.npz.")
             continue
         try:
-            fig = figures.density_map(*densities[slot], land=land, title=f"{slot.upper()}: learned log-density")
+            fig = figures.density_map(*densities[slot], land=land, title=f"{slot.upper()}: learned log-density",
+                                      zmin=zrange[0] if zrange else None, zmax=zrange[1] if zrange else None)
         except ValueError as e:
             st.info(f"No density map: {e}")
             continue
-        if zrange is not None:
-            fig.update_traces(zmin=zrange[0], zmax=zrange[1], selector={"type": "heatmap"})
-        st.plotly_chart(fig, use_container_width=True, key=f"density_{slot}")
+        st.plotly_chart(fig, width="stretch", key=f"density_{slot}")
 if zrange is not None:
     st.caption(f"Both density maps share one colour scale, {zrange[0]:.2f} to {zrange[1]:.2f} nats.")
 if None not in nll.values():

@@ -1,0 +1,320 @@
+"""Path page: how uniform noise becomes the data, time step by time step.
+
+For one run it shows, at a time ``t`` chosen on a slider (or played to ``t = 1``), the target path
+``p_t`` next to the model's path ``q_t``, samples of both, particle trajectories, and the PPD residual.
+Everything comes from the run's ``frames.npz``; a run without it gets a button that computes it in a
+separate process (``python -m cnfm_core frames``), never in the server.
+"""
+
+import functools
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from cnfm_core.frames import Frames, read_frames
+from cnfm_core.jobs import ACTIVE
+from cnfm_core.runs import RunDir, RunError
+from dashboard import export, figures, state
+
+#: Seconds between frames while playing.
+PLAY_SECONDS = 0.6
+#: Plotly's "download as PNG" button in the chart toolbar, at twice the screen resolution.
+PLOTLY_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 2}}
+TARGET_COLOR, MODEL_COLOR = figures.DATA_COLOR, figures.SAMPLE_COLOR
+
+RESIDUAL_TEXT = """
+**What this map measures.** The target path $p_t$ says how much probability should be near each point
+$x$ at time $t$, and the flow $v$ moves probability around. Probability is conserved, so the flow carries
+the target path exactly when the *continuity equation* $\\partial_t p_t + \\operatorname{div}(p_t v) = 0$
+holds. Divided by $p_t$, its left side is the **residual**
+
+$$r(t, x) = \\partial_t \\log p_t(x) + \\langle \\nabla \\log p_t(x), v(t, x) \\rangle + \\operatorname{div} v(t, x).$$
+
+The first term is the relative rate at which the target's density at $x$ grows; the other two, with the
+opposite sign, are the relative rate at which the flow delivers mass to $x$. So $r$ is *the target's rate
+minus the flow's rate*, and it is zero everywhere exactly when the flow moves mass the way the target
+path changes.
+
+* **Red, $r > 0$:** the target's density at $x$ grows faster than the flow brings mass there: the flow
+  **under-supplies** $x$.
+* **Blue, $r < 0$:** the flow brings **more** mass to $x$ than the target wants there.
+
+The map shows $p_t(x)\\,r(t, x)$: weighted by the target density, because the loss only looks where the
+target has mass. The **PPD loss** (ℓ = 1) is the average of $|r|$ over points drawn from $p_t$, which is
+the integral of $|p_t\\,r|$ over the sphere; training drives it towards zero at every $t$.
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Cached reads and renders (keyed by the frames file and its modification time)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _frames(path: str, mtime: float) -> Frames:
+    return read_frames(RunDir(path))
+
+
+def _frames_of(run: RunDir) -> tuple[str, float]:
+    return str(run.path), run.frames.stat().st_mtime
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _map_png(path: str, mtime: float, k: int, which: str) -> bytes:
+    """PNG of the target map, the model map (one colour range for both) or the weighted residual at frame k."""
+    f = _frames(path, mtime)
+    land = figures.load_land()
+    t = f"t = {f.times[k]:.2f}"
+    if which == "residual":
+        w = figures.weighted_residual(f.lat, f.lon, f.target_log_prob[k], f.residual[k])
+        return export.density_png(f.lat, f.lon, w.values, land=land, diverging=True, label="p_t · r",
+                                  title=f"PPD residual weighted by the target, p_t · r   ({t})")
+    lo, hi = figures.shared_log_range(f.target_log_prob[k], f.model_log_prob[k])
+    values, name = (f.target_log_prob, "Target path p_t") if which == "target" else (f.model_log_prob, "Model path q_t")
+    return export.density_png(f.lat, f.lon, values[k], land=land, vmin=lo, vmax=hi, label="log density (nats)",
+                              title=f"{name}   ({t})")
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _samples_png(path: str, mtime: float, k: int) -> bytes:
+    f = _frames(path, mtime)
+    centre = figures.view_centre(f.target_samples[-1, :, 0], f.target_samples[-1, :, 1])
+    points = [
+        export.GlobePoints(f.target_samples[k, :, 0], f.target_samples[k, :, 1], TARGET_COLOR, "target samples (p_t)"),
+        export.GlobePoints(f.model_samples[k, :, 0], f.model_samples[k, :, 1], MODEL_COLOR, "model samples (q_t)"),
+    ]
+    return export.globe_png(points, land=figures.load_land(), center_lat=centre[0], center_lon=centre[1],
+                            title=f"Samples at t = {f.times[k]:.2f}")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _path_gif(path: str, mtime: float, which: str) -> bytes:
+    """Animated GIF of the target or the model path over all frames, both on one colour range."""
+    f = _frames(path, mtime)
+    lo, hi = figures.shared_log_range(f.target_log_prob[-1], f.model_log_prob[-1])
+    values, name = (f.target_log_prob, "Target path p_t") if which == "target" else (f.model_log_prob, "Model path q_t")
+    return export.frames_gif(values, f.lat, f.lon, f.times, land=figures.load_land(), title=name, vmin=lo, vmax=hi,
+                             label="log density (nats)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Computing frames for older runs (a separate process; pages only watch for the file)
+
+
+@st.cache_resource
+def _frame_jobs() -> dict[str, subprocess.Popen]:
+    """Frame computations started by this server, by run directory (shared by every session)."""
+    return {}
+
+
+def _start_frames(run: RunDir) -> None:
+    threads = state.runner().threads
+    with (run.path / "frames.log").open("a") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cnfm_core", "frames", "--run-dir", str(run.path), "--threads", str(threads)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    _frame_jobs()[str(run.path)] = proc
+
+
+def _log_tail(run: RunDir, lines: int = 5) -> str:
+    log = run.path / "frames.log"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
+
+@st.fragment(run_every=2)
+def _wait_for_frames(path: str, started: float) -> None:
+    """Shown while frames are computed: rerun the page when the file appears or the process ends."""
+    run = RunDir(path)
+    job = _frame_jobs().get(path)
+    if run.frames.exists() or job is None or job.poll() is not None:
+        st.rerun()
+    st.info(f":material/hourglass_top: Computing the path frames of this run… {time.time() - started:.0f} s "
+            "(usually under a minute). They appear here when ready.")
+
+
+def _offer_frames(run_id: str, run: RunDir) -> None:
+    """A run without frames: why, and a button that computes them (or the progress of that)."""
+    info = state.store().info(run_id)
+    job = _frame_jobs().get(str(run.path))
+    if job is not None and job.poll() is None:
+        _wait_for_frames(str(run.path), st.session_state.setdefault(f"path_started_{run_id}", time.time()))
+        return
+    if info.state in ACTIVE:
+        st.info(f"Run `{run_id}` is {info.state}. Its path frames are computed when training finishes.")
+        return
+    if not run.checkpoint.exists():
+        st.warning(f"Run `{run_id}` has no trained model ({info.state}), so it has no path to show.")
+        return
+    if job is not None and job.returncode != 0:
+        st.error(f"Computing the frames failed (exit code {job.returncode}).\n\n```\n{_log_tail(run)}\n```")
+    st.info("This run has no path frames yet (it was trained before they were written with every run). "
+            "Computing them takes about a minute in the background; the page updates by itself.")
+    if st.button("Compute frames", key="compute_frames", type="primary", icon=":material/play_circle:"):
+        st.session_state[f"path_started_{run_id}"] = time.time()
+        _start_frames(run)
+        st.rerun()
+
+
+# ---------------------------------------------------------------------------------------------
+# The time control and everything that depends on t
+
+
+def _play(options: list[float]) -> None:
+    if st.session_state.get("path_t") == options[-1]:
+        st.session_state["path_t"] = options[0]  # at the end: play again from t = 0
+    st.session_state["path_playing"] = True
+
+
+def _pause() -> None:
+    st.session_state["path_playing"] = False
+
+
+def _download(col: DeltaGenerator, label: str, data: Callable[[], bytes], name: str, mime: str) -> None:
+    """A download button whose file is rendered only when clicked (``data`` is a function)."""
+    col.download_button(label, data=data, file_name=name, mime=mime, on_click="ignore", icon=":material/download:",
+                        key=f"path_dl_{label}")
+
+
+def _path_view(run_id: str, path: str, mtime: float, ticking: bool) -> None:
+    """Everything that changes with t, drawn as a fragment; ``ticking`` says whether it has a timer."""
+    if bool(st.session_state.get("path_playing")) != ticking:
+        st.rerun()  # Play or stop was pressed: redraw the page, with or without the timer
+    f = _frames(path, mtime)
+    options = [round(float(t), 4) for t in f.times]
+    if st.session_state.get("path_t") not in options:
+        st.session_state["path_t"] = options[0]
+    if ticking:  # one frame per tick, stopping at t = 1
+        k = options.index(st.session_state["path_t"]) + 1
+        st.session_state["path_t"] = options[min(k, len(options) - 1)]
+        if k >= len(options) - 1:
+            st.session_state["path_playing"] = False
+    playing = bool(st.session_state.get("path_playing"))
+
+    c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
+    t = c1.select_slider("t", options, key="path_t", format_func=lambda v: f"{v:.2f}", on_change=_pause,
+                         help="t = 0 is uniform noise, t = 1 the data.")
+    if playing:
+        c2.button("Pause", key="path_play", icon=":material/pause:", on_click=_pause, width="stretch")
+    else:
+        c2.button("Play", key="path_play", icon=":material/play_arrow:", on_click=_play, args=(options,),
+                  width="stretch")
+    k = options.index(t)
+    st.caption(f"**t = {t:.2f}**, vMF concentration κ(t) = {f.kappa[k]:.3g}. At t = 0 both paths are the "
+               "uniform density on the sphere (noise); as t grows, the target concentrates around the data "
+               "points, and the model's flow has to carry its mass along.")
+
+    land = figures.load_land()
+    lo, hi = figures.shared_log_range(f.target_log_prob[k], f.model_log_prob[k])
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Target path p_t**")
+        fig = figures.density_map(f.lat, f.lon, f.target_log_prob[k], land=land, zmin=lo, zmax=hi)
+        st.plotly_chart(fig, key="path_target_map", config=PLOTLY_CONFIG)
+    with right:
+        st.markdown("**Model path q_t**")
+        fig = figures.density_map(f.lat, f.lon, f.model_log_prob[k], land=land, zmin=lo, zmax=hi)
+        st.plotly_chart(fig, key="path_model_map", config=PLOTLY_CONFIG)
+    st.caption(f"Both maps share one colour scale, from {lo:.1f} to {hi:.1f} nats (lower values get the lowest "
+               "colour), so equal colours mean equal density.")
+
+    view_lat, view_lon = figures.view_centre(f.target_samples[-1, :, 0], f.target_samples[-1, :, 1])
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Samples at t**")
+        st.markdown(figures.legend_html([(f"target samples, p_t ({f.target_samples.shape[1]})", TARGET_COLOR),
+                                         (f"model samples, q_t ({f.model_samples.shape[1]})", MODEL_COLOR)]),
+                    unsafe_allow_html=True)
+        layers = [
+            figures.PointLayer("target samples", f.target_samples[k, :, 0], f.target_samples[k, :, 1], TARGET_COLOR,
+                               60_000),
+            figures.PointLayer("model samples", f.model_samples[k, :, 0], f.model_samples[k, :, 1], MODEL_COLOR,
+                               60_000),
+        ]
+        st.pydeck_chart(figures.globe(land=land, point_layers=layers, view_lat=view_lat, view_lon=view_lon),
+                        height=460, key="path_samples_globe")
+    with right:
+        st.markdown("**Particle trajectories from t = 0 to t**")
+        st.markdown(figures.legend_html([(f"{f.trajectories.shape[1]} particles of the model's flow at t",
+                                          figures.SAMPLE_COLOR)]), unsafe_allow_html=True)
+        deck = figures.trajectories_globe(land, f.trajectories, k, view_lat=view_lat, view_lon=view_lon)
+        st.pydeck_chart(deck, height=460, key="path_trajectories_globe")
+
+    st.subheader("Where the flow and the target disagree: the PPD residual")
+    w = figures.weighted_residual(f.lat, f.lon, f.target_log_prob[k], f.residual[k])
+    left, right = st.columns([3, 2])
+    with left:
+        fig = figures.residual_map(f.lat, f.lon, w.values, land=land, label="p_t · r",
+                                   title=f"p_t(x) · r(t, x) at t = {t:.2f}")
+        st.plotly_chart(fig, key="path_residual_map", config=PLOTLY_CONFIG)
+        st.metric("Mean |r| under p_t (the ℓ = 1 PPD loss at this t)", f"{w.mean_abs:.3g}",
+                  help="Σ p_t |r| ΔA / Σ p_t ΔA over the grid cells, ΔA = Δlat · Δlon · cos(lat) in radians. "
+                       f"The target's mass on this grid is {w.mass:.3f} (1 for an exact quadrature).")
+    with right:
+        st.markdown(RESIDUAL_TEXT)
+
+    st.subheader("Downloads")
+    cols = st.columns(6)
+    at = f"t{t:.2f}"
+    _download(cols[0], "Target map (PNG)", functools.partial(_map_png, path, mtime, k, "target"),
+              f"{run_id}-target-{at}.png", "image/png")
+    _download(cols[1], "Model map (PNG)", functools.partial(_map_png, path, mtime, k, "model"),
+              f"{run_id}-model-{at}.png", "image/png")
+    _download(cols[2], "Residual map (PNG)", functools.partial(_map_png, path, mtime, k, "residual"),
+              f"{run_id}-residual-{at}.png", "image/png")
+    _download(cols[3], "Samples globe (PNG)", functools.partial(_samples_png, path, mtime, k),
+              f"{run_id}-samples-{at}.png", "image/png")
+    _download(cols[4], "p_t animation (GIF)", functools.partial(_path_gif, path, mtime, "target"),
+              f"{run_id}-target-path.gif", "image/gif")
+    _download(cols[5], "q_t animation (GIF)", functools.partial(_path_gif, path, mtime, "model"),
+              f"{run_id}-model-path.gif", "image/gif")
+    st.caption("Images are drawn when you click. The maps above also have a camera button (top right) for a PNG "
+               "of the chart as shown.")
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+st.title("How noise becomes data")
+st.markdown("A flow turns uniform noise on the sphere (t = 0) into the data (t = 1). Training asks it to follow a "
+            "*target path* p_t of densities between the two; here you can watch the target, the model's own path "
+            "q_t and the particles it moves, and see where the two paths disagree.")
+
+store = state.store()
+runs = store.runs()
+with_frames = [r.run_id for r in runs if store.run_dir(r.run_id).frames.exists()]
+computable = [r.run_id for r in runs if r.run_id not in with_frames and r.state not in ACTIVE
+              and store.run_dir(r.run_id).checkpoint.exists()]
+run_id = state.current_run_id()
+ids = with_frames + computable
+if run_id is not None and run_id not in ids:
+    ids.insert(0, run_id)
+if not with_frames:
+    st.info("No run has path frames yet. Train a run on the **Train** page: its frames are computed when it "
+            "finishes. For a run trained earlier, pick it below and press **Compute frames**.")
+if not ids:
+    st.stop()
+labels = {r.run_id: f"{r.run_id} · {r.data_name} · {r.objective}" + ("" if r.run_id in with_frames else
+                                                                     " · no frames yet") for r in runs}
+if run_id in ids:
+    state.sync_widget("path_run", run_id)
+chosen = st.selectbox("Run", ids, format_func=lambda i: labels.get(i, i), key="path_run")
+if chosen != run_id:
+    state.set_run_id(chosen)
+run = store.run_dir(chosen)
+if not run.frames.exists():
+    _offer_frames(chosen, run)
+    st.stop()
+try:
+    path, mtime = _frames_of(run)
+    _frames(path, mtime)
+except (RunError, OSError, ValueError, TypeError) as e:
+    st.error(f"The path frames of this run cannot be read: {e}")
+    st.stop()
+
+playing = bool(st.session_state.get("path_playing"))
+st.fragment(_path_view, run_every=PLAY_SECONDS if playing else None)(chosen, path, mtime, playing)

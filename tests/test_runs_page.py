@@ -1,0 +1,165 @@
+"""The Runs page with AppTest: the table of runs (broken ones too), opening a run, comparing two from the URL."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnfm_core.report import write_report
+from cnfm_core.runs import RunDir
+from cnfm_core.train import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "dashboard" / "app.py")
+PAGE = "pages/runs.py"
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory, single_thread):
+    """A run store with a PPD run, an RFM run, a run with an unreadable status and one with a broken report."""
+    root = tmp_path_factory.mktemp("runs")
+    data = str(REPO / "assets" / "synthetic_mixture.csv")
+    for run_id, objective in (("ppd-run", "ppd"), ("rfm-run", "rfm")):
+        config = TrainConfig(data=data, steps=15, hidden=16, layers=2, eval_every=10**6, objective=objective, threads=1)
+        train(config, root / run_id)
+        write_report(RunDir(root / run_id), n_lat=10, n_lon=20, n_samples=50)
+    (root / "bad-status").mkdir()
+    (root / "bad-status" / "status.json").write_text("{not json")
+    shutil.copytree(root / "ppd-run", root / "bad-report")
+    (root / "bad-report" / "report.json").write_text("not json either")
+    (root / "bad-report" / "density.npz").unlink()
+    return root
+
+
+@pytest.fixture
+def env(store_dir, monkeypatch):
+    monkeypatch.setenv("CNFM_RUNS", str(store_dir))
+    monkeypatch.setenv("CNFM_THREADS", "1")
+    return store_dir
+
+
+def _runs_page(**query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _report(root: Path, run_id: str) -> dict:
+    return json.loads((root / run_id / "report.json").read_text())
+
+
+def _param(at: AppTest, key: str) -> str:
+    value = at.query_params[key]
+    return value[0] if isinstance(value, list) else value
+
+
+def test_table_lists_every_run_with_objective_and_nll(env):
+    at = _runs_page()
+    assert at.title[0].value == "Runs"
+    df = at.dataframe[0].value
+    rows = {r["Run"]: r for r in df.to_dict("records")}
+    assert set(rows) == {"ppd-run", "rfm-run", "bad-status", "bad-report"}
+    assert rows["ppd-run"]["Objective"] == "PPD ℓ=1" and rows["rfm-run"]["Objective"] == "RFM"
+    for run_id in ("ppd-run", "rfm-run"):
+        report = _report(env, run_id)
+        assert rows[run_id]["Test NLL"] == pytest.approx(report["test_nll"])
+        assert rows[run_id]["KDE NLL"] == pytest.approx(report["kde_nll"])
+        assert rows[run_id]["Hidden"] == 16 and rows[run_id]["Status"].startswith("done · step 15")
+    assert rows["bad-status"]["Status"] == "unreadable"
+    for col in ("Objective", "Test NLL", "Hidden", "Data set"):
+        assert rows["bad-status"][col] is None or (isinstance(rows["bad-status"][col], float)
+                                                   and math.isnan(rows["bad-status"][col]))
+    assert math.isnan(rows["bad-report"]["Test NLL"]) and rows["bad-report"]["Objective"] == "PPD ℓ=1"
+    assert at.dataframe[0].proto.placeholder == "–"
+    # Newest first: the rfm run was created after the ppd run.
+    assert list(df["Run"]).index("rfm-run") < list(df["Run"]).index("ppd-run")
+
+
+def test_compare_from_url(env):
+    at = _runs_page(a="ppd-run", b="rfm-run")
+    assert at.selectbox(key="run_a").value == "ppd-run" and at.selectbox(key="run_b").value == "rfm-run"
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heatmaps = [c for c in charts if any(t.get("type") == "heatmap" for t in c["data"])]
+    assert len(charts) == 4 and len(heatmaps) == 2
+    # One colour scale for both maps.
+    assert heatmaps[0]["data"][0]["zmin"] == heatmaps[1]["data"][0]["zmin"]
+    assert heatmaps[0]["data"][0]["zmax"] == heatmaps[1]["data"][0]["zmax"]
+    assert any("objective" in m.value for m in at.markdown)
+    a, b = _report(env, "ppd-run")["test_nll"], _report(env, "rfm-run")["test_nll"]
+    nlls = [m.value for m in at.metric]
+    assert nlls == [f"{a:.3f}", f"{b:.3f}"]
+    assert any(f"{b - a:+.3f}" in c.value for c in at.caption)
+
+
+def test_selectbox_choice_goes_to_url(env):
+    at = _runs_page(a="ppd-run", b="rfm-run")
+    at.selectbox(key="run_b").set_value("bad-report").run()
+    assert not at.exception
+    assert _param(at, "b") == "bad-report"
+    assert any("No density map" in i.value for i in at.info)
+    assert [m.value for m in at.metric][1] == "–"
+
+
+def test_defaults_are_two_newest_finished_runs(env):
+    at = _runs_page()
+    assert {at.selectbox(key="run_a").value, at.selectbox(key="run_b").value} == {"ppd-run", "rfm-run"}
+    assert {_param(at, "a"), _param(at, "b")} == {"ppd-run", "rfm-run"}
+
+
+def test_broken_run_compares_without_crashing(env):
+    at = _runs_page(a="bad-status", b="bad-report")
+    assert len(at.get("plotly_chart")) == 2  # two (empty) curve charts, no density map
+    assert len([i for i in at.info if "No density map" in i.value]) == 2
+
+
+def test_table_selection(env):
+    at = _runs_page()
+    ids = list(at.dataframe[0].value["Run"])
+    at.session_state["runs_table"] = {"selection": {"rows": [ids.index("rfm-run"), ids.index("ppd-run")],
+                                                    "columns": []}}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="run_a").value == "rfm-run" and at.selectbox(key="run_a").disabled
+    assert (_param(at, "a"), _param(at, "b")) == ("rfm-run", "ppd-run")
+    at.session_state["runs_table"] = {"selection": {"rows": [ids.index("ppd-run")], "columns": []}}
+    at.run()
+    at.button(key="open_results").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Results"
+    assert _param(at, "run") == "ppd-run"
+    at = _runs_page()
+    at.session_state["runs_table"] = {"selection": {"rows": [ids.index("rfm-run")], "columns": []}}
+    at.run()
+    at.button(key="open_train").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Train a flow" and _param(at, "run") == "rfm-run"
+
+
+def test_only_unreadable_runs(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    for run_id, status in (("garbage", "{not json"), ("a-list", "[1, 2]"), ("bad-types", '{"step": "x"}')):
+        (root / run_id).mkdir(parents=True)
+        (root / run_id / "status.json").write_text(status)
+    (root / "a-list" / "metrics.jsonl").write_text('3\n{"step": 1, "loss": 2.0}\n')
+    monkeypatch.setenv("CNFM_RUNS", str(root))
+    at = _runs_page(a="a-list", b="garbage")
+    assert sorted(at.dataframe[0].value["Run"]) == ["a-list", "bad-types", "garbage"]
+    assert set(at.dataframe[0].value["Status"]) == {"unreadable"}
+    assert len(at.get("plotly_chart")) == 2 and [m.value for m in at.metric] == ["–", "–"]
+
+
+def test_empty_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNFM_RUNS", str(tmp_path / "runs"))
+    at = _runs_page()
+    assert any("python -m cnfm_core train --run-dir" in i.value for i in at.info)
+    assert not at.dataframe

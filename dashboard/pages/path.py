@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Callable
 
-import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 

@@ -52,6 +52,7 @@ __all__ = [
     "curves",
     "density_map",
     "globe",
+    "globe_zoom",
     "land_lines",
     "legend_html",
     "load_land",
@@ -887,3 +888,17 @@ def trajectories_globe(
         tooltip={"text": "lat {lat}°, lon {lon}°"},
         height=height,
     )
+
+
+def globe_zoom(view_lat: float, zoom: float = 1.1) -> float:
+    """The deck.gl zoom that shows the globe as large at ``view_lat`` as ``zoom`` does at the equator.
+
+    deck.gl's globe zoom follows Web Mercator, whose scale grows as ``1 / cos(lat)``, so a globe viewed
+    from high latitudes looks larger at the same zoom; this subtracts ``log2(1 / cos(lat))`` (capped
+    at 85 deg).
+
+    >>> globe_zoom(0.0), round(globe_zoom(60.0), 6)
+    (1.1, 0.1)
+    """
+    lat = min(abs(float(view_lat)), 85.0)
+    return float(zoom) + math.log2(math.cos(math.radians(lat)))

@@ -40,6 +40,8 @@ __all__ = [
     "settings",
     "store",
     "sync_widget",
+    "current_frame",
+    "set_frame",
     "train_settings",
     "set_train_settings",
 ]
@@ -128,6 +130,9 @@ def current_dataset() -> Dataset:
     key = st.query_params.get("data") or st.session_state.get("dataset") or "synthetic"
     if key not in sets:
         key = next(iter(sets))
+    st.session_state["dataset"] = key
+    if st.query_params.get("data") != key:
+        st.query_params["data"] = key
     return sets[key]
 
 
@@ -165,11 +170,38 @@ def set_train_settings(values: dict[str, str]) -> None:
 
 
 def current_run_id() -> str | None:
-    """The run in the URL (``?run=``), if it names a run of the store."""
+    """The run in the URL (``?run=``), else the session's run, if it names a run of the store.
+
+    The two are kept in step: page links in the sidebar drop the URL's parameters, so the session
+    remembers the run, and the URL gets it back (a link copied from any page opens the same run).
+    """
     run_id = st.query_params.get("run") or st.session_state.get("run_id")
     if run_id and valid_run_id(run_id) and store().exists(run_id):
+        st.session_state["run_id"] = run_id
+        if st.query_params.get("run") != run_id:
+            st.query_params["run"] = run_id
         return run_id
     return None
+
+
+def current_frame(times: list[float]) -> int:
+    """Index of the Path page's time ``?t=`` (nearest frame), else the session's, else 0."""
+    raw = st.query_params.get("t")
+    if raw is not None:
+        try:
+            t = float(raw)
+        except ValueError:
+            t = None
+        if t is not None and times:
+            return min(range(len(times)), key=lambda i: abs(times[i] - t))
+    k = st.session_state.get("path_frame", 0)
+    return k if isinstance(k, int) and 0 <= k < max(1, len(times)) else 0
+
+
+def set_frame(k: int, times: list[float]) -> None:
+    st.session_state["path_frame"] = k
+    if 0 <= k < len(times):
+        st.query_params["t"] = f"{times[k]:.2f}"
 
 
 def set_run_id(run_id: str | None) -> None:

@@ -123,7 +123,7 @@ def test_empty_upload_is_reported(env):
 
 
 def test_train_page_widgets(env):
-    at = _app("pages/train.py")
+    at = _app("views/train.py")
     assert at.title[0].value == "Train a flow"
     assert list(at.radio[0].options) == ["PPD, ℓ = 1", "PPD, ℓ = 2", "RFM (flow matching baseline)"]
     assert at.radio[0].value == "ppd1"
@@ -133,12 +133,12 @@ def test_train_page_widgets(env):
 
 
 def test_results_page_without_runs(env):
-    at = _app("pages/results.py")
+    at = _app("views/results.py")
     assert any("No finished run" in i.value for i in at.info)
 
 
 def test_start_run_then_reattach_from_url_and_see_results(env):
-    at = _app("pages/train.py")
+    at = _app("views/train.py")
     at.select_slider[0].set_value("small")
     at.number_input[0].set_value(0.1)
     at.button[0].click().run()  # the form's submit button
@@ -149,10 +149,10 @@ def test_start_run_then_reattach_from_url_and_see_results(env):
     assert store.info(run_id).config["hidden"] == 64
     assert _wait(store, run_id) == "done"
     # A fresh session (a reload or a second tab) reattaches from the URL alone.
-    at2 = _app("pages/train.py", run=run_id)
+    at2 = _app("views/train.py", run=run_id)
     assert any(run_id in s.value for s in at2.subheader)
     assert any("Done" in s.value for s in at2.success)
-    res = _app("pages/results.py", run=run_id)
+    res = _app("views/results.py", run=run_id)
     labels = [m.label for m in res.metric]
     assert labels[0] == "This model (exact likelihood)" and labels[-1] == "Uniform density (log 4π)"
     assert "True density (the best possible)" in labels  # the bundled synthetic data has a known density
@@ -166,7 +166,7 @@ def test_queue_and_stop(env):
     data = str(Path(APP).parents[1] / "assets" / "synthetic_mixture.csv")
     first = store.create(TrainConfig(data=data, minutes=2.0, hidden=32, threads=1), name="first")
     second = store.create(TrainConfig(data=data, steps=10, hidden=32, threads=1), name="second")
-    at = _app("pages/train.py", run=second)
+    at = _app("views/train.py", run=second)
     assert any("Queued (position" in i.value for i in at.info), [i.value for i in at.info]
     from dashboard.state import runner  # same process: the page's runner
 
@@ -178,25 +178,25 @@ def test_queue_and_stop(env):
 
 
 def test_train_settings_come_from_the_url(env):
-    at = _app("pages/train.py", obj="rfm", kappa="300", seed="7", size="small", split="dedup", minutes="2.5")
+    at = _app("views/train.py", obj="rfm", kappa="300", seed="7", size="small", split="dedup", minutes="2.5")
     assert at.radio[0].value == "rfm"
     assert at.select_slider[0].value == "small" and at.select_slider[1].value == 300
     assert at.number_input[0].value == 2.5 and at.number_input[1].value == 7
     assert at.selectbox[0].value == "dedup"
     # Values that are not offered fall back to the defaults instead of breaking the page.
-    at = _app("pages/train.py", obj="nope", kappa="12", minutes="abc")
+    at = _app("views/train.py", obj="nope", kappa="12", minutes="abc")
     assert at.radio[0].value == "ppd1" and at.select_slider[1].value == 3000 and at.number_input[0].value == 1.5
 
 
 def test_step_mode_advances_and_redraws(env):
-    at = _app("pages/train.py", size="small")
+    at = _app("views/train.py", size="small")
     at.button[1].click().run()  # "Step (+50 steps)"
     assert not at.exception
     run_id = at.query_params["run"]
     run_id = run_id[0] if isinstance(run_id, list) else run_id
     store = RunStore(env / "runs")
     assert _wait(store, run_id) == "done" and store.info(run_id).step == 50
-    at = _app("pages/train.py", run=run_id, size="small")
+    at = _app("views/train.py", run=run_id, size="small")
     assert len(at.get("plotly_chart")) == 2  # curves and the density after the step
     at.button[1].click().run()  # the run is idle: the next Step continues it
     assert at.query_params["run"] in (run_id, [run_id])

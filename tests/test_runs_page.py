@@ -16,7 +16,7 @@ from cnfm_core.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard" / "app.py")
-PAGE = "pages/runs.py"
+PAGE = "views/runs.py"
 
 
 @pytest.fixture(scope="module")

@@ -160,10 +160,10 @@ if len(selected) == 1:
     c1, c2, _ = st.columns([1, 1, 4])
     if c1.button("Open in Results", key="open_results"):
         state.set_run_id(selected[0])
-        st.switch_page("pages/results.py", query_params={"run": selected[0]})
+        st.switch_page("views/results.py", query_params={"run": selected[0]})
     if c2.button("Open in Train", key="open_train"):
         state.set_run_id(selected[0])
-        st.switch_page("pages/train.py", query_params={"run": selected[0]})
+        st.switch_page("views/train.py", query_params={"run": selected[0]})
 
 st.subheader("Compare two runs")
 with_results = [i for i in ids if reports[i]] + [i for i in ids if not reports[i]]

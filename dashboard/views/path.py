@@ -22,6 +22,8 @@ from dashboard import export, figures, state
 
 #: Seconds between frames while playing.
 PLAY_SECONDS = 0.6
+#: Height in pixels of the two maps side by side.
+MAP_HEIGHT = 340
 #: Plotly's "download as PNG" button in the chart toolbar, at twice the screen resolution.
 PLOTLY_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 2}}
 TARGET_COLOR, MODEL_COLOR = figures.DATA_COLOR, figures.SAMPLE_COLOR
@@ -163,14 +165,35 @@ def _offer_frames(run_id: str, run: RunDir) -> None:
 # The time control and everything that depends on t
 
 
-def _play(options: list[float]) -> None:
-    if st.session_state.get("path_t") == options[-1]:
-        st.session_state["path_t"] = options[0]  # at the end: play again from t = 0
-    st.session_state["path_playing"] = True
+def _frame() -> int:
+    """The frame shown (an index into the frame times); the slider only edits it."""
+    return int(st.session_state.get("path_frame", 0))
 
 
-def _pause() -> None:
-    st.session_state["path_playing"] = False
+def _slider_key() -> str:
+    """The slider's key, new each time playing starts or stops.
+
+    A timer tick sends the browser's widget values as they were when it fired, which can be a frame
+    behind; under a fresh key no stale value of an earlier slider can move the frame back.
+    """
+    return f"path_t_{st.session_state.get('path_generation', 0)}"
+
+
+def _set_playing(on: bool) -> None:
+    if bool(st.session_state.get("path_playing")) != on:
+        st.session_state["path_generation"] = st.session_state.get("path_generation", 0) + 1
+    st.session_state["path_playing"] = on
+
+
+def _slider_moved(key: str, options: list[float]) -> None:
+    if not st.session_state.get("path_playing") and st.session_state.get(key) in options:
+        st.session_state["path_frame"] = options.index(st.session_state[key])
+
+
+def _play(last: int) -> None:
+    if _frame() >= last:
+        st.session_state["path_frame"] = 0  # at the end: play again from t = 0
+    _set_playing(True)
 
 
 def _download(col: DeltaGenerator, label: str, data: Callable[[], bytes], name: str, mime: str) -> None:
@@ -185,24 +208,28 @@ def _path_view(run_id: str, path: str, mtime: float, ticking: bool) -> None:
         st.rerun()  # Play or stop was pressed: redraw the page, with or without the timer
     f = _frames(path, mtime)
     options = [round(float(t), 4) for t in f.times]
-    if st.session_state.get("path_t") not in options:
-        st.session_state["path_t"] = options[0]
+    last = len(options) - 1
+    # A shared link's ?t= picks the first frame shown; after that the session's frame rules.
+    k = state.current_frame(options) if "path_frame" not in st.session_state else min(max(_frame(), 0), last)
     if ticking:  # one frame per tick, stopping at t = 1
-        k = options.index(st.session_state["path_t"]) + 1
-        st.session_state["path_t"] = options[min(k, len(options) - 1)]
-        if k >= len(options) - 1:
-            st.session_state["path_playing"] = False
-    playing = bool(st.session_state.get("path_playing"))
+        k = min(k + 1, last)
+        if k == last:
+            _set_playing(False)
+    state.set_frame(k, options)  # the session's frame and the URL's ?t=
+    t = options[k]
 
+    playing = bool(st.session_state.get("path_playing"))
+    key = _slider_key()
+    state.sync_widget(key, t)
     c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
-    t = c1.select_slider("t", options, key="path_t", format_func=lambda v: f"{v:.2f}", on_change=_pause,
-                         help="t = 0 is uniform noise, t = 1 the data.")
+    c1.select_slider("t", options, key=key, format_func=lambda v: f"{v:.2f}", on_change=_slider_moved,
+                     args=(key, options), disabled=playing, help="t = 0 is uniform noise, t = 1 the data.")
     if playing:
-        c2.button("Pause", key="path_play", icon=":material/pause:", on_click=_pause, width="stretch")
-    else:
-        c2.button("Play", key="path_play", icon=":material/play_arrow:", on_click=_play, args=(options,),
+        c2.button("Pause", key="path_pause", icon=":material/pause:", on_click=_set_playing, args=(False,),
                   width="stretch")
-    k = options.index(t)
+    else:
+        c2.button("Play", key="path_play", icon=":material/play_arrow:", on_click=_play, args=(last,),
+                  width="stretch")
     st.caption(f"**t = {t:.2f}**, vMF concentration κ(t) = {f.kappa[k]:.3g}. At t = 0 both paths are the "
                "uniform density on the sphere (noise); as t grows, the target concentrates around the data "
                "points, and the model's flow has to carry its mass along.")
@@ -213,15 +240,18 @@ def _path_view(run_id: str, path: str, mtime: float, ticking: bool) -> None:
     with left:
         st.markdown("**Target path p_t**")
         fig = figures.density_map(f.lat, f.lon, f.target_log_prob[k], land=land, zmin=lo, zmax=hi)
+        fig.update_layout(height=MAP_HEIGHT)
         st.plotly_chart(fig, key="path_target_map", config=PLOTLY_CONFIG)
     with right:
         st.markdown("**Model path q_t**")
         fig = figures.density_map(f.lat, f.lon, f.model_log_prob[k], land=land, zmin=lo, zmax=hi)
+        fig.update_layout(height=MAP_HEIGHT)
         st.plotly_chart(fig, key="path_model_map", config=PLOTLY_CONFIG)
     st.caption(f"Both maps share one colour scale, from {lo:.1f} to {hi:.1f} nats (lower values get the lowest "
                "colour), so equal colours mean equal density.")
 
     view_lat, view_lon = figures.view_centre(f.target_samples[-1, :, 0], f.target_samples[-1, :, 1])
+    view = {"view_lat": view_lat, "view_lon": view_lon, "zoom": figures.globe_zoom(view_lat, 1.6)}
     left, right = st.columns(2)
     with left:
         st.markdown("**Samples at t**")
@@ -234,13 +264,12 @@ def _path_view(run_id: str, path: str, mtime: float, ticking: bool) -> None:
             figures.PointLayer("model samples", f.model_samples[k, :, 0], f.model_samples[k, :, 1], MODEL_COLOR,
                                60_000),
         ]
-        st.pydeck_chart(figures.globe(land=land, point_layers=layers, view_lat=view_lat, view_lon=view_lon),
-                        height=460, key="path_samples_globe")
+        st.pydeck_chart(figures.globe(land=land, point_layers=layers, **view), height=460, key="path_samples_globe")
     with right:
         st.markdown("**Particle trajectories from t = 0 to t**")
         st.markdown(figures.legend_html([(f"{f.trajectories.shape[1]} particles of the model's flow at t",
                                           figures.SAMPLE_COLOR)]), unsafe_allow_html=True)
-        deck = figures.trajectories_globe(land, f.trajectories, k, view_lat=view_lat, view_lon=view_lon)
+        deck = figures.trajectories_globe(land, f.trajectories, k, **view)
         st.pydeck_chart(deck, height=460, key="path_trajectories_globe")
 
     st.subheader("Where the flow and the target disagree: the PPD residual")
@@ -257,7 +286,7 @@ def _path_view(run_id: str, path: str, mtime: float, ticking: bool) -> None:
         st.markdown(RESIDUAL_TEXT)
 
     st.subheader("Downloads")
-    cols = st.columns(6)
+    cols = [c for row in (st.columns(3), st.columns(3)) for c in row]
     at = f"t{t:.2f}"
     _download(cols[0], "Target map (PNG)", functools.partial(_map_png, path, mtime, k, "target"),
               f"{run_id}-target-{at}.png", "image/png")
@@ -294,7 +323,7 @@ if run_id is not None and run_id not in ids:
     ids.insert(0, run_id)
 if not with_frames:
     st.info("No run has path frames yet. Train a run on the **Train** page: its frames are computed when it "
-            "finishes. For a run trained earlier, pick it below and press **Compute frames**.")
+            "finishes. A run trained before that gets a **Compute frames** button here once it is chosen.")
 if not ids:
     st.stop()
 labels = {r.run_id: f"{r.run_id} · {r.data_name} · {r.objective}" + ("" if r.run_id in with_frames else

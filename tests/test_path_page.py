@@ -1,0 +1,221 @@
+"""The Path page ("How noise becomes data") with AppTest, and the figure functions it adds to dashboard.figures."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnfm_core.frames import write_frames
+from cnfm_core.runs import RunDir
+from cnfm_core.train import TrainConfig, train
+from dashboard import figures
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "dashboard" / "app.py")
+RUN = "tiny-run"
+K = 3
+
+
+@pytest.fixture(scope="module")
+def land() -> dict[str, Any]:
+    return figures.load_land()
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def test_density_map_colour_range_is_optional(land: dict[str, Any]) -> None:
+    lat, lon = np.array([-45.0, 45.0]), np.array([-90.0, 90.0])
+    heat = figures.density_map(lat, lon, np.zeros((2, 2)), land=land).data[0]
+    assert heat.zmin is None and heat.zmax is None
+    heat = figures.density_map(lat, lon, np.zeros((2, 2)), land=land, zmin=-3.0, zmax=1.0).data[0]
+    assert (heat.zmin, heat.zmax) == (-3.0, 1.0)
+
+
+def test_shared_log_range_and_symmetric_limit() -> None:
+    assert figures.shared_log_range(np.array([-1.0, 2.0]), np.array([-5.0, np.nan, -np.inf])) == (-5.0, 2.0)
+    assert figures.shared_log_range(np.array([5.0, -100.0]), span=4.0) == (1.0, 5.0)
+    assert figures.shared_log_range(np.array([np.nan])) == (-1.0, 1.0)
+    assert figures.symmetric_limit(np.r_[np.zeros(99), 50.0], q=99.0) < 50.0
+    assert figures.symmetric_limit(np.zeros(3)) == 1.0
+
+
+def test_cell_areas_and_weighted_residual_closed_forms() -> None:
+    lat = (np.arange(90) + 0.5) * 2.0 - 90.0
+    lon = (np.arange(180) + 0.5) * 2.0 - 180.0
+    area = figures.cell_areas(lat, lon)
+    assert area.shape == (90, 180) and area.sum() == pytest.approx(4 * math.pi, rel=1e-3)
+    # Uniform p_t and r = cos(lat): mean |r| = E|cos lat| = pi / 4 under the uniform density.
+    log_p = np.full((90, 180), -math.log(4 * math.pi))
+    r = np.cos(np.deg2rad(lat))[:, None] * np.ones(180)
+    w = figures.weighted_residual(lat, lon, log_p, -r)
+    assert w.mass == pytest.approx(1.0, rel=1e-3)
+    assert w.mean_abs == pytest.approx(math.pi / 4, rel=1e-3)
+    np.testing.assert_allclose(w.values, -r / (4 * math.pi))
+    r[0, 0] = np.nan
+    assert np.isnan(figures.weighted_residual(lat, lon, log_p, r).values[0, 0])
+    with pytest.raises(ValueError, match="same shape"):
+        figures.weighted_residual(lat, lon, log_p, r[:, :5])
+
+
+def test_residual_map_is_diverging_and_centred(land: dict[str, Any]) -> None:
+    lat, lon = np.array([-45.0, 45.0]), np.array([-90.0, 90.0])
+    fig = figures.residual_map(lat, lon, np.array([[1.0, -3.0], [0.5, np.nan]]), land=land, title="r", limit=2.0)
+    assert isinstance(fig, go.Figure)
+    heat = fig.data[0]
+    assert heat.type == "heatmap" and (heat.zmin, heat.zmax, heat.zmid) == (-2.0, 2.0, 0.0)
+    assert heat.colorscale[0][1] != heat.colorscale[-1][1]  # a real two-colour scale
+    assert figures.residual_map(lat, lon, np.array([[1.0, -3.0], [0.5, 0.0]]), land=land).data[0].zmax > 0
+
+
+def test_split_antimeridian_and_view_centre() -> None:
+    pieces = figures.split_antimeridian(np.array([0.0, 10.0, 20.0]), np.array([-170.0, 170.0, 160.0]))
+    assert pieces == [[[-170.0, 0.0], [-180.0, 5.0]], [[180.0, 5.0], [170.0, 10.0], [160.0, 20.0]]]
+    assert figures.split_antimeridian(np.array([1.0, 2.0]), np.array([10.0, 20.0])) == [[[10.0, 1.0], [20.0, 2.0]]]
+    assert figures.view_centre(np.array([45.0]), np.array([-120.0])) == pytest.approx((45.0, -120.0))
+    assert figures.view_centre(np.array([]), np.array([])) == (20.0, 0.0)
+    assert figures.globe_zoom(60.0, 2.0) == pytest.approx(1.0)
+
+
+def test_trajectory_paths_follow_great_circles_without_jumps() -> None:
+    # Two particles over three frames; the second crosses the antimeridian.
+    traj = np.array([[[0.0, 0.0], [10.0, 170.0]], [[0.0, 30.0], [10.0, -170.0]], [[30.0, 30.0], [20.0, -150.0]]])
+    assert figures.trajectory_paths(traj, 0) == []
+    paths = figures.trajectory_paths(traj, 2, max_step_deg=5.0)
+    for path in paths:
+        xy = np.asarray(path)
+        assert np.all(np.abs(np.diff(xy[:, 0])) <= 180.0)
+        assert np.all(np.hypot(*np.diff(xy, axis=0).T) <= 5.5)  # about max_step_deg apart here
+    starts = [p[0] for p in paths]
+    assert [0.0, 0.0] in starts and [170.0, 10.0] in starts
+    assert any(p[-1][0] == 180.0 for p in paths) and any(p[0][0] == -180.0 for p in paths)
+    with pytest.raises(ValueError, match="shape"):
+        figures.trajectory_paths(traj[..., 0], 1)
+
+
+def test_trajectories_globe_layers_offline(land: dict[str, Any]) -> None:
+    traj = np.zeros((3, 4, 2))
+    traj[:, :, 1] = np.array([0.0, 20.0, 40.0])[:, None]
+    deck = figures.trajectories_globe(land, traj, 1)
+    spec = json.loads(deck.to_json())
+    assert [layer["id"] for layer in spec["layers"]] == ["ocean", "land", "coast", "trajectories", "points-0"]
+    assert "http" not in deck.to_json() and spec.get("mapProvider") is None
+    assert spec.get("mapStyle") in (None, "__MAP_STYLE__")  # pydeck's "no style", dropped by st.pydeck_chart
+    assert spec["layers"][3]["widthUnits"] == "pixels" and spec["layers"][3]["data"]
+    dots = spec["layers"][-1]["data"]
+    assert {d["lon"] for d in dots} == {20.0}  # the particles at frame 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, single_thread) -> Path:
+    """A tiny trained run with frames (K = 3 on a 10 x 20 grid), in a store folder of its own."""
+    root = tmp_path_factory.mktemp("runs")
+    config = TrainConfig(data=str(REPO / "assets" / "synthetic_mixture.csv"), steps=20, hidden=16, layers=2,
+                         eval_every=10**6, threads=1)
+    train(config, root / RUN)
+    write_frames(RunDir(root / RUN), n_frames=K, n_lat=10, n_lon=20, n_samples=50, n_trajectories=10)
+    return root / RUN
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNFM_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("CNFM_THREADS", "1")
+    (tmp_path / "runs").mkdir()
+    return tmp_path / "runs"
+
+
+def _app(**query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page("views/path.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _shown_t(at: AppTest) -> str:
+    return next(c.value for c in at.caption if c.value.startswith("**t = ")).split("**")[1]
+
+
+def test_page_without_runs(env):
+    at = _app()
+    assert at.title[0].value == "How noise becomes data"
+    assert any("No run has path frames yet" in i.value and "Compute frames" in i.value for i in at.info)
+    assert not at.select_slider
+
+
+def test_page_shows_a_run(env, trained):
+    shutil.copytree(trained, env / RUN)
+    at = _app(run=RUN)
+    slider = at.select_slider[0]
+    assert slider.label == "t" and len(slider.options) == K and slider.value == 0.0
+    assert _shown_t(at) == "t = 0.00"
+    assert len(at.get("plotly_chart")) == 3 and len(at.get("deck_gl_json_chart")) == 2
+    text = " ".join(m.value for m in at.markdown)
+    assert "continuity equation" in text and "under-supplies" in text and "PPD loss" in text
+    metric = at.metric[0]
+    assert metric.label.startswith("Mean |r| under p_t") and float(metric.value) > 0
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Target map (PNG)", "Model map (PNG)", "Residual map (PNG)", "Samples globe (PNG)",
+                      "p_t animation (GIF)", "q_t animation (GIF)"]
+
+    at.select_slider[0].set_value(0.5).run()
+    assert not at.exception
+    assert _shown_t(at) == "t = 0.50"
+    assert "t = 0.50" in json.dumps(at.get("plotly_chart")[2].proto.spec)  # the residual map follows t
+
+    at.button(key="path_play").click().run()  # one frame at once, then one per tick
+    assert not at.exception
+    assert _shown_t(at) == "t = 1.00" and at.select_slider[0].value == 1.0
+    assert at.button(key="path_play").label == "Play"  # stopped at t = 1
+    at.button(key="path_play").click().run()  # at the end, Play starts again from t = 0
+    assert _shown_t(at) == "t = 0.50" and at.button(key="path_pause").label == "Pause"
+    at.run()
+    assert _shown_t(at) == "t = 1.00" and not at.session_state["path_playing"]
+
+
+def test_shared_link_opens_the_same_run_and_time(env, trained):
+    shutil.copytree(trained, env / RUN)
+    at = _app(run=RUN, t="0.5")
+    assert _shown_t(at) == "t = 0.50"
+    at.select_slider[0].set_value(1.0).run()
+    assert at.query_params["t"] in ("1.00", ["1.00"])  # the URL follows the time shown
+    at.switch_page("views/data.py").run()  # sidebar navigation drops URL parameters ...
+    at.switch_page("views/path.py").run()
+    assert at.query_params["run"] in (RUN, [RUN])  # ... but the session keeps the run and puts it back
+
+
+def test_run_without_frames_offers_to_compute_them(env, trained):
+    shutil.copytree(trained, env / RUN)
+    (env / RUN / "frames.npz").unlink()
+    at = _app(run=RUN)
+    assert any("no path frames yet" in i.value for i in at.info)
+    assert not at.select_slider
+    at.button(key="compute_frames").click().run()
+    assert not at.exception
+    assert any("Computing the path frames" in i.value for i in at.info)
+    t0 = time.time()
+    while not (env / RUN / "frames.npz").exists() and time.time() - t0 < 60:
+        time.sleep(0.3)
+    assert (env / RUN / "frames.npz").exists(), (env / RUN / "frames.log").read_text()
+    time.sleep(0.5)  # let the worker exit
+    at.run()
+    assert not at.exception
+    assert len(at.select_slider[0].options) == 11  # the command's default

@@ -56,6 +56,7 @@ def test_data_page_defaults(env):
     values = {m.label: m.value for m in at.metric}
     assert values["Points"] == "2,000"
     assert len(at.get("deck_gl_json_chart")) == 1
+    assert [b.proto.label for b in at.get("download_button")] == ["Globe (PNG)"]
 
 
 def test_data_page_select_folder_set_goes_to_url(env):
@@ -158,7 +159,9 @@ def test_start_run_then_reattach_from_url_and_see_results(env):
     assert "True density (the best possible)" in labels  # the bundled synthetic data has a known density
     assert float(res.metric[0].value) < 2.531
     assert len(res.get("plotly_chart")) == 2 and len(res.get("deck_gl_json_chart")) == 2
-    assert len(res.get("download_button")) == 4
+    labels = [b.proto.label for b in res.get("download_button")]
+    assert labels == ["Density map (PNG)", "Samples and test points (PNG)", "Samples (CSV)", "Density grid (CSV)",
+                      "Checkpoint (.pt)", "Config (JSON)"]
 
 
 def test_queue_and_stop(env):

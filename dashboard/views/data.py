@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from cnfm_core.data import DataError, csv_columns, parse_points, unique_rows
-from dashboard import figures, state
+from dashboard import export, figures, state
 
 st.title("Points on the globe")
 st.caption("Pick a data set, or upload a CSV of points with latitude and longitude columns, then train a flow on it.")
@@ -68,3 +68,14 @@ layer = figures.PointLayer("data", np.asarray(points.lat), np.asarray(points.lon
 st.pydeck_chart(figures.globe(land=land, point_layers=[layer]), height=520)
 st.caption(f"{current.label}: {current.path.name}. Drag to turn the globe, scroll to zoom."
            + (" Showing a random subset of 20,000 points." if points.n > 20_000 else ""))
+
+
+def _globe_png() -> bytes:
+    lat, lon = np.asarray(points.lat), np.asarray(points.lon)
+    c_lat, c_lon = figures.view_centre(lat, lon)
+    return export.globe_png([export.GlobePoints(lat, lon, figures.DATA_COLOR, current.label)], land=land,
+                            center_lat=c_lat, center_lon=c_lon, title=current.label)
+
+
+st.download_button("Globe (PNG)", data=_globe_png, file_name=f"{current.path.stem}-globe.png", mime="image/png",
+                   on_click="ignore", icon=":material/download:", key="data_globe_png")

@@ -10,7 +10,7 @@ from cnfm_core.data import PointSet
 from cnfm_core.jobs import ACTIVE
 from cnfm_core.runs import RunError
 from cnfm_core.sphere import LOG_AREA
-from dashboard import figures, state
+from dashboard import export, figures, state
 
 store = state.store()
 st.title("Results")
@@ -82,6 +82,10 @@ with tab_map:
 with tab_globe:
     deck = figures.globe(land=land, density=(grid_lat, grid_lon, log_prob))
     st.pydeck_chart(deck, height=520, key="density_globe")
+    st.download_button("Density map (PNG)", on_click="ignore", icon=":material/download:", mime="image/png",
+                       file_name=f"{chosen}-density.png", key="density_png",
+                       data=lambda: export.density_png(grid_lat, grid_lon, log_prob, land=land,
+                                                       title="Learned log-density", label="log density (nats)"))
 with tab_points:
     layers = [
         figures.PointLayer("generated samples", samples[:, 0], samples[:, 1], figures.SAMPLE_COLOR, 50_000),
@@ -90,6 +94,13 @@ with tab_points:
     st.markdown(figures.legend_html([("generated samples", figures.SAMPLE_COLOR),
                                      ("test points", figures.TEST_COLOR)]), unsafe_allow_html=True)
     st.pydeck_chart(figures.globe(land=land, point_layers=layers), height=520, key="points_globe")
+    c_lat, c_lon = figures.view_centre(test_lat, test_lon) if len(test_lat) else (20.0, 0.0)
+    st.download_button("Samples and test points (PNG)", on_click="ignore", icon=":material/download:",
+                       mime="image/png", file_name=f"{chosen}-samples.png", key="points_png",
+                       data=lambda: export.globe_png(
+                           [export.GlobePoints(samples[:, 0], samples[:, 1], figures.SAMPLE_COLOR, "generated samples"),
+                            export.GlobePoints(test_lat, test_lon, figures.TEST_COLOR, "test points")],
+                           land=land, center_lat=c_lat, center_lon=c_lon, title="Samples against test points"))
 
 st.subheader("Downloads")
 c1, c2, c3, c4 = st.columns(4)

@@ -32,13 +32,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path):
+def runs_root(tmp_path) -> Path:
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def server(tmp_path, runs_root):
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     port = _free_port()
-    env = {**os.environ, "CNFM_RUNS": str(tmp_path / "runs"), "CNFM_THREADS": "1"}
+    env = {**os.environ, "CNFM_RUNS": str(runs_root), "CNFM_THREADS": "1"}
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
@@ -113,5 +118,54 @@ def test_pick_train_and_see_results(server, tmp_path):
     keep = os.environ.get("CNFM_SCREENSHOTS")
     if keep:
         shutil.copytree(shots, keep, dirs_exist_ok=True)
+    assert not outside, f"requests left the machine: {outside[:5]}"
+    assert not [m for m in console if "Failed to create WebGL context" in m], console
+
+
+def test_shared_path_link_plays_to_the_end_and_exports(server, runs_root, tmp_path):
+    from cnfm_core.frames import write_frames
+    from cnfm_core.report import write_report
+    from cnfm_core.runs import RunDir
+    from cnfm_core.train import TrainConfig, train
+
+    run_id = "shared-run"
+    run = RunDir(runs_root / run_id)
+    train(TrainConfig(data=str(REPO / "assets" / "synthetic_mixture.csv"), steps=60, hidden=32, layers=2,
+                      eval_every=10**6, threads=1), run.path)
+    write_report(run, n_lat=20, n_lon=40, n_samples=200)
+    write_frames(run, n_frames=5, n_lat=16, n_lon=32, n_samples=200, n_trajectories=30)
+    outside: list[str] = []
+    console: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+
+        def guard(route):
+            host = urlparse(route.request.url).hostname
+            if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", guard)
+        page.on("console", lambda m: console.append(m.text))
+        page.goto(f"{server}/path?run={run_id}&t=0.25", wait_until="domcontentloaded")  # a link a teacher shared
+        page.get_by_text("How noise becomes data").wait_for(timeout=60_000)
+        page.get_by_text("t = 0.25", exact=False).first.wait_for(timeout=60_000)
+        page.locator('[data-testid="stSidebarNav"]').wait_for(timeout=30_000)  # routed through app.py
+        page.get_by_role("button", name="Play").click()
+        page.get_by_text("t = 1.00", exact=False).first.wait_for(timeout=60_000)
+        page.get_by_role("button", name="Play").wait_for(timeout=30_000)  # stopped at the end
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(tmp_path / "5-path.png"), full_page=True)
+        with page.expect_download(timeout=120_000) as dl:
+            page.get_by_role("button", name="p_t animation (GIF)").click()
+        gif = Path(dl.value.path()).read_bytes()
+        browser.close()
+    keep = os.environ.get("CNFM_SCREENSHOTS")
+    if keep:
+        shutil.copy(tmp_path / "5-path.png", keep)
+    assert gif[:6] in (b"GIF87a", b"GIF89a") and len(gif) > 1000
     assert not outside, f"requests left the machine: {outside[:5]}"
     assert not [m for m in console if "Failed to create WebGL context" in m], console

@@ -188,7 +188,7 @@ def test_train_settings_come_from_the_url(env):
     assert at.selectbox[0].value == "dedup"
     # Values that are not offered fall back to the defaults instead of breaking the page.
     at = _app("views/train.py", obj="nope", kappa="12", minutes="abc")
-    assert at.radio[0].value == "ppd1" and at.select_slider[1].value == 3000 and at.number_input[0].value == 1.5
+    assert at.radio[0].value == "ppd1" and at.select_slider[1].value == 3000 and at.number_input[0].value == 1.0
 
 
 def test_step_mode_advances_and_redraws(env):

@@ -47,7 +47,7 @@ with st.form("settings"):
     try:
         minutes_default, seed_default = min(600.0, max(0.1, float(choice["minutes"]))), int(choice["seed"])
     except ValueError:
-        minutes_default, seed_default = 1.5, 0
+        minutes_default, seed_default = 1.0, 0
     minutes = c1.number_input("Training time (minutes)", min_value=0.1, max_value=600.0, value=minutes_default,
                               step=0.5)
     seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=seed_default, step=1)
@@ -124,6 +124,8 @@ def live() -> None:
         frac = min(1.0, info.step / info.steps)
         eta = (info.steps - info.step) / rate if rate else float("nan")
         cols[3].progress(frac, text=f"training: step {info.step} of {info.steps}, ETA {eta:.0f} s")
+    elif info.state == "reporting" and run.report.exists():
+        cols[3].progress(1.0, text="Results are ready on the Results page; computing the path frames over t ...")
     elif info.state == "reporting":
         cols[3].progress(1.0, text="computing the density map, samples and test NLL ...")
     elif info.state == "done":

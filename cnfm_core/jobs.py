@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import os
 import re
 import secrets
@@ -227,12 +226,3 @@ class JobRunner:
             elif state in ("running", "reporting"):
                 run.stop_request.touch()
 
-
-def read_json_lines(path: Path) -> list[dict[str, Any]]:
-    """JSON lines of a file, skipping a partly written last line."""
-    out = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                out.append(json.loads(line))
-    return out

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,15 +96,18 @@ class RunDir:
         with self.metrics.open("a") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
 
-    def read_metrics(self) -> Iterator[dict[str, Any]]:
-        """The metric records; a partly written last line is skipped."""
-        if not self.metrics.exists():
-            return
-        for line in self.metrics.read_text().splitlines():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """The metric records; a partly written last line (or any line that is not a JSON object) is skipped."""
+        out: list[dict[str, Any]] = []
+        if self.metrics.exists():
+            for line in self.metrics.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(rec, dict):
+                    out.append(rec)
+        return out
 
     # -- arrays
     def write_npz(self, path: Path, arrays: dict[str, np.ndarray]) -> None:

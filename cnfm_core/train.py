@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .data import make_split, read_points
@@ -381,7 +380,3 @@ def _device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     return f"CPU ({platform.processor() or platform.machine()})"
 
-
-def points_tensor(arr: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Float32 tensor of unit vectors for the model."""
-    return torch.as_tensor(np.ascontiguousarray(arr), dtype=torch.float32, device=device)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from cnfm_core.jobs import RunInfo, RunStore, read_json_lines, valid_run_id
+from cnfm_core.jobs import RunInfo, RunStore, valid_run_id
 from cnfm_core.runs import RunError
 from dashboard import figures, state
 
@@ -217,7 +217,7 @@ for col, slot in zip(st.columns(2), pair, strict=True):
         st.metric("Test NLL (nats)", f"{nll[slot]:.3f}" if nll[slot] is not None else "–", delta=delta,
                   delta_color="inverse")
         try:
-            metrics = [m for m in read_json_lines(run.metrics) if isinstance(m, dict)]
+            metrics = run.read_metrics()
         except _BROKEN:
             metrics = []
         st.plotly_chart(figures.curves(metrics), width="stretch", key=f"curves_{slot}")

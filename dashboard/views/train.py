@@ -4,7 +4,7 @@ import math
 
 import streamlit as st
 
-from cnfm_core.jobs import ACTIVE, read_json_lines
+from cnfm_core.jobs import ACTIVE
 from cnfm_core.runs import RunError
 from cnfm_core.train import TrainConfig, resolve_device
 from dashboard import figures, state
@@ -104,7 +104,7 @@ def live() -> None:
             store.request_resume(run_id, minutes=info.elapsed / 60.0 + extra)
             runner.poll()
             st.rerun()
-    metrics = read_json_lines(run.metrics)
+    metrics = run.read_metrics()
     losses = [m for m in metrics if "loss" in m]
     rate = losses[-1]["steps_per_s"] if losses else None
     cols[1].metric("Step", f"{info.step:,}")

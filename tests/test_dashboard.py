@@ -204,3 +204,16 @@ def test_step_mode_advances_and_redraws(env):
     at.button[1].click().run()  # the run is idle: the next Step continues it
     assert at.query_params["run"] in (run_id, [run_id])
     assert _wait(store, run_id) == "done" and store.info(run_id).step == 100
+
+
+def test_upload_over_the_limit_is_refused_with_the_limit_named(env, monkeypatch):
+    monkeypatch.setenv("CNFM_MAX_UPLOAD_MB", "1")
+    at = _app()
+    assert any("Size limit: 1 MB" in m.value for m in at.markdown)
+    big = b"lat,lon\n" + b"10.000000,20.000000\n" * 80_000  # 1.6 MB
+    at.file_uploader(key="upload").set_value(("big.csv", big, "text/csv")).run()
+    if _has_button(at, "use_upload"):
+        at.button(key="use_upload").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "1.5 MB" in errors and "limit is 1 MB" in errors, errors
+    assert at.selectbox(key="data_select").value == "synthetic"

@@ -12,6 +12,7 @@ ASSETS = REPO / "assets"
 EARTH = REPO.parent / "shared" / "data" / "earth"
 
 
+@pytest.fixture(scope="session")
 def earth_dir() -> Path:
     """The shared Earth data folder; missing is a failure in CI and a skip elsewhere."""
     if not EARTH.is_dir():

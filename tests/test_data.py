@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,19 +24,10 @@ from cnfm_core.data import (
 )
 from cnfm_core.sphere import latlon_to_xyz
 
-EARTH = Path(__file__).resolve().parents[2] / "shared" / "data" / "earth"
 EARTH_ROWS = {"volcano": 827, "earthquake": 6120, "flood": 4875}
 EARTH_UNIQUE = {"volcano": 267, "earthquake": 5447, "flood": 4861}
 SEEDS = range(5)
 
-
-@pytest.fixture(scope="module")
-def earth_dir() -> Path:
-    if not EARTH.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"the Earth data folder {EARTH} is missing on CI")
-        pytest.skip(f"the Earth data folder {EARTH} is not here")
-    return EARTH
 
 
 @pytest.fixture(scope="module")

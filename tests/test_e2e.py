@@ -31,6 +31,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _guarded_page(browser, outside: list[str], console: list[str]):
+    """A page whose requests to any host but 127.0.0.1 are refused and recorded, with console messages kept."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+
+    def guard(route):
+        host = urlparse(route.request.url).hostname
+        if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", guard)
+    page.on("console", lambda m: console.append(m.text))
+    return page
+
+
 @pytest.fixture
 def runs_root(tmp_path) -> Path:
     return tmp_path / "runs"
@@ -76,18 +93,7 @@ def test_pick_train_and_see_results(server, tmp_path):
     console: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-
-        def guard(route):
-            host = urlparse(route.request.url).hostname
-            if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
-                route.continue_()
-            else:
-                outside.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", guard)
-        page.on("console", lambda m: console.append(m.text))
+        page = _guarded_page(browser, outside, console)
         page.goto(server + "/?data=synthetic", wait_until="domcontentloaded")
         page.get_by_text("Points on the globe").wait_for(timeout=60_000)
         page.locator("canvas").first.wait_for(timeout=60_000)
@@ -138,18 +144,7 @@ def test_shared_path_link_plays_to_the_end_and_exports(server, runs_root, tmp_pa
     console: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-
-        def guard(route):
-            host = urlparse(route.request.url).hostname
-            if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
-                route.continue_()
-            else:
-                outside.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", guard)
-        page.on("console", lambda m: console.append(m.text))
+        page = _guarded_page(browser, outside, console)
         page.goto(f"{server}/path?run={run_id}&t=0.25", wait_until="domcontentloaded")  # a link a teacher shared
         page.get_by_text("How noise becomes data").wait_for(timeout=60_000)
         page.get_by_text("t = 0.25", exact=False).first.wait_for(timeout=60_000)

@@ -32,11 +32,11 @@ __all__ = ["ACTIVE", "FINISHED", "JobRunner", "RunInfo", "RunStore", "valid_run_
 #: States of a run whose worker is (or should be) alive, and states it ends in.
 ACTIVE = ("queued", "running", "reporting")
 FINISHED = ("done", "stopped", "failed")
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]{0,63}$")
 
 
 def valid_run_id(run_id: str) -> bool:
-    """Run ids are plain names (they come from URLs): letters, digits, ``_ . -``, at most 64."""
+    """Run ids are plain names (they come from URLs): letters, digits, ``_ . , = + -``, at most 64."""
     return bool(_RUN_ID.match(run_id or "")) and ".." not in run_id
 
 

@@ -11,7 +11,8 @@ from cnfm_core.runs import RunError
 from cnfm_core.train import TrainConfig
 
 
-@pytest.mark.parametrize("run_id, ok", [("20261128-run-ab12", True), ("a", True), ("../etc", False),
+@pytest.mark.parametrize("run_id, ok", [("20261128-run-ab12", True), ("a", True), ("flood-lr=1e-2,batch=1024", True),
+                                        ("../etc", False),
                                         ("a/b", False), ("", False), (".hidden", False), ("x" * 65, False)])
 def test_run_ids_from_urls_are_plain_names(run_id, ok):
     assert valid_run_id(run_id) is ok

@@ -94,7 +94,7 @@ def live() -> None:
     run = store.run_dir(run_id)
     st.subheader(f"Run `{run_id}`")
     cols = st.columns([1, 1, 1, 3])
-    if info.state in ACTIVE:
+    if info.state in ("queued", "running"):  # while reporting, training is over: nothing to stop
         if cols[0].button("Stop", key="stop"):
             runner.stop(run_id)
             st.toast("Stopping after the current step; the checkpoint is kept.")

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from .field import VectorField
+from .grid import cell_centres
 from .integrate import flow, log_likelihood
 from .objectives import PPD
 from .paths import VMFMixturePath, make_schedule
 from .runs import RunDir
-from .sphere import latlon_to_xyz, sample_uniform, xyz_to_latlon
+from .sphere import grid_points, sample_uniform, xyz_to_latlon
 from .train import TrainConfig, load_field
 
 __all__ = ["Frames", "compute_frames", "read_frames", "write_frames"]
@@ -71,10 +72,8 @@ def compute_frames(
     schedule = make_schedule(config.schedule, config.kappa_max)
     path = VMFMixturePath(torch.as_tensor(train_points, dtype=torch.float32, device=dev), schedule)
     residual_of = PPD(path, ell=config.ell).residual
-    lat = (np.arange(n_lat) + 0.5) * (180.0 / n_lat) - 90.0
-    lon = (np.arange(n_lon) + 0.5) * (360.0 / n_lon) - 180.0
-    la, lo = np.meshgrid(lat, lon, indexing="ij")
-    grid = latlon_to_xyz(torch.as_tensor(la.ravel()), torch.as_tensor(lo.ravel())).to(torch.float32).to(dev)
+    lat, lon = cell_centres(n_lat, n_lon)
+    grid = grid_points(lat, lon, dtype=torch.float32).to(dev)
     g = torch.Generator(device=dev).manual_seed(seed)
     x0 = sample_uniform(n_samples, generator=g, device=dev)
     steps = max(1, round(1.0 / step_size))

@@ -20,7 +20,8 @@ from torch import Tensor
 from torchdiffeq import odeint
 
 from .field import VectorField
-from .sphere import LOG_AREA, latlon_to_xyz, projx, sample_uniform
+from .grid import cell_centres
+from .sphere import LOG_AREA, grid_points, projx, sample_uniform
 
 __all__ = [
     "FIXED_STEP",
@@ -155,10 +156,8 @@ def density_grid(
     atol: float = DEFAULT_ATOL,
 ) -> DensityGrid:
     """Exact model log-density at the centres of an ``n_lat x n_lon`` equirectangular grid."""
-    lat = (np.arange(n_lat) + 0.5) * (180.0 / n_lat) - 90.0
-    lon = (np.arange(n_lon) + 0.5) * (360.0 / n_lon) - 180.0
+    lat, lon = cell_centres(n_lat, n_lon)
     p = next(field.parameters())
-    la, lo = np.meshgrid(lat, lon, indexing="ij")
-    x = latlon_to_xyz(torch.as_tensor(la.ravel(), dtype=p.dtype), torch.as_tensor(lo.ravel(), dtype=p.dtype))
+    x = grid_points(lat, lon, dtype=p.dtype)
     lp = log_likelihood(field, x.to(p.device), rtol=rtol, atol=atol).log_prob
     return DensityGrid(lat, lon, lp.cpu().numpy().reshape(n_lat, n_lon))

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .grid import cell_areas
 from .integrate import density_grid, log_likelihood, sample
 from .kde import fit_kde, kde_log_prob
 from .runs import RunDir
-from .sphere import LOG_AREA, latlon_to_xyz, xyz_to_latlon
+from .sphere import LOG_AREA, grid_points, xyz_to_latlon
 from .synthetic import known_density
 from .train import load_field
 
@@ -56,8 +57,7 @@ def write_report(run: RunDir, *, n_lat: int = 90, n_lon: int = 180, n_samples: i
     arrays = {"lat": grid.lat, "lon": grid.lon, "log_prob": grid.log_prob}
     truth = known_density(config.data)
     if truth is not None:  # the bundled synthetic data: show the truth beside the model
-        la, lo = np.meshgrid(grid.lat, grid.lon, indexing="ij")
-        xg = latlon_to_xyz(torch.as_tensor(la.ravel()), torch.as_tensor(lo.ravel()))
+        xg = grid_points(grid.lat, grid.lon)
         arrays["true_log_prob"] = truth.log_prob(xg).numpy().reshape(grid.log_prob.shape)
         if len(test):
             report["true_nll"] = float(-truth.log_prob(torch.as_tensor(test)).mean())
@@ -68,8 +68,7 @@ def write_report(run: RunDir, *, n_lat: int = 90, n_lon: int = 180, n_samples: i
     rows = np.stack([lat.numpy(), lon.numpy()], axis=1)
     np.savetxt(run.samples, rows, fmt="%.5f", delimiter=",", header="lat,lon", comments="")
     # Total mass of the grid (should be close to 1): a visible check on the density map.
-    cell = np.deg2rad(180.0 / n_lat) * np.deg2rad(360.0 / n_lon) * np.cos(np.deg2rad(grid.lat))[:, None]
-    report["grid_mass"] = float((np.exp(grid.log_prob) * cell).sum())
+    report["grid_mass"] = float((np.exp(grid.log_prob) * cell_areas(grid.lat, grid.lon)).sum())
     report["seconds"] = round(time.perf_counter() - t0, 2)
     run.write_json(run.report, report)
     return report

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 import geoopt
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -28,6 +29,7 @@ __all__ = [
     "LOG_AREA",
     "dist",
     "expmap",
+    "grid_points",
     "latlon_to_xyz",
     "projx",
     "proju",
@@ -49,6 +51,12 @@ def latlon_to_xyz(lat: Tensor, lon: Tensor) -> Tensor:
     lo = torch.deg2rad(lon)
     c = torch.cos(la)
     return torch.stack([c * torch.cos(lo), c * torch.sin(lo), torch.sin(la)], dim=-1)
+
+
+def grid_points(lat: np.ndarray, lon: np.ndarray, *, dtype: torch.dtype = torch.float64) -> Tensor:
+    """Unit vectors ``(len(lat) * len(lon), 3)`` of every ``(lat[i], lon[j])``, row-major in ``i`` (degrees)."""
+    la, lo = np.meshgrid(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64), indexing="ij")
+    return latlon_to_xyz(torch.as_tensor(la.ravel()), torch.as_tensor(lo.ravel())).to(dtype)
 
 
 def xyz_to_latlon(x: Tensor) -> tuple[Tensor, Tensor]:

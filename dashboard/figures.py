@@ -32,6 +32,8 @@ from plotly.colors import sample_colorscale, unlabel_rgb
 from plotly.subplots import make_subplots
 from pydeck.bindings.json_tools import default_serialize
 
+from cnfm_core.grid import cell_areas
+
 __all__ = [
     "COAST_COLOR",
     "COLORSCALE",
@@ -684,22 +686,6 @@ def symmetric_limit(values: np.ndarray, *, q: float = 99.0) -> float:
     return m if m > 0 else 1.0
 
 
-def cell_areas(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """``(n_lat, n_lon)`` solid angles in steradians of a regular grid with cell centres ``lat``, ``lon``
-    (degrees): ``dlat * dlon * cos(lat)`` in radians. On a full grid they add up to about 4 pi.
-
-    >>> lat = (np.arange(90) + 0.5) * 2.0 - 90.0
-    >>> lon = (np.arange(180) + 0.5) * 2.0 - 180.0
-    >>> round(float(cell_areas(lat, lon).sum() / (4 * np.pi)), 4)
-    1.0001
-    """
-    lat = np.asarray(lat, dtype=np.float64).ravel()
-    lon = np.asarray(lon, dtype=np.float64).ravel()
-    dlat = np.deg2rad(float(np.abs(np.diff(lat)).mean()) if lat.size > 1 else 180.0)
-    dlon = np.deg2rad(float(np.abs(np.diff(lon)).mean()) if lon.size > 1 else 360.0)
-    return np.outer(dlat * dlon * np.cos(np.deg2rad(lat)), np.ones(lon.size))
-
-
 @dataclass(frozen=True)
 class WeightedResidual:
     """The PPD residual weighted by the target density on a grid, and what it adds up to.
@@ -764,6 +750,12 @@ def residual_map(
     return fig
 
 
+def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """``(n, 3)`` unit vectors of (lat, lon) in degrees, as ``cnfm_core.sphere.latlon_to_xyz`` (numpy, no torch)."""
+    la, lo = np.deg2rad(lat), np.deg2rad(lon)
+    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
+
+
 def view_centre(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float]:
     """``(lat, lon)`` in degrees of the mean direction of points, to centre a globe on them
     (``(20, 0)`` when there are none or they cancel out).
@@ -772,8 +764,7 @@ def view_centre(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float]:
     (0.0, 180.0)
     """
     lat, lon = _latlon(lat, lon)
-    la, lo = np.deg2rad(lat), np.deg2rad(lon)
-    xyz = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)]).sum(axis=1)
+    xyz = _unit_vectors(lat, lon).sum(axis=0)
     norm = float(np.linalg.norm(xyz))
     if not lat.size or norm < 1e-9 * lat.size:
         return 20.0, 0.0
@@ -783,8 +774,7 @@ def view_centre(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float]:
 
 def _slerp_path(lat: np.ndarray, lon: np.ndarray, max_step_deg: float) -> tuple[np.ndarray, np.ndarray]:
     """Points along the great-circle arcs between consecutive ``(lat, lon)``, at most ``max_step_deg`` apart."""
-    la, lo = np.deg2rad(lat), np.deg2rad(lon)
-    xyz = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
+    xyz = _unit_vectors(lat, lon)
     pieces = [xyz[:1]]
     for a, b in zip(xyz[:-1], xyz[1:], strict=True):
         angle = math.atan2(float(np.linalg.norm(np.cross(a, b))), float(a @ b))

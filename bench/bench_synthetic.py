@@ -18,20 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from cnfm_core.data import write_points
 from cnfm_core.integrate import log_likelihood
 from cnfm_core.kde import fit_kde, kde_log_prob
-from cnfm_core.sphere import LOG_AREA, xyz_to_latlon
+from cnfm_core.sphere import LOG_AREA
 from cnfm_core.synthetic import DEFAULT_MIXTURE
 from cnfm_core.train import load_field
-
-
-def _write_csv(path: Path, x: torch.Tensor) -> None:
-    lat, lon = xyz_to_latlon(x)
-    np.savetxt(path, np.stack([lat.numpy(), lon.numpy()], 1), fmt="%.8f", delimiter=",", header="lat,lon",
-               comments="")
 
 
 def main() -> None:
@@ -45,7 +39,7 @@ def main() -> None:
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     data = a.out / "train.csv"
-    _write_csv(data, DEFAULT_MIXTURE.sample(a.train, seed=1))
+    write_points(data, DEFAULT_MIXTURE.sample(a.train, seed=1), decimals=8)
     test = DEFAULT_MIXTURE.sample(a.test, seed=2)
     val = DEFAULT_MIXTURE.sample(1000, seed=3)
 

@@ -7,7 +7,6 @@ on stderr and exits with status 2; no traceback.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import signal
 import sys
@@ -15,15 +14,15 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-import numpy as np
 import torch
 
-from .data import DataError, read_points
+from .data import DataError, read_points, write_points
 from .integrate import DEFAULT_ATOL, DEFAULT_RTOL, log_likelihood, sample
 from .objectives import OBJECTIVES
 from .paths import SCHEDULES
+from .report import mean_sem, write_report
 from .runs import RunDir, RunError
-from .sphere import LOG_AREA, xyz_to_latlon
+from .sphere import LOG_AREA
 from .train import TrainConfig, choose_threads, load_field, request_stop, train
 
 __all__ = ["main"]
@@ -157,11 +156,12 @@ def _evaluate(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     res = log_likelihood(field, torch.as_tensor(x, dtype=torch.float32), rtol=a.rtol, atol=a.atol)
     secs = time.perf_counter() - t0
-    nll = -res.log_prob.double()
+    nll = -res.log_prob.double().numpy()
+    mean, sem = mean_sem(nll)
     out = {
-        "nll": float(nll.mean()), "nll_sem": float(nll.std() / np.sqrt(len(nll))) if len(nll) > 1 else 0.0,
-        "n": int(len(nll)), "data": where, "solver": res.method, "rtol": res.rtol, "atol": res.atol,
-        "nfe": res.nfe, "seconds": round(secs, 3), "uniform_nll": LOG_AREA, "objective": config.objective,
+        "nll": mean, "nll_sem": sem, "n": int(len(nll)), "data": where, "solver": res.method, "rtol": res.rtol,
+        "atol": res.atol, "nfe": res.nfe, "seconds": round(secs, 3), "uniform_nll": LOG_AREA,
+        "objective": config.objective,
     }
     print(json.dumps(out))
     return 0
@@ -172,21 +172,15 @@ def _sample(a: argparse.Namespace) -> int:
     field, _ = load_field(a.run_dir)
     g = torch.Generator().manual_seed(a.seed)
     x = sample(field, a.n, generator=g, steps=a.steps)
-    lat, lon = xyz_to_latlon(x.double())
     out = Path(a.out)
     if out.parent and not out.parent.exists():
         raise RunError(f"{out}: the folder {out.parent} does not exist")
-    with out.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["lat", "lon"])
-        w.writerows(zip(np.round(lat.numpy(), 6).tolist(), np.round(lon.numpy(), 6).tolist(), strict=True))
+    write_points(out, x)
     print(json.dumps({"out": str(out), "n": a.n}))
     return 0
 
 
 def _report(a: argparse.Namespace) -> int:
-    from .report import write_report
-
     torch.set_num_threads(choose_threads(a.threads))
     print(json.dumps(write_report(RunDir(a.run_dir))))
     return 0

@@ -51,6 +51,7 @@ __all__ = [
     "parse_points",
     "read_points",
     "unique_rows",
+    "write_points",
 ]
 
 #: Largest input accepted by default: 50 MiB.
@@ -123,9 +124,7 @@ class PointSet:
     def lon(self) -> np.ndarray:
         """Longitude in degrees, in (-180, 180]."""
         _, lon = xyz_to_latlon(torch.tensor(self.xyz))
-        lon = lon.numpy().copy()
-        lon[lon <= -180.0] += 360.0
-        return lon
+        return lon.numpy()
 
     def subset(self, idx: np.ndarray) -> PointSet:
         """The points ``idx`` (integer indices or a boolean mask), with their line numbers."""
@@ -256,6 +255,14 @@ def csv_columns(data: str | bytes) -> list[str]:
     text = _decode(data, "upload")
     _, header = next(_rows(text, "upload"), (0, []))
     return [h.strip() for h in header]
+
+
+def write_points(path: str | os.PathLike[str], xyz: np.ndarray | torch.Tensor, *, decimals: int = 6) -> None:
+    """Write points (unit vectors ``(n, 3)``) as a CSV with header ``lat,lon`` in degrees, ``decimals`` places
+    (6 is about 0.1 m); :func:`read_points` reads it back."""
+    lat, lon = xyz_to_latlon(torch.as_tensor(xyz, dtype=torch.float64).cpu())
+    rows = np.stack([lat.numpy(), lon.numpy()], axis=1)
+    np.savetxt(path, rows, fmt=f"%.{decimals}f", delimiter=",", header="lat,lon", comments="")
 
 
 def unique_rows(xyz: np.ndarray) -> np.ndarray:

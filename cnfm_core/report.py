@@ -17,18 +17,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data import write_points
 from .grid import cell_areas
 from .integrate import density_grid, log_likelihood, sample
 from .kde import fit_kde, kde_log_prob
 from .runs import RunDir
-from .sphere import LOG_AREA, grid_points, xyz_to_latlon
+from .sphere import LOG_AREA, grid_points
 from .synthetic import known_density
 from .train import load_field
 
-__all__ = ["write_report"]
+__all__ = ["mean_sem", "write_report"]
 
 
-def _mean_sem(nll: np.ndarray) -> tuple[float, float]:
+def mean_sem(nll: np.ndarray) -> tuple[float, float]:
+    """Mean and its standard error (``std(ddof=1) / sqrt(n)``; 0 for a single value)."""
     sem = float(nll.std(ddof=1) / np.sqrt(len(nll))) if len(nll) > 1 else 0.0
     return float(nll.mean()), sem
 
@@ -46,12 +48,12 @@ def write_report(run: RunDir, *, n_lat: int = 90, n_lon: int = 180, n_samples: i
     if len(test):
         res = log_likelihood(field, torch.as_tensor(test, dtype=torch.float32, device=device),
                              rtol=config.rtol, atol=config.atol)
-        report["test_nll"], report["test_nll_sem"] = _mean_sem(-res.log_prob.double().cpu().numpy())
+        report["test_nll"], report["test_nll_sem"] = mean_sem(-res.log_prob.double().cpu().numpy())
         report.update(solver=res.method, rtol=res.rtol, atol=res.atol)
         if len(split["val"]):
             kde = fit_kde(split["train"], split["val"])
             kde_nll = -kde_log_prob(test, split["train"], kde.kappa, kde.weight)
-            report["kde_nll"], report["kde_nll_sem"] = _mean_sem(kde_nll)
+            report["kde_nll"], report["kde_nll_sem"] = mean_sem(kde_nll)
             report.update(kde_kappa=kde.kappa, kde_weight=kde.weight)
     grid = density_grid(field, n_lat=n_lat, n_lon=n_lon, rtol=config.rtol, atol=config.atol)
     arrays = {"lat": grid.lat, "lon": grid.lon, "log_prob": grid.log_prob}
@@ -64,9 +66,7 @@ def write_report(run: RunDir, *, n_lat: int = 90, n_lon: int = 180, n_samples: i
         report["true_entropy"] = truth.entropy(n=100_000)[0]
     np.savez(run.density, **arrays)
     g = torch.Generator(device=device).manual_seed(seed)
-    lat, lon = xyz_to_latlon(sample(field, n_samples, generator=g).double().cpu())
-    rows = np.stack([lat.numpy(), lon.numpy()], axis=1)
-    np.savetxt(run.samples, rows, fmt="%.5f", delimiter=",", header="lat,lon", comments="")
+    write_points(run.samples, sample(field, n_samples, generator=g), decimals=5)
     # Total mass of the grid (should be close to 1): a visible check on the density map.
     report["grid_mass"] = float((np.exp(grid.log_prob) * cell_areas(grid.lat, grid.lon)).sum())
     report["seconds"] = round(time.perf_counter() - t0, 2)

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from cnfm_core.sphere import xyz_to_latlon
+from cnfm_core.data import write_points
 from cnfm_core.synthetic import DEFAULT_MIXTURE
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 def write_synthetic(n: int = 2000, seed: int = 0) -> Path:
-    lat, lon = xyz_to_latlon(DEFAULT_MIXTURE.sample(n, seed=seed))
     out = ASSETS / "synthetic_mixture.csv"
-    rows = np.stack([lat.numpy(), lon.numpy()], axis=1)
-    np.savetxt(out, rows, fmt="%.5f", delimiter=",", header="lat,lon", comments="")
+    write_points(out, DEFAULT_MIXTURE.sample(n, seed=seed), decimals=5)
     return out
 
 

@@ -55,6 +55,7 @@ class RunInfo:
     objective: str
     created: float
     config: dict[str, Any]
+    queued: float = 0.0  # when it last entered the queue (orders the queue)
 
 
 def _alive(pid: int) -> bool:
@@ -151,6 +152,7 @@ class RunStore:
             minutes=status.get("minutes"), elapsed=float(status.get("elapsed") or 0.0),
             message=str(status.get("message") or ""), data_name=data_name,
             objective=str(config.get("objective", "")), created=float(created or 0.0), config=config,
+            queued=float(status.get("queued") or created or 0.0),
         )
 
     def runs(self) -> list[RunInfo]:
@@ -179,21 +181,18 @@ class JobRunner:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def queue(self) -> list[str]:
-        """Queued run ids in the order they will start."""
-        queued = []
-        for info in self.store.runs():
-            if info.state == "queued":
-                status = self.store.run_dir(info.run_id).read_json(self.store.run_dir(info.run_id).status)
-                queued.append((float(status.get("queued", info.created)), info.run_id))
-        return [r for _, r in sorted(queued)]
+    def queue(self, infos: list[RunInfo] | None = None) -> list[str]:
+        """Queued run ids in the order they will start (from ``infos`` when the caller has just read them)."""
+        infos = self.store.runs() if infos is None else infos
+        return [r.run_id for r in sorted((r for r in infos if r.state == "queued"), key=lambda r: (r.queued, r.run_id))]
 
     def poll(self) -> list[str]:
         """Start queued runs while there is room; returns the ids started. Safe to call from many tabs."""
         started = []
         with self._lock():
-            active = sum(1 for r in self.store.runs() if r.state in ("running", "reporting"))
-            for run_id in self.queue():
+            infos = self.store.runs()
+            active = sum(1 for r in infos if r.state in ("running", "reporting"))
+            for run_id in self.queue(infos):
                 if active >= self.max_concurrent:
                     break
                 self._start(run_id)

@@ -102,14 +102,22 @@ with tab_points:
                             export.GlobePoints(test_lat, test_lon, figures.TEST_COLOR, "test points")],
                            land=land, center_lat=c_lat, center_lon=c_lon, title="Samples against test points"))
 
+def _density_csv() -> str:
+    buf = io.StringIO()
+    la, lo = np.meshgrid(grid_lat, grid_lon, indexing="ij")
+    np.savetxt(buf, np.stack([la.ravel(), lo.ravel(), log_prob.ravel()], 1), fmt="%.4f", delimiter=",",
+               header="lat,lon,log_density", comments="")
+    return buf.getvalue()
+
+
 st.subheader("Downloads")
 c1, c2, c3, c4 = st.columns(4)
-c1.download_button("Samples (CSV)", run.samples.read_bytes(), file_name=f"{chosen}-samples.csv", mime="text/csv")
-buf = io.StringIO()
-la, lo = np.meshgrid(grid_lat, grid_lon, indexing="ij")
-np.savetxt(buf, np.stack([la.ravel(), lo.ravel(), log_prob.ravel()], 1), fmt="%.4f", delimiter=",",
-           header="lat,lon,log_density", comments="")
-c2.download_button("Density grid (CSV)", buf.getvalue(), file_name=f"{chosen}-density.csv", mime="text/csv")
-c3.download_button("Checkpoint (.pt)", run.checkpoint.read_bytes(), file_name=f"{chosen}-checkpoint.pt")
-c4.download_button("Config (JSON)", json.dumps(run.read_json(run.config), indent=2),
-                   file_name=f"{chosen}-config.json", mime="application/json")
+# Files are read or built only when their button is clicked, not on every rerun of the page.
+c1.download_button("Samples (CSV)", run.samples.read_bytes, file_name=f"{chosen}-samples.csv", mime="text/csv",
+                   on_click="ignore")
+c2.download_button("Density grid (CSV)", _density_csv, file_name=f"{chosen}-density.csv", mime="text/csv",
+                   on_click="ignore")
+c3.download_button("Checkpoint (.pt)", run.checkpoint.read_bytes, file_name=f"{chosen}-checkpoint.pt",
+                   on_click="ignore")
+c4.download_button("Config (JSON)", lambda: json.dumps(run.read_json(run.config), indent=2),
+                   file_name=f"{chosen}-config.json", mime="application/json", on_click="ignore")

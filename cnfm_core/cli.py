@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
     t.add_argument("--kappa-max", type=_positive_float, default=d.kappa_max)
     t.add_argument("--schedule", choices=list(SCHEDULES), default=d.schedule)
+    t.add_argument("--floor", type=float, default=d.floor,
+                   help="weight of a uniform component in the target, in [0, 1)")
     t.add_argument("--hidden", type=_positive_int, default=d.hidden)
     t.add_argument("--layers", type=_positive_int, default=d.layers)
     t.add_argument("--lr", type=_positive_float, default=d.lr)
@@ -116,7 +118,7 @@ def _train(a: argparse.Namespace) -> int:
     else:
         config = TrainConfig(
             data=str(Path(a.data).resolve()), objective=a.objective, ell=a.ell, steps=a.steps, minutes=a.minutes,
-            seed=a.seed, split=a.split, device=a.device, kappa_max=a.kappa_max, schedule=a.schedule,
+            seed=a.seed, split=a.split, device=a.device, kappa_max=a.kappa_max, schedule=a.schedule, floor=a.floor,
             hidden=a.hidden, layers=a.layers, lr=a.lr, batch_size=a.batch_size, eval_every=a.eval_every,
             threads=a.threads,
         )

@@ -70,7 +70,7 @@ def compute_frames(
     dev = p.device
     times = np.linspace(0.0, 1.0, n_frames)
     schedule = make_schedule(config.schedule, config.kappa_max)
-    path = VMFMixturePath(torch.as_tensor(train_points, dtype=torch.float32, device=dev), schedule)
+    path = VMFMixturePath(torch.as_tensor(train_points, dtype=torch.float32, device=dev), schedule, floor=config.floor)
     residual_of = PPD(path, ell=config.ell).residual
     lat, lon = cell_centres(n_lat, n_lon)
     grid = grid_points(lat, lon, dtype=torch.float32).to(dev)

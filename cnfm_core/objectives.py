@@ -80,10 +80,16 @@ def geodesic_interpolant(x0: Tensor, x1: Tensor, t: Tensor) -> tuple[Tensor, Ten
 
 
 class RFM:
-    """Riemannian flow matching on the sphere with uniform noise and geodesic conditional paths."""
+    """Riemannian flow matching on the sphere with uniform noise and geodesic conditional paths.
 
-    def __init__(self, data: Tensor) -> None:
-        self.data = data
+    With ``floor=w`` the end point ``x_1`` is a uniform point with probability ``w``, so the flow
+    learns the same floored data distribution ``(1 - w) data + w / 4 pi`` as PPD with that floor.
+    """
+
+    def __init__(self, data: Tensor, *, floor: float = 0.0) -> None:
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor}")
+        self.data, self.floor = data, float(floor)
 
     def __call__(
         self, field: VectorField, batch_size: int, *, generator: torch.Generator | None = None
@@ -92,6 +98,10 @@ class RFM:
         t = torch.rand(batch_size, generator=generator, device=dev, dtype=dt)
         x1 = self.data[torch.randint(self.data.shape[0], (batch_size,), generator=generator, device=dev)]
         x0 = sample_uniform(batch_size, generator=generator, dtype=dt, device=dev)
+        if self.floor > 0.0:
+            from_floor = torch.rand(batch_size, generator=generator, device=dev, dtype=dt) < self.floor
+            noise = sample_uniform(batch_size, generator=generator, dtype=dt, device=dev)
+            x1 = torch.where(from_floor[:, None], noise, x1)
         xt, ut = geodesic_interpolant(x0, x1, t)
         r = (field(xt, t) - ut).square().sum(-1)
         loss = r.mean()
@@ -102,15 +112,21 @@ Objective = PPD | RFM
 
 #: Objective names for configs and UIs; each builder takes the training points and the options.
 OBJECTIVES: dict[str, Callable[..., Objective]] = {
-    "ppd": lambda data, path, ell: PPD(path, ell=ell),
-    "rfm": lambda data, path, ell: RFM(data),
+    "ppd": lambda data, path, ell, floor: PPD(path, ell=ell),
+    "rfm": lambda data, path, ell, floor: RFM(data, floor=floor),
 }
 
 
-def make_objective(name: str, *, data: Tensor, path: VMFMixturePath | None, ell: int = 2) -> Objective:
-    """Build an objective by name; unknown names raise ``ValueError`` listing the known ones."""
+def make_objective(name: str, *, data: Tensor, path: VMFMixturePath | None, ell: int = 2,
+                   floor: float = 0.0) -> Objective:
+    """Build an objective by name; unknown names raise ``ValueError`` listing the known ones.
+
+    PPD takes its floor from ``path``; ``floor`` is for RFM (and must then agree with the path's).
+    """
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
     if name == "ppd" and path is None:
         raise ValueError("the ppd objective needs a target path")
-    return OBJECTIVES[name](data, path, ell)
+    if path is not None and path.floor != floor:
+        raise ValueError(f"the path's floor {path.floor} differs from floor={floor}")
+    return OBJECTIVES[name](data, path, ell, floor)

@@ -17,6 +17,13 @@ over the ``B x N`` table of point-to-centre dot products, with softmax weights `
 
 with ``c(k) = k / (2 pi (1 - exp(-2k)))``, which tends to ``1 / 4 pi`` as ``k -> 0``.
 Repeated data points are merged into one centre with weight ``pi_i = count_i / N`` (exact).
+
+With a uniform floor ``w`` (``floor=w``) the path is ``(1 - w) p_t + w / 4 pi``: still uniform at
+``t = 0``, and at ``t = 1`` the floored kernel density estimate of :mod:`cnfm_core.kde`. With the
+responsibility ``rho(x) = (1 - w) p_t(x) / ((1 - w) p_t(x) + w / 4 pi)`` of the kernel part, its
+time derivative and gradient of ``log`` are those above times ``rho``. The floor keeps the target
+(and so the flow) from giving near-zero density to regions without training points, where test
+points far from every training point would otherwise cost many nats.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .sphere import projx, tangent_frame
+from .sphere import LOG_AREA, projx, sample_uniform, tangent_frame
 
 __all__ = [
     "SCHEDULES",
@@ -161,6 +168,7 @@ class PathQuantities:
 class VMFMixturePath:
     """The vMF mixture path over ``centers`` (``(N, 3)`` unit vectors) with a concentration schedule.
 
+    ``floor`` is the weight ``w`` in ``[0, 1)`` of a uniform component mixed in at every ``t``.
     ``chunk_entries`` bounds the size of the ``B x N`` table held at once (queries are processed
     in chunks), so memory stays bounded for large data sets.
 
@@ -171,10 +179,14 @@ class VMFMixturePath:
     -2.5310242...
     """
 
-    def __init__(self, centers: Tensor, schedule: Schedule, *, chunk_entries: int = 1 << 22) -> None:
+    def __init__(self, centers: Tensor, schedule: Schedule, *, floor: float = 0.0,
+                 chunk_entries: int = 1 << 22) -> None:
         if centers.ndim != 2 or centers.shape[1] != 3 or centers.shape[0] < 1:
             raise ValueError(f"centers must have shape (N, 3) with N >= 1, got {tuple(centers.shape)}")
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor}")
         self.schedule = schedule
+        self.floor = float(floor)
         self.chunk_entries = int(chunk_entries)
         unique, inverse, counts = torch.unique(centers, dim=0, return_inverse=True, return_counts=True)
         self.centers = unique
@@ -207,7 +219,7 @@ class VMFMixturePath:
         e = logits.sub_(mx).clamp_(min=_LOG_FLOOR).exp_()
         if not derivatives:
             log_prob = vmf_log_normalizer(k) + mx[:, 0] + torch.log(e.sum(dim=1))
-            return PathQuantities(log_prob, torch.empty(0), torch.empty(0))
+            return PathQuantities(self._floored(log_prob)[0], torch.empty(0), torch.empty(0))
         moments = self._moments_t @ e.T  # (4, B): sum_i e_i y_i and sum_i e_i
         s = moments[3]
         log_prob = vmf_log_normalizer(k) + mx[:, 0] + torch.log(s)
@@ -215,7 +227,19 @@ class VMFMixturePath:
         xm = (x * m).sum(dim=1)
         dlog = self.schedule.dkappa(t).to(x.dtype) * (vmf_dlog_normalizer(k) + xm - 1.0)
         grad = k[:, None] * (m - xm[:, None] * x)
+        if self.floor > 0.0:
+            log_prob, rho = self._floored(log_prob)
+            dlog, grad = rho * dlog, rho[:, None] * grad
         return PathQuantities(log_prob, dlog, grad)
+
+    def _floored(self, log_kernel: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``log((1 - w) p + w / 4 pi)`` from ``log p``, and the kernel part's responsibility ``rho``."""
+        if self.floor <= 0.0:
+            return log_kernel, None
+        a = log_kernel + math.log1p(-self.floor)
+        b = torch.full_like(a, math.log(self.floor) - LOG_AREA)
+        log_prob = torch.logaddexp(a, b)
+        return log_prob, torch.sigmoid(a - b)
 
     def _chunked(self, x: Tensor, t: Tensor, derivatives: bool) -> PathQuantities:
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
@@ -241,4 +265,9 @@ class VMFMixturePath:
         """Exact samples ``x_j ~ p_{t_j}``, one for each entry of ``t`` (shape ``(n,)``)."""
         idx = torch.randint(self.n_data, (t.shape[0],), generator=generator, device=self.centers.device)
         mu = self.centers[self._point_to_center[idx]]
-        return sample_vmf(mu, self.schedule.kappa(t).to(mu.dtype), generator=generator)
+        x = sample_vmf(mu, self.schedule.kappa(t).to(mu.dtype), generator=generator)
+        if self.floor > 0.0:  # with probability w the point comes from the uniform component
+            n, kw = t.shape[0], dict(dtype=mu.dtype, device=mu.device)
+            from_floor = torch.rand(n, generator=generator, **kw) < self.floor
+            x = torch.where(from_floor[:, None], sample_uniform(n, generator=generator, **kw), x)
+        return x

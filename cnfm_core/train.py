@@ -62,6 +62,7 @@ class TrainConfig:
     ell: int = 1
     schedule: str = "exponential"
     kappa_max: float = 3000.0
+    floor: float = 0.0
     hidden: int = 256
     layers: int = 3
     frequencies: int = 4
@@ -103,6 +104,8 @@ class TrainConfig:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
         if not (self.kappa_max > 0 and math.isfinite(self.kappa_max)):
             raise ValueError(f"kappa_max must be positive, got {self.kappa_max}")
+        if not 0.0 <= self.floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {self.floor}")
         if not (self.lr > 0 and 0 <= self.ema_decay < 1):
             raise ValueError("lr must be > 0 and ema_decay in [0, 1)")
 
@@ -290,8 +293,8 @@ def train(
             generator.set_state(state["generator"])
     path = None
     if config.objective == "ppd":
-        path = VMFMixturePath(train_x, make_schedule(config.schedule, config.kappa_max))
-    objective = make_objective(config.objective, data=train_x, path=path, ell=config.ell)
+        path = VMFMixturePath(train_x, make_schedule(config.schedule, config.kappa_max), floor=config.floor)
+    objective = make_objective(config.objective, data=train_x, path=path, ell=config.ell, floor=config.floor)
     max_steps, max_seconds = config.budget()
 
     def checkpoint() -> None:

@@ -229,6 +229,31 @@ def test_rfm_uses_the_data() -> None:
     assert float(value.loss) > 0.1
 
 
+@pytest.mark.parametrize("floor", [0.0, 0.25])
+def test_rfm_floor_draws_end_points_from_the_uniform(floor: float) -> None:
+    # The field sees x_t; for t near 1, x_t is the end point x_1. With one data point y, x_1 is y except for
+    # a uniform fraction `floor`, which lands outside a small cap around y (area share 1e-3) almost always.
+    y = torch.tensor([[0.36, 0.48, 0.8]], dtype=F64)
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def spy(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        seen.append((x, t))
+        return torch.zeros_like(x)
+
+    RFM(y, floor=floor)(spy, 200_000, generator=torch.Generator().manual_seed(14))
+    x, t = seen[0]
+    late = t > 0.999
+    away = float(((x[late] @ y[0]) < 0.998).double().mean())  # x_t is within 0.001 pi rad of x_1 there
+    n = int(late.sum())
+    expected = floor * (1 - 0.001)
+    assert abs(away - expected) < 5 * math.sqrt(max(expected * (1 - expected), 1e-4) / n) + 1e-9, (away, n)
+
+
+def test_rfm_rejects_bad_floor() -> None:
+    with pytest.raises(ValueError, match="floor"):
+        RFM(torch.tensor([[0.0, 0.0, 1.0]]), floor=1.0)
+
+
 # ----------------------------------------------------------------------------- registry
 def test_make_objective() -> None:
     data = sample_uniform(10, dtype=F64, generator=torch.Generator().manual_seed(13))
@@ -243,4 +268,8 @@ def test_make_objective() -> None:
     assert "ppd" in str(err.value) and "rfm" in str(err.value) and "cfm" in str(err.value)
     with pytest.raises(ValueError, match="path"):
         make_objective("ppd", data=data, path=None)
+    floored = make_objective("rfm", data=data, path=None, floor=0.1)
+    assert isinstance(floored, RFM) and floored.floor == 0.1
+    with pytest.raises(ValueError, match="floor"):  # PPD's floor is the path's; a different one is a mistake
+        make_objective("ppd", data=data, path=path, floor=0.1)
     assert np.isfinite(float(ppd(VectorField(hidden=8, layers=1).double(), 8).loss.detach()))

@@ -247,6 +247,28 @@ def test_path_equals_explicit_scipy_mixture(t: float) -> None:
     np.testing.assert_allclose(path.log_prob(torch.tensor(x), t).numpy(), expected, rtol=1e-12, atol=1e-10)
 
 
+@pytest.mark.parametrize("floor", [0.05, 0.5])
+@pytest.mark.parametrize("t", [0.0, 0.5, 1.0])
+def test_floored_path_is_the_mixture_plus_a_uniform_component(t: float, floor: float) -> None:
+    schedule = ExponentialSchedule(200.0)
+    centers = CENTERS[[0, 1, 2, 3, 2]]
+    path = VMFMixturePath(torch.tensor(centers), schedule, floor=floor)
+    x = np.concatenate([random_points(200, 4).numpy(), CENTERS, -CENTERS])
+    kappa = float(schedule.kappa(torch.tensor(t, dtype=F64)))
+    expected = np.log((1 - floor) * np.exp(scipy_mixture_logpdf(x, centers, kappa)) + floor / (4 * math.pi))
+    np.testing.assert_allclose(path.log_prob(torch.tensor(x), t).numpy(), expected, rtol=1e-12, atol=1e-12)
+    q = path.quantities(torch.tensor(x), t)
+    torch.testing.assert_close(q.log_prob, torch.tensor(expected), rtol=0, atol=1e-12)
+    xq, wq = sphere_quadrature()
+    assert float(path.log_prob(torch.tensor(xq), t).exp().numpy() @ wq) == pytest.approx(1.0, abs=1e-8)
+
+
+def test_floor_outside_unit_interval_is_refused() -> None:
+    for bad in (-0.1, 1.0, 2.0):
+        with pytest.raises(ValueError, match="floor"):
+            VMFMixturePath(torch.tensor(CENTERS), LinearSchedule(1.0), floor=bad)
+
+
 def test_duplicate_centres_are_merged_with_their_weight() -> None:
     a, b = CENTERS[1], CENTERS[2]
     for order in ([a, a, b], [a, b, a], [b, a, a]):
@@ -267,15 +289,16 @@ def test_path_rejects_bad_centres() -> None:
 
 
 # ----------------------------------------------------------------------------- the mixture path: derivatives
-def _path_and_points() -> tuple[VMFMixturePath, torch.Tensor]:
-    path = VMFMixturePath(torch.tensor(CENTERS[[0, 1, 1, 2, 3]]), ExponentialSchedule(50.0))
+def _path_and_points(floor: float = 0.0) -> tuple[VMFMixturePath, torch.Tensor]:
+    path = VMFMixturePath(torch.tensor(CENTERS[[0, 1, 1, 2, 3]]), ExponentialSchedule(50.0), floor=floor)
     x = torch.cat([random_points(60, 6), torch.tensor(CENTERS), torch.tensor([[0.0, 0.0, -1.0]], dtype=F64)])
     return path, x
 
 
+@pytest.mark.parametrize("floor", [0.0, 0.2])
 @pytest.mark.parametrize("t", [0.1, 0.5, 0.9])
-def test_dlog_prob_dt_matches_finite_difference(t: float) -> None:
-    path, x = _path_and_points()
+def test_dlog_prob_dt_matches_finite_difference(t: float, floor: float) -> None:
+    path, x = _path_and_points(floor)
     h = 1e-3
     f = [path.log_prob(x, t + s * h) for s in (-2, -1, 1, 2)]
     fd = (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
@@ -298,9 +321,10 @@ def test_dlog_prob_dt_at_t0_closed_form() -> None:
     assert q.grad_log_prob.abs().max() == 0.0
 
 
+@pytest.mark.parametrize("floor", [0.0, 0.2])
 @pytest.mark.parametrize("t", [0.2, 0.6, 1.0])
-def test_grad_log_prob_matches_finite_difference_along_geodesics(t: float) -> None:
-    path, x = _path_and_points()
+def test_grad_log_prob_matches_finite_difference_along_geodesics(t: float, floor: float) -> None:
+    path, x = _path_and_points(floor)
     q = path.quantities(x, t)
     assert (q.grad_log_prob * x).sum(-1).abs().max() < 1e-12  # tangent
     # between centres log p bends on the scale 1/kappa: the stencil error ~ h^4 kappa^5 must stay small
@@ -425,14 +449,15 @@ def test_sampling_is_exactly_seeded() -> None:
     assert not torch.equal(s, path.sample(t, generator=torch.Generator().manual_seed(5)))
 
 
+@pytest.mark.parametrize("floor", [0.0, 0.3])
 @pytest.mark.parametrize("t", [0.0, 0.7, 1.0])
-def test_path_samples_match_density_on_caps(t: float) -> None:
+def test_path_samples_match_density_on_caps(t: float, floor: float) -> None:
     # Centres a, a, b, c (a twice): region counts of n samples against p_t integrated over disjoint caps
     # by quadrature (scipy densities), plus the complement; Pearson chi-square with 4 degrees of freedom.
     a, b, c = CENTERS[1], CENTERS[2], CENTERS[3]
     centers = np.stack([a, a, b, c])
     schedule = ExponentialSchedule(50.0)
-    path = VMFMixturePath(torch.tensor(centers), schedule)
+    path = VMFMixturePath(torch.tensor(centers), schedule, floor=floor)
     kappa = float(schedule.kappa(torch.tensor(t, dtype=F64)))
     caps = [a, b, c, CENTERS[0]]
     cos_r = math.cos(0.35)
@@ -440,7 +465,8 @@ def test_path_samples_match_density_on_caps(t: float) -> None:
     probs = []
     for cap in caps:
         xq, wq = cap_quadrature(cap, cos_r)
-        probs.append(float(np.exp(scipy_mixture_logpdf(xq, centers, kappa)) @ wq))
+        mixture = float(np.exp(scipy_mixture_logpdf(xq, centers, kappa)) @ wq)
+        probs.append((1 - floor) * mixture + floor * (1 - cos_r) / 2)  # a cap's share of the area
     probs.append(1.0 - sum(probs))
     expected = np.array(probs)
     if t == 0.0:

@@ -2,7 +2,7 @@
 
     python bench/earth_table.py [--data-dir ../shared/data/earth] [--profile quick|full]
         [--seeds 0 1 2 3 4] [--steps N | --minutes M] [--jobs 2] [--threads T] [--out out/earth]
-        [--device auto|cpu|cuda] [--splits standard dedup] [--methods ppd2 ppd1 rfm] [--hidden H]
+        [--device auto|cpu|cuda] [--splits standard dedup] [--methods ppd2 ppd1 rfm ppd1-kde] [--hidden H]
 
 Every ``*.csv`` in the data folder (any ``lat,lon`` file) is a data set, named by its file stem.
 For each data set, split (``standard`` = the RFM protocol; ``dedup`` = the same after exact
@@ -16,6 +16,13 @@ command is run again; a run folder without one is deleted and redone.
 Baselines on the same split and seed: the uniform density, log(4 pi), and a vMF KDE with a
 uniform floor (``fit_kde`` on train/val, scored on test). Published numbers are shown for
 reference only, under the standard split: the papers' splits differ from ours.
+
+Two rows explain the learned ones. "PPD target p_1" scores the end point of PPD's target path
+under the product defaults, which is itself a kernel density estimate: a perfect fit of the
+default target would score that. "PPD ℓ=1, per data set" is the one per-data-set row: PPD with
+κ_max and the uniform floor taken from the KDE's validation choice for that set, split and seed
+(κ_max capped at 3·10^4, where float32 training still resolves the kernel); every other learned
+row uses the product defaults, the same for every data set.
 
 Profiles set defaults that explicit flags override:
 
@@ -54,7 +61,7 @@ from cnfm_core.integrate import log_likelihood
 from cnfm_core.kde import fit_kde, kde_log_prob
 from cnfm_core.runs import RunDir, RunError
 from cnfm_core.sphere import LOG_AREA
-from cnfm_core.train import load_field, resolve_device
+from cnfm_core.train import TrainConfig, load_field, resolve_device
 
 __all__ = ["METHODS", "PROFILES", "PUBLISHED", "main"]
 
@@ -67,10 +74,14 @@ NO_EVAL = 1_000_000_000
 
 @dataclass(frozen=True)
 class Method:
-    """A learned row: its label in the table and the ``cnfm train`` options that define it."""
+    """A learned row: its label in the table and the ``cnfm train`` options that define it.
+
+    ``per_set``: κ_max and floor come from the validation KDE of the run's own data set, split and seed.
+    """
 
     label: str
     args: tuple[str, ...]
+    per_set: bool = False
 
 
 #: Learned rows, in table order.
@@ -78,6 +89,16 @@ METHODS: dict[str, Method] = {
     "ppd2": Method("PPD ℓ=2", ("--objective", "ppd", "--ell", "2")),
     "ppd1": Method("PPD ℓ=1", ("--objective", "ppd", "--ell", "1")),
     "rfm": Method("RFM", ("--objective", "rfm")),
+    "ppd1-kde": Method("PPD ℓ=1, per data set: κ_max and floor of the validation KDE",
+                       ("--objective", "ppd", "--ell", "1"), per_set=True),
+}
+#: The largest κ_max the per-data-set row uses: float32 loses about κ·1e-7 nats in log p_t (3e-3 here).
+PER_SET_KAPPA_CAP = 3e4
+#: The product defaults that shape every learned row; a cached result made under others is not reused.
+PRODUCT_DEFAULTS: dict[str, Any] = {
+    k: v for k, v in vars(TrainConfig()).items()
+    if k not in ("data", "objective", "ell", "steps", "minutes", "seed", "split", "device", "threads", "extra",
+                 "eval_every", "log_every", "checkpoint_every")
 }
 
 
@@ -109,6 +130,7 @@ SPLIT_NOTES: dict[str, str] = {
 }
 
 DASH = "–"
+TARGET_LABEL = "PPD target p₁ (defaults)"
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,7 @@ class Job:
     method: str
     seed: int
     run_dir: Path
+    extra: tuple[str, ...] = ()  # training options of a per-data-set row
 
     @property
     def key(self) -> str:
@@ -147,9 +170,10 @@ class Settings:
     def budget(self) -> str:
         return f"{self.steps} steps" if self.steps is not None else f"{self.minutes:g} min"
 
-    def fingerprint(self) -> dict[str, Any]:
-        """What a cached result must match to be reused."""
-        return {"steps": self.steps, "minutes": self.minutes, "hidden": self.hidden}
+    def fingerprint(self, job: Job | None = None) -> dict[str, Any]:
+        """What a cached result must match to be reused: budget, model, product defaults, the row's options."""
+        return {"steps": self.steps, "minutes": self.minutes, "hidden": self.hidden, "defaults": PRODUCT_DEFAULTS,
+                "extra": list(job.extra) if job is not None else []}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,11 +258,14 @@ def find_data_sets(data_dir: Path) -> tuple[list[DataSet], list[dict[str, str]]]
 
 
 def baselines(points: PointSet, split: str, seed: int) -> dict[str, Any]:
-    """Uniform and vMF-KDE test NLLs on the split ``make_split`` (and so training) uses."""
+    """Uniform, vMF-KDE and PPD-target test NLLs on the split ``make_split`` (and so training) uses."""
     s = make_split(points, mode=split, seed=seed)
     train, val, test = points.xyz[s.train], points.xyz[s.val], points.xyz[s.test]
     out: dict[str, Any] = {"seed": seed, "n_train": len(train), "n_val": len(val), "n_test": len(test),
-                           "uniform": LOG_AREA, "kde": None}
+                           "uniform": LOG_AREA, "kde": None, "target": None}
+    if len(test) > 0 and len(train) > 0:
+        d = TrainConfig()
+        out["target"] = float(-np.mean(kde_log_prob(test, train, d.kappa_max, d.floor)))
     if len(val) == 0 or len(test) == 0:
         out["kde_error"] = "no validation or test points"
         return out
@@ -248,13 +275,21 @@ def baselines(points: PointSet, split: str, seed: int) -> dict[str, Any]:
     return out
 
 
+def per_set_options(base: dict[str, Any]) -> tuple[str, ...] | None:
+    """``cnfm train`` options of the per-data-set row from a split's baselines, or None without a KDE fit."""
+    if base.get("kde") is None:
+        return None
+    kappa = min(float(base["kde_kappa"]), PER_SET_KAPPA_CAP)
+    return ("--kappa-max", f"{kappa:.6g}", "--floor", f"{float(base['kde_weight']):g}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Learned runs
 
 
 def _train_command(job: Job, settings: Settings) -> list[str]:
     cmd = [sys.executable, "-m", "cnfm_core", "train", "--data", str(job.data.path), "--run-dir", str(job.run_dir),
-           "--split", job.split, "--seed", str(job.seed), *METHODS[job.method].args,
+           "--split", job.split, "--seed", str(job.seed), *METHODS[job.method].args, *job.extra,
            "--threads", str(settings.threads), "--device", settings.device, "--eval-every", str(NO_EVAL), "--quiet"]
     cmd += ["--steps", str(settings.steps)] if settings.steps is not None else ["--minutes", str(settings.minutes)]
     if settings.hidden is not None:
@@ -290,7 +325,7 @@ def evaluate_run(job: Job, settings: Settings) -> dict[str, Any]:
         "test_nll": float(-res.log_prob.double().mean()), "n_test": len(test), "nfe": res.nfe,
         "eval_seconds": round(seconds, 3), "steps": steps, "train_seconds": round(train_seconds, 3),
         "steps_per_s": steps / train_seconds if train_seconds > 0 else None,
-        "data_sha256": job.data.sha256, "settings": settings.fingerprint(), "device": str(device),
+        "data_sha256": job.data.sha256, "settings": settings.fingerprint(job), "device": str(device),
     }
 
 
@@ -306,12 +341,13 @@ def read_cached(job: Job) -> dict[str, Any] | None:
 
 def cache_conflict(job: Job, cached: dict[str, Any], settings: Settings) -> str | None:
     """Why a cached result cannot stand for this job (other budget, model or data), or None."""
-    want = settings.fingerprint()
+    want = settings.fingerprint(job)
     have = cached.get("settings")
     if have != want:
-        def show(fp: Any) -> str:
-            return ", ".join(f"{k}={fp.get(k)}" for k in want) if isinstance(fp, dict) else repr(fp)
-        return f"it was made with {show(have)}, this table asks for {show(want)}"
+        if not isinstance(have, dict):
+            return f"it was made with unknown settings ({have!r})"
+        diff = [f"{k}: {have.get(k)!r} there, {want[k]!r} here" for k in want if have.get(k) != want[k]]
+        return "it was made with other settings (" + "; ".join(diff) + ")"
     if cached.get("data_sha256") != job.data.sha256:
         return f"{job.data.path.name} has changed since"
     return None
@@ -359,6 +395,10 @@ def cell(values: Sequence[float], expected: int, *, empty: str = "failed") -> st
     return text if len(values) == expected else f"{text} ({len(values)}/{expected} seeds)"
 
 
+def _fmt_list(values: Sequence[float | None]) -> str:
+    return "/".join(DASH if v is None else f"{v:.3g}" for v in values)
+
+
 def _row(label: str, cells: Sequence[str]) -> str:
     return "| " + " | ".join([label, *cells]) + " |"
 
@@ -398,6 +438,8 @@ def summarise(names: list[str], splits: list[str], methods: list[str],
             kde = [r["kde"] for r in b if r["kde"] is not None]
             entry: dict[str, Any] = {
                 "uniform": {"value": LOG_AREA},
+                "target": {"seeds": [r["seed"] for r in b if r.get("target") is not None],
+                           "values": [r["target"] for r in b if r.get("target") is not None]},
                 "kde": {"seeds": [r["seed"] for r in b if r["kde"] is not None], "values": kde,
                         "kappa": [r.get("kde_kappa") for r in b], "weight": [r.get("kde_weight") for r in b]},
             }
@@ -428,6 +470,7 @@ def render(info: dict[str, Any], names: list[str], summary: dict[str, Any], seed
         lines.append("|" + "---|" * (len(names) + 1))
         lines.append(_row("uniform", [f"{LOG_AREA:.3f}"] * len(names)))
         lines.append(_row("vMF KDE", [cell(per_set[d]["kde"]["values"], n, empty=DASH) for d in names]))
+        lines.append(_row(TARGET_LABEL, [cell(per_set[d]["target"]["values"], n, empty=DASH) for d in names]))
         for method in info["methods"]:
             lines.append(_row(METHODS[method].label, [cell(per_set[d][method]["values"], n) for d in names]))
         if split == "standard":
@@ -435,7 +478,13 @@ def render(info: dict[str, Any], names: list[str], summary: dict[str, Any], seed
                 nums = [numbers.get(d.lower()) for d in names]
                 lines.append(_row(label, [DASH if v is None else f"{v:.2f}" for v in nums]))
         lines += ["", f"Cells: mean ± std over seeds {seed_text} (population std, ddof=0, as the peers' np.std); "
-                  "one seed: the value alone. vMF KDE: κ and the uniform-floor weight chosen on validation."]
+                  "one seed: the value alone. vMF KDE: κ and the uniform-floor weight chosen on validation. "
+                  f"{TARGET_LABEL}: the end point of PPD's target path under the product defaults, scored on "
+                  "test; a perfect fit of the default target would score this."]
+        chosen = [f"{d} κ {_fmt_list(per_set[d]['kde']['kappa'])}, floor {_fmt_list(per_set[d]['kde']['weight'])}"
+                  for d in names]
+        lines.append("Validation KDE choices (the per-data-set row uses them, κ capped at "
+                     f"{PER_SET_KAPPA_CAP:.0e}): " + "; ".join(chosen) + ".")
         if split == "standard":
             lines.append("Published rows: reference only, on the papers' own splits, which differ from ours; "
                          f"{DASH} = no number in our sources (the developer guide, PROVENANCE.md).")
@@ -493,8 +542,29 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m for m in METHODS if m in a.methods]
     splits = [s for s in SPLIT_NOTES if s in a.splits]
     out = a.out.resolve()
-    work = [Job(d, split, m, seed, out / d.name / split / m / f"seed{seed}")
-            for d in data_sets for split in splits for m in methods for seed in seeds]
+    torch.set_num_threads(settings.threads)
+    names = [d.name for d in data_sets]
+
+    base: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in data_sets:
+        for split in splits:
+            base[(d.name, split)] = [baselines(d.points, split, seed) for seed in seeds]
+
+    work, no_kde = [], []
+    for d in data_sets:
+        for split in splits:
+            for m in methods:
+                for seed, b in zip(seeds, base[(d.name, split)], strict=True):
+                    extra: tuple[str, ...] = ()
+                    if METHODS[m].per_set:
+                        opts = per_set_options(b)
+                        if opts is None:
+                            no_kde.append(f"{d.name}/{split}/{m}/seed{seed}")
+                            continue
+                        extra = opts
+                    work.append(Job(d, split, m, seed, out / d.name / split / m / f"seed{seed}", extra))
+    for key in no_kde:
+        _say(f"earth_table: {key}: no KDE fit (no validation or test points), so no per-data-set run")
     for job in work:
         cached = read_cached(job)
         why = cache_conflict(job, cached, settings) if cached is not None else None
@@ -502,16 +572,9 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"earth_table: error: {job.run_dir} holds a finished run that does not match: {why}; "
                  "choose another --out or delete it")
             return 2
-    torch.set_num_threads(settings.threads)
-    names = [d.name for d in data_sets]
     _say(f"earth_table: {len(names)} data set(s) ({', '.join(names)}), splits {' '.join(splits)}, seeds "
          f"{' '.join(map(str, seeds))}, {len(work)} learned run(s) of {settings.budget()}, {jobs} job(s) × "
          f"{settings.threads} thread(s), device {device}")
-
-    base: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for d in data_sets:
-        for split in splits:
-            base[(d.name, split)] = [baselines(d.points, split, seed) for seed in seeds]
 
     runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {
         (d.name, s, m): [] for d in data_sets for s in splits for m in methods}

@@ -1,6 +1,6 @@
 """bench/earth_table.py end to end on two tiny synthetic data sets: the table, the JSON, the cache.
 
-One table is made with a 5-step budget (16 learned runs, each a `cnfm train` subprocess); the
+One table is made with a 5-step budget (24 learned runs, each a `cnfm train` subprocess); the
 rerun must come entirely from the cache, and a broken CSV added to the folder must be skipped.
 """
 
@@ -12,17 +12,24 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats
+from scipy.special import logsumexp
 
+from cnfm_core.data import make_split, read_points
 from cnfm_core.sphere import xyz_to_latlon
 from cnfm_core.synthetic import DEFAULT_MIXTURE
+from cnfm_core.train import TrainConfig
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "earth_table.py"
 # --jobs 2 rather than 1: the 16 subprocesses start torch in about 3 s each, so one at a time would
 # take most of a minute on a loaded 2-core machine.
-ARGS = ["--steps", "5", "--seeds", "0", "1", "--jobs", "2", "--threads", "1", "--methods", "ppd1", "rfm",
+ARGS = ["--steps", "5", "--seeds", "0", "1", "--jobs", "2", "--threads", "1", "--methods", "ppd1", "rfm", "ppd1-kde",
         "--splits", "standard", "dedup", "--hidden", "16", "--device", "cpu"]
-ROWS = ["uniform", "vMF KDE", "PPD ℓ=1", "RFM", "CNFM (published)", "RFM (published)"]
+PER_SET = "PPD ℓ=1, per data set: κ_max and floor of the validation KDE"
+ROWS = ["uniform", "vMF KDE", "PPD target p₁ (defaults)", "PPD ℓ=1", "RFM", PER_SET, "CNFM (published)",
+        "RFM (published)"]
 
 
 def _write_csv(path: Path, n: int, seed: int, duplicates: int) -> None:
@@ -77,9 +84,9 @@ def test_table_per_split(table):
     for split, t in tables.items():
         assert t["header"] == ["alpha", "beta"]
         rows = [r for r in t if r != "header"]
-        assert rows == (ROWS if split == "standard" else ROWS[:4])  # published rows only under standard
+        assert rows == (ROWS if split == "standard" else ROWS[:6])  # published rows only under standard
         assert t["uniform"] == ["2.531", "2.531"]
-        for label in ("vMF KDE", "PPD ℓ=1", "RFM"):
+        for label in ("vMF KDE", "PPD target p₁ (defaults)", "PPD ℓ=1", "RFM", PER_SET):
             for c in t[label]:
                 mean, std = c.split(" ± ")  # two seeds: mean ± std
                 float(mean), float(std)
@@ -90,11 +97,11 @@ def test_table_per_split(table):
 def test_results_json(table):
     _, out, _, _ = table
     res = json.loads((out / "results.json").read_text())
-    assert res["cached_runs"] == 0 and res["learned_runs"] == 16
+    assert res["cached_runs"] == 0 and res["learned_runs"] == 24
     for split in ("standard", "dedup"):
         for name in ("alpha", "beta"):
             cell = res["table"][split][name]
-            for method in ("ppd1", "rfm"):
+            for method in ("ppd1", "rfm", "ppd1-kde"):
                 assert cell[method]["seeds"] == [0, 1] and len(cell[method]["values"]) == 2
                 assert all(s > 0 for s in cell[method]["steps_per_s"])
             assert len(cell["kde"]["values"]) == 2
@@ -103,6 +110,32 @@ def test_results_json(table):
         base = {b["seed"]: b for b in res["baselines"][f"{r['data']}/{r['split']}"]}
         assert r["n_test"] == base[r["seed"]]["n_test"] and r["steps"] == 5
     assert res["baselines"]["beta/standard"][0]["n_test"] == 14  # 140 rows
+    # the per-data-set row trained with its split's validation KDE choice; the others with the defaults
+    for r in res["runs"]:
+        base = {b["seed"]: b for b in res["baselines"][f"{r['data']}/{r['split']}"]}[r["seed"]]
+        config = json.loads((out / r["data"] / r["split"] / r["method"] / f"seed{r['seed']}" / "config.json")
+                            .read_text())["config"]
+        if r["method"] == "ppd1-kde":
+            assert config["kappa_max"] == pytest.approx(min(base["kde_kappa"], 3e4), rel=1e-5)
+            assert config["floor"] == base["kde_weight"]
+        else:
+            assert (config["kappa_max"], config["floor"]) == (TrainConfig().kappa_max, TrainConfig().floor)
+
+
+def test_target_row_is_the_default_kernel_estimate(table):
+    # PPD's target at t = 1 is the vMF mixture over the training points at kappa_max (plus the default floor):
+    # scored here with scipy on the test split the table used
+    data, out, _, _ = table
+    res = json.loads((out / "results.json").read_text())
+    d = TrainConfig()
+    points = read_points(data / "beta.csv")
+    for seed in (0, 1):
+        s = make_split(points, mode="standard", seed=seed)
+        train, test = points.xyz[s.train], points.xyz[s.test]
+        logs = np.stack([stats.vonmises_fisher(c, d.kappa_max).logpdf(test) for c in train])
+        p = (1 - d.floor) * np.exp(logsumexp(logs, axis=0) - np.log(len(train))) + d.floor / (4 * np.pi)
+        assert res["baselines"]["beta/standard"][seed]["target"] == pytest.approx(float(-np.mean(np.log(p))),
+                                                                                    rel=1e-9, abs=1e-9)
     assert res["baselines"]["beta/dedup"][0]["n_test"] == 12  # 120 distinct rows
 
 
@@ -114,9 +147,19 @@ def test_rerun_uses_cache_and_skips_broken_csv(table):
     assert p.returncode == 0, p.stderr
     assert "broken.csv" in p.stderr and "Traceback" not in p.stderr
     after = json.loads((out / "results.json").read_text())
-    assert after["cached_runs"] == 16
+    assert after["cached_runs"] == 24
     assert after["table"] == before["table"]
     assert seconds < first_seconds / 3
     md = (out / "table.md").read_text()
     assert "Skipped broken.csv" in md
     assert _tables(md)["standard"]["header"] == ["alpha", "beta"]
+
+
+def test_cached_run_under_other_settings_is_refused(table):
+    data, out, _, _ = table
+    before = (out / "results.json").read_text()
+    p = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(data), "--out", str(out),
+                        *[a if a != "5" else "6" for a in ARGS]], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "does not match" in p.stderr and "steps: 5 there, 6 here" in p.stderr
+    assert (out / "results.json").read_text() == before  # nothing overwritten

@@ -26,7 +26,7 @@ from cnfm_core.runs import RunDir
 from cnfm_core.train import load_field
 
 BASE: dict[str, str] = {"--objective": "ppd", "--ell": "1", "--kappa-max": "1000", "--hidden": "256",
-                        "--lr": "1e-3", "--batch-size": "512", "--schedule": "exponential"}
+                        "--lr": "1e-3", "--batch-size": "512", "--schedule": "exponential", "--floor": "0"}
 VARIANTS: dict[str, dict[str, str]] = {
     "base": {},
     "kappa_max=300": {"--kappa-max": "300"},
@@ -44,6 +44,11 @@ VARIANTS: dict[str, dict[str, str]] = {
     "lr=1e-2,batch=1024": {"--lr": "1e-2", "--batch-size": "1024"},
     "lr=1e-2,kappa_max=3000": {"--lr": "1e-2", "--kappa-max": "3000"},
     "rfm,lr=1e-2": {"--objective": "rfm", "--lr": "1e-2"},
+    # Round 3, around the chosen defaults: a uniform floor in the target path.
+    "lr=1e-2,kappa_max=3000,floor=0.02": {"--lr": "1e-2", "--kappa-max": "3000", "--floor": "0.02"},
+    "lr=1e-2,kappa_max=3000,floor=0.05": {"--lr": "1e-2", "--kappa-max": "3000", "--floor": "0.05"},
+    "lr=1e-2,kappa_max=10000,floor=0.05": {"--lr": "1e-2", "--kappa-max": "10000", "--floor": "0.05"},
+    "rfm,lr=1e-2,floor=0.05": {"--objective": "rfm", "--lr": "1e-2", "--floor": "0.05"},
 }
 SETS: dict[str, str] = {"earthquake": "standard", "flood": "standard", "volcano": "dedup"}
 

@@ -62,7 +62,7 @@ class TrainConfig:
     ell: int = 1
     schedule: str = "exponential"
     kappa_max: float = 3000.0
-    floor: float = 0.0
+    floor: float = 0.02
     hidden: int = 256
     layers: int = 3
     frequencies: int = 4
@@ -118,6 +118,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
+        # Configs written before the target had a floor were trained without one; keep it so.
+        d = {"floor": 0.0, **d}
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown config fields: {', '.join(sorted(unknown))}")

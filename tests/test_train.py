@@ -134,3 +134,19 @@ def test_nan_loss_fails_cleanly(tmp_path, synthetic_csv):
     r = pytest.raises(FloatingPointError, train, _config(synthetic_csv, steps=50, lr=math.inf), tmp_path / "run")
     assert "loss" in str(r.value) or "lr" in str(r.value)
     assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "failed"
+
+
+def test_config_from_before_the_floor_keeps_training_without_one(tmp_path, synthetic_csv):
+    # A checkpoint whose config has no "floor" (written before floors existed) resumes with floor 0, not the
+    # current default; a new config gets the default.
+    assert TrainConfig().floor > 0
+    train(_config(synthetic_csv, steps=5, floor=0.0), tmp_path / "run")
+    ck = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(ck, weights_only=True)
+    del state["config"]["floor"]
+    torch.save(state, ck)
+    assert load_field(tmp_path / "run")[1].floor == 0.0
+    train(TrainConfig(steps=8), tmp_path / "run", resume=True)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["floor"] == 0.0
+    with pytest.raises(ValueError, match="floor"):
+        train(_config(synthetic_csv, steps=5, floor=1.5), tmp_path / "other")

@@ -60,6 +60,14 @@ def _frames(path: str, mtime: float) -> Frames:
     return read_frames(RunDir(path))
 
 
+def _target_floor(path: str) -> float:
+    """The uniform floor of the run's target path (0 for runs made before floors existed or unreadable configs)."""
+    try:
+        return float(RunDir(path).read_json(RunDir(path).config).get("config", {}).get("floor", 0.0))
+    except (RunError, OSError, ValueError, TypeError, AttributeError):
+        return 0.0
+
+
 def _frames_of(run: RunDir) -> tuple[str, float]:
     return str(run.path), run.frames.stat().st_mtime
 
@@ -230,9 +238,12 @@ def _path_view(run_id: str, path: str, mtime: float, ticking: bool) -> None:
     else:
         c2.button("Play", key="path_play", icon=":material/play_arrow:", on_click=_play, args=(last,),
                   width="stretch")
+    floor = _target_floor(path)
+    floor_text = (f" A share of {floor:.0%} of the target stays uniform at every t (its floor), so no region is "
+                  "left with zero density." if floor > 0 else "")
     st.caption(f"**t = {t:.2f}**, vMF concentration κ(t) = {f.kappa[k]:.3g}. At t = 0 both paths are the "
                "uniform density on the sphere (noise); as t grows, the target concentrates around the data "
-               "points, and the model's flow has to carry its mass along.")
+               f"points, and the model's flow has to carry its mass along.{floor_text}")
 
     land = figures.load_land()
     lo, hi = figures.shared_log_range(f.target_log_prob[k], f.model_log_prob[k])

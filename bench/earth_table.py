@@ -1,6 +1,6 @@
 """The Earth table, reproducible with one command: test NLL of every learned method and baseline.
 
-    python bench/earth_table.py [--data-dir ../shared/data/earth] [--profile quick|full]
+    python bench/earth_table.py [--data-dir ../shared/data/earth] [--profile quick|full|gpu-short]
         [--seeds 0 1 2 3 4] [--steps N | --minutes M] [--jobs 2] [--threads T] [--out out/earth]
         [--device auto|cpu|cuda] [--splits standard dedup] [--methods ppd2 ppd1 rfm ppd1-kde] [--hidden H]
 
@@ -28,7 +28,9 @@ Profiles set defaults that explicit flags override:
 
 * ``quick``: seed 0, 2.5 minutes per learned run, 2 parallel jobs with 1 torch thread each
   (3 data sets x 2 splits x 3 methods take about 25 minutes on 2 cores);
-* ``full``: seeds 0-4, 100,000 steps per learned run, 1 job using every core (a GPU or a long CPU run).
+* ``full``: seeds 0-4, 100,000 steps per learned run, 1 job using every core (a GPU or a long CPU run);
+* ``gpu-short``: seed 0, 1.5 minutes per learned run, 8 runs sharing one GPU at a time with 2 CPU
+  threads each (24 runs in about 6-7 minutes: sized for a borrowed GPU's 10-minute command limit).
 
 Writes ``OUT/table.md`` (printed as well) and ``OUT/results.json``. Exit status: 0 when every
 learned run finished, 1 when some failed (the table marks them), 2 for a usage error.
@@ -114,6 +116,8 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "quick": Profile(seeds=(0,), steps=None, minutes=2.5, jobs=2, threads=1),
     "full": Profile(seeds=(0, 1, 2, 3, 4), steps=100_000, minutes=None, jobs=1, threads=None),
+    # One GPU for about 10 minutes (a lent device's per-command limit): 8 runs share it at a time.
+    "gpu-short": Profile(seeds=(0,), steps=None, minutes=1.5, jobs=8, threads=2),
 }
 
 #: Published test NLLs (nats), by data-set name; reference only, on the papers' own splits.

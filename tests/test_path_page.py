@@ -167,6 +167,8 @@ def test_page_shows_a_run(env, trained):
     slider = at.select_slider[0]
     assert slider.label == "t" and len(slider.options) == K and slider.value == 0.0
     assert _shown_t(at) == "t = 0.00"
+    caption = next(c.value for c in at.caption if c.value.startswith("**t = "))
+    assert f"A share of {TrainConfig().floor:.0%} of the target stays uniform" in caption  # the default floor
     assert len(at.get("plotly_chart")) == 3 and len(at.get("deck_gl_json_chart")) == 2
     text = " ".join(m.value for m in at.markdown)
     assert "continuity equation" in text and "under-supplies" in text and "PPD loss" in text
@@ -189,6 +191,16 @@ def test_page_shows_a_run(env, trained):
     assert _shown_t(at) == "t = 0.50" and at.button(key="path_pause").label == "Pause"
     at.run()
     assert _shown_t(at) == "t = 1.00" and not at.session_state["path_playing"]
+
+
+def test_a_target_without_floor_is_not_said_to_have_one(env, trained):
+    shutil.copytree(trained, env / RUN)
+    meta = json.loads((env / RUN / "config.json").read_text())
+    del meta["config"]["floor"]  # a run from before floors existed
+    (env / RUN / "config.json").write_text(json.dumps(meta))
+    at = _app(run=RUN)
+    caption = next(c.value for c in at.caption if c.value.startswith("**t = "))
+    assert caption.startswith("**t = 0.00**") and "uniform at every t" not in caption
 
 
 def test_shared_link_opens_the_same_run_and_time(env, trained):

@@ -63,7 +63,7 @@ from cnfm_core.integrate import log_likelihood
 from cnfm_core.kde import fit_kde, kde_log_prob
 from cnfm_core.runs import RunDir, RunError
 from cnfm_core.sphere import LOG_AREA
-from cnfm_core.train import TrainConfig, load_field, resolve_device
+from cnfm_core.train import LEGACY_DEFAULTS, TrainConfig, load_field, resolve_device
 
 __all__ = ["METHODS", "PROFILES", "PUBLISHED", "main"]
 
@@ -97,10 +97,12 @@ METHODS: dict[str, Method] = {
 #: The largest κ_max the per-data-set row uses: float32 loses about κ·1e-7 nats in log p_t (3e-3 here).
 PER_SET_KAPPA_CAP = 3e4
 #: The product defaults that shape every learned row; a cached result made under others is not reused.
+#: Fields added later are left out while they keep the value older runs had, so older caches stay valid.
 PRODUCT_DEFAULTS: dict[str, Any] = {
     k: v for k, v in vars(TrainConfig()).items()
     if k not in ("data", "objective", "ell", "steps", "minutes", "seed", "split", "device", "threads", "extra",
                  "eval_every", "log_every", "checkpoint_every")
+    and not (k in LEGACY_DEFAULTS and v == LEGACY_DEFAULTS[k])
 }
 
 

@@ -26,7 +26,8 @@ from cnfm_core.runs import RunDir
 from cnfm_core.train import load_field
 
 BASE: dict[str, str] = {"--objective": "ppd", "--ell": "1", "--kappa-max": "1000", "--hidden": "256",
-                        "--lr": "1e-3", "--batch-size": "512", "--schedule": "exponential", "--floor": "0"}
+                        "--lr": "1e-3", "--batch-size": "512", "--schedule": "exponential", "--floor": "0",
+                        "--space-frequencies": "0"}
 VARIANTS: dict[str, dict[str, str]] = {
     "base": {},
     "kappa_max=300": {"--kappa-max": "300"},
@@ -49,6 +50,11 @@ VARIANTS: dict[str, dict[str, str]] = {
     "lr=1e-2,kappa_max=3000,floor=0.05": {"--lr": "1e-2", "--kappa-max": "3000", "--floor": "0.05"},
     "lr=1e-2,kappa_max=10000,floor=0.05": {"--lr": "1e-2", "--kappa-max": "10000", "--floor": "0.05"},
     "rfm,lr=1e-2,floor=0.05": {"--objective": "rfm", "--lr": "1e-2", "--floor": "0.05"},
+    # Round 4, around round 3's choice: random Fourier features of the point.
+    "chosen,space=32x10": {"--lr": "1e-2", "--kappa-max": "3000", "--floor": "0.02", "--space-frequencies": "32",
+                           "--space-scale": "10"},
+    "chosen,space=32x30": {"--lr": "1e-2", "--kappa-max": "3000", "--floor": "0.02", "--space-frequencies": "32",
+                           "--space-scale": "30"},
 }
 SETS: dict[str, str] = {"earthquake": "standard", "flood": "standard", "volcano": "dedup"}
 

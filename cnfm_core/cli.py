@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="weight of a uniform component in the target, in [0, 1)")
     t.add_argument("--hidden", type=_positive_int, default=d.hidden)
     t.add_argument("--layers", type=_positive_int, default=d.layers)
+    t.add_argument("--space-frequencies", type=int, default=d.space_frequencies,
+                   help="random Fourier features of the point (0: none)")
+    t.add_argument("--space-scale", type=_positive_float, default=d.space_scale,
+                   help="standard deviation of their frequencies")
     t.add_argument("--lr", type=_positive_float, default=d.lr)
     t.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
     t.add_argument("--eval-every", type=_positive_int, default=d.eval_every)
@@ -119,7 +123,8 @@ def _train(a: argparse.Namespace) -> int:
         config = TrainConfig(
             data=str(Path(a.data).resolve()), objective=a.objective, ell=a.ell, steps=a.steps, minutes=a.minutes,
             seed=a.seed, split=a.split, device=a.device, kappa_max=a.kappa_max, schedule=a.schedule, floor=a.floor,
-            hidden=a.hidden, layers=a.layers, lr=a.lr, batch_size=a.batch_size, eval_every=a.eval_every,
+            hidden=a.hidden, layers=a.layers, space_frequencies=a.space_frequencies, space_scale=a.space_scale,
+            lr=a.lr, batch_size=a.batch_size, eval_every=a.eval_every,
             threads=a.threads,
         )
     signal.signal(signal.SIGTERM, lambda *_: request_stop())

@@ -11,6 +11,10 @@ basis at ``x``)
 
     div v = tr(P J) - 2 <x, f> = <e_1, J e_1> + <e_2, J e_2> - 2 <x, f>.
 
+Optionally the point enters through random Fourier features ``[x, sin(B x), cos(B x)]`` with a
+fixed Gaussian matrix ``B`` (``space_frequencies`` rows, scale ``space_scale``), which lets a small
+MLP represent the sharp structure of a concentrated target in fewer steps.
+
 So the exact divergence needs two Jacobian-vector products, not three backward passes. They
 are pushed forward through the MLP together with the values (forward-mode differentiation
 written out for a SiLU MLP: both tangents share one matrix product per layer), and everything
@@ -41,6 +45,8 @@ class VectorField(nn.Module):
         hidden: width of each hidden layer.
         layers: number of hidden layers (at least 1).
         frequencies: number of Fourier frequencies in the time embedding ``[t, sin(pi j t), cos(pi j t)]``.
+        space_frequencies: number of random Fourier features of the point (0: the point enters as is).
+        space_scale: standard deviation of the random frequencies (radians^-1).
 
     The output layer starts at zero, so an untrained field is ``v = 0`` (the model density is
     then exactly uniform).
@@ -53,13 +59,21 @@ class VectorField(nn.Module):
     (torch.Size([1, 3]), torch.Size([1]))
     """
 
-    def __init__(self, hidden: int = 256, layers: int = 3, frequencies: int = 4) -> None:
+    def __init__(self, hidden: int = 256, layers: int = 3, frequencies: int = 4, space_frequencies: int = 0,
+                 space_scale: float = 10.0) -> None:
         super().__init__()
         if layers < 1 or hidden < 1:
             raise ValueError(f"need hidden >= 1 and layers >= 1, got hidden={hidden}, layers={layers}")
+        if space_frequencies < 0 or not space_scale > 0:
+            raise ValueError(f"need space_frequencies >= 0 and space_scale > 0, got {space_frequencies}, {space_scale}")
         self.hidden, self.layers, self.frequencies = hidden, layers, frequencies
+        self.space_frequencies = space_frequencies
         self.register_buffer("_freqs", math.pi * torch.arange(1, frequencies + 1, dtype=torch.float32))
-        self.input_x = nn.Linear(3, hidden)
+        # Fixed random frequencies, saved with the weights (a checkpoint restores them exactly); without
+        # them nothing is saved, so checkpoints made before they existed still load.
+        self.register_buffer("_space_b", space_scale * torch.randn(space_frequencies, 3),
+                             persistent=space_frequencies > 0)
+        self.input_x = nn.Linear(3 + 2 * space_frequencies, hidden)
         self.input_t = nn.Linear(1 + 2 * frequencies, hidden, bias=False)
         self.hidden_layers = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers - 1))
         self.output = nn.Linear(hidden, 3)
@@ -71,9 +85,23 @@ class VectorField(nn.Module):
         ft = t * self._freqs.to(like.dtype)
         return torch.cat([t, torch.sin(ft), torch.cos(ft)], dim=1)
 
+    def _space(self, x: Tensor, tangents: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The point's features and, for tangents ``(T, B, 3)``, their directional derivatives."""
+        if self.space_frequencies == 0:
+            return x, tangents
+        b = self._space_b.to(x.dtype)
+        phase = x @ b.T
+        sin, cos = torch.sin(phase), torch.cos(phase)
+        feats = torch.cat([x, sin, cos], dim=-1)
+        if tangents is None:
+            return feats, None
+        dphase = tangents @ b.T  # (T, B, F)
+        return feats, torch.cat([tangents, cos * dphase, -sin * dphase], dim=-1)
+
     def _network(self, x_hat: Tensor, t: Tensor, tangents: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """``f(t, x_hat)`` and, if given tangents ``(T, B, 3)``, the JVPs ``J e`` of shape ``(T, B, 3)``."""
-        z = self.input_x(x_hat) + self.input_t(self._time_embedding(t, x_hat))
+        feats, tangents = self._space(x_hat, tangents)
+        z = self.input_x(feats) + self.input_t(self._time_embedding(t, x_hat))
         if tangents is None:
             h = nn.functional.silu(z)
             for layer in self.hidden_layers:

@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 _STOP = {"requested": False}
+#: Config fields added after the first runs were made, with the values those runs were trained with.
+LEGACY_DEFAULTS: dict[str, Any] = {"floor": 0.0, "space_frequencies": 0, "space_scale": 10.0}
 
 
 @dataclass
@@ -66,6 +68,8 @@ class TrainConfig:
     hidden: int = 256
     layers: int = 3
     frequencies: int = 4
+    space_frequencies: int = 0
+    space_scale: float = 10.0
     lr: float = 1e-2
     batch_size: int = 512
     steps: int | None = None
@@ -104,6 +108,9 @@ class TrainConfig:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
         if not (self.kappa_max > 0 and math.isfinite(self.kappa_max)):
             raise ValueError(f"kappa_max must be positive, got {self.kappa_max}")
+        if self.space_frequencies < 0 or not self.space_scale > 0:
+            raise ValueError(f"space_frequencies must be >= 0 and space_scale > 0, got {self.space_frequencies}"
+                             f" and {self.space_scale}")
         if not 0.0 <= self.floor < 1.0:
             raise ValueError(f"floor must be in [0, 1), got {self.floor}")
         if not (self.lr > 0 and 0 <= self.ema_decay < 1):
@@ -118,8 +125,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
-        # Configs written before the target had a floor were trained without one; keep it so.
-        d = {"floor": 0.0, **d}
+        # Fields added later, with the value that reproduces runs whose configs predate them.
+        d = {**LEGACY_DEFAULTS, **d}
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown config fields: {', '.join(sorted(unknown))}")
@@ -167,7 +174,8 @@ def choose_threads(requested: int | None) -> int:
 
 
 def build_field(config: TrainConfig) -> VectorField:
-    return VectorField(hidden=config.hidden, layers=config.layers, frequencies=config.frequencies)
+    return VectorField(hidden=config.hidden, layers=config.layers, frequencies=config.frequencies,
+                       space_frequencies=config.space_frequencies, space_scale=config.space_scale)
 
 
 def load_field(run: RunDir | str | os.PathLike[str], *, ema: bool = True,

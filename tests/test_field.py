@@ -32,11 +32,13 @@ def times(n: int, seed: int, dtype: torch.dtype = F64) -> torch.Tensor:
     return torch.rand(n, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
-def random_field(seed: int = 0, hidden: int = 24, layers: int = 3, frequencies: int = 3) -> VectorField:
+def random_field(seed: int = 0, hidden: int = 24, layers: int = 3, frequencies: int = 3,
+                 space_frequencies: int = 0) -> VectorField:
     """A float64 field whose output layer is random (the default output layer is zero)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        field = VectorField(hidden=hidden, layers=layers, frequencies=frequencies).double()
+        field = VectorField(hidden=hidden, layers=layers, frequencies=frequencies,
+                            space_frequencies=space_frequencies, space_scale=3.0).double()
         nn.init.normal_(field.output.weight, std=0.5)
         nn.init.normal_(field.output.bias, std=0.5)
     return field
@@ -90,9 +92,10 @@ def test_field_depends_only_on_the_direction() -> None:
 
 
 # ----------------------------------------------------------------------------- divergence
+@pytest.mark.parametrize("space_frequencies", [0, 6])
 @pytest.mark.parametrize("layers", [1, 2, 4])
-def test_divergence_equals_autograd_divergence(layers: int) -> None:
-    field = random_field(seed=layers, layers=layers)
+def test_divergence_equals_autograd_divergence(layers: int, space_frequencies: int) -> None:
+    field = random_field(seed=layers, layers=layers, space_frequencies=space_frequencies)
     x, t = sphere_points(100, 6), times(105, 7)
     _, div = field.velocity_and_divergence(x, t)
     ref = autograd_divergence(field, x, t)
@@ -100,8 +103,9 @@ def test_divergence_equals_autograd_divergence(layers: int) -> None:
     torch.testing.assert_close(div, ref, rtol=0, atol=1e-10)
 
 
-def test_divergence_equals_finite_difference() -> None:
-    field = random_field(seed=8)
+@pytest.mark.parametrize("space_frequencies", [0, 6])
+def test_divergence_equals_finite_difference(space_frequencies: int) -> None:
+    field = random_field(seed=8, space_frequencies=space_frequencies)
     x, t = sphere_points(40, 9), times(45, 10)
     _, div = field.velocity_and_divergence(x, t)
     h = 1e-5
@@ -169,8 +173,9 @@ def test_untrained_field_is_exactly_zero() -> None:
     assert field.output.weight.grad.abs().sum() > 0 and field.output.bias.grad.abs().sum() > 0
 
 
-def test_gradients_reach_all_parameters_through_the_divergence() -> None:
-    field = random_field(seed=17)
+@pytest.mark.parametrize("space_frequencies", [0, 6])
+def test_gradients_reach_all_parameters_through_the_divergence(space_frequencies: int) -> None:
+    field = random_field(seed=17, space_frequencies=space_frequencies)
     x, t = sphere_points(60, 18), times(65, 19)
     _, div = field.velocity_and_divergence(x, t)
     weights = torch.linspace(-1.0, 2.0, x.shape[0], dtype=F64)
@@ -196,8 +201,25 @@ def test_float32_matches_float64() -> None:
     torch.testing.assert_close(d32.double(), d64, rtol=0, atol=1e-5 * float(d64.detach().abs().max()))
 
 
+def test_space_features_are_saved_and_restored() -> None:
+    # the random frequencies travel in the state dict, so a reloaded field is the same function
+    field = random_field(seed=23, space_frequencies=5)
+    assert field.state_dict()["_space_b"].shape == (5, 3)
+    with torch.random.fork_rng():
+        torch.manual_seed(99)
+        other = VectorField(hidden=24, layers=3, frequencies=3, space_frequencies=5, space_scale=3.0).double()
+    x, t = sphere_points(20, 24), times(25, 25)
+    assert not torch.allclose(other(x, t), field(x, t))
+    other.load_state_dict(field.state_dict())
+    torch.testing.assert_close(other(x, t), field(x, t), rtol=0, atol=0)
+    # without space features nothing extra is saved (checkpoints from before them still load)
+    assert "_space_b" not in VectorField(hidden=8, layers=1).state_dict()
+
+
 def test_rejects_bad_sizes() -> None:
     with pytest.raises(ValueError):
         VectorField(hidden=8, layers=0)
     with pytest.raises(ValueError):
         VectorField(hidden=0, layers=2)
+    with pytest.raises(ValueError, match="space"):
+        VectorField(hidden=8, layers=1, space_frequencies=-1)

@@ -143,9 +143,10 @@ def test_config_from_before_the_floor_keeps_training_without_one(tmp_path, synth
     train(_config(synthetic_csv, steps=5, floor=0.0), tmp_path / "run")
     ck = tmp_path / "run" / "checkpoint.pt"
     state = torch.load(ck, weights_only=True)
-    del state["config"]["floor"]
+    del state["config"]["floor"], state["config"]["space_frequencies"], state["config"]["space_scale"]
     torch.save(state, ck)
     assert load_field(tmp_path / "run")[1].floor == 0.0
+    assert load_field(tmp_path / "run")[1].space_frequencies == 0
     train(TrainConfig(steps=8), tmp_path / "run", resume=True)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["floor"] == 0.0
     with pytest.raises(ValueError, match="floor"):

@@ -55,6 +55,10 @@ VARIANTS: dict[str, dict[str, str]] = {
                            "--space-scale": "10"},
     "chosen,space=32x30": {"--lr": "1e-2", "--kappa-max": "3000", "--floor": "0.02", "--space-frequencies": "32",
                            "--space-scale": "30"},
+    "chosen,space=32x5": {"--lr": "1e-2", "--kappa-max": "3000", "--floor": "0.02", "--space-frequencies": "32",
+                          "--space-scale": "5"},
+    "chosen,space=64x10": {"--lr": "1e-2", "--kappa-max": "3000", "--floor": "0.02", "--space-frequencies": "64",
+                           "--space-scale": "10"},
 }
 SETS: dict[str, str] = {"earthquake": "standard", "flood": "standard", "volcano": "dedup"}
 

@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-_LOG_FLOOR = -80.0
+_LOGIT_CLAMP = -80.0
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -216,7 +216,7 @@ class VMFMixturePath:
         # Entries below -80 are clamped there: each adds at most e^-80 (about 2e-35) relative to the
         # largest term, so the relative error is at most N e^-80 (below 1e-30 for N < 1e4), and exp
         # never produces denormals, which are many times slower on CPUs.
-        e = logits.sub_(mx).clamp_(min=_LOG_FLOOR).exp_()
+        e = logits.sub_(mx).clamp_(min=_LOGIT_CLAMP).exp_()
         if not derivatives:
             log_prob = vmf_log_normalizer(k) + mx[:, 0] + torch.log(e.sum(dim=1))
             return PathQuantities(self._floored(log_prob)[0], torch.empty(0), torch.empty(0))

@@ -68,7 +68,7 @@ class TrainConfig:
     hidden: int = 256
     layers: int = 3
     frequencies: int = 4
-    space_frequencies: int = 32
+    space_frequencies: int = 0
     space_scale: float = 10.0
     lr: float = 1e-2
     batch_size: int = 512

@@ -29,11 +29,8 @@ WEIGHT_GRID: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
 def kde_log_prob(x: np.ndarray, centers: np.ndarray, kappa: float, weight: float) -> np.ndarray:
     """Log-density of the floored vMF KDE at points ``x`` (``(B, 3)``), in float64."""
     xt = torch.as_tensor(np.asarray(x, dtype=np.float64))
-    path = VMFMixturePath(torch.as_tensor(np.asarray(centers, dtype=np.float64)), LinearSchedule(kappa))
-    lp = path.log_prob(xt, 1.0).numpy()
-    if weight <= 0:
-        return lp
-    return np.logaddexp(math.log1p(-weight) + lp, math.log(weight) - LOG_AREA)
+    centers = torch.as_tensor(np.asarray(centers, dtype=np.float64))
+    return VMFMixturePath(centers, LinearSchedule(kappa), floor=max(weight, 0.0)).log_prob(xt, 1.0).numpy()
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,7 @@ def _download(col: DeltaGenerator, label: str, data: Callable[[], bytes], name: 
                         key=f"path_dl_{label}")
 
 
-def _path_view(run_id: str, path: str, mtime: float, ticking: bool) -> None:
+def _path_view(run_id: str, path: str, mtime: float, ticking: bool, floor: float) -> None:
     """Everything that changes with t, drawn as a fragment; ``ticking`` says whether it has a timer."""
     if bool(st.session_state.get("path_playing")) != ticking:
         st.rerun()  # Play or stop was pressed: redraw the page, with or without the timer
@@ -238,7 +238,6 @@ def _path_view(run_id: str, path: str, mtime: float, ticking: bool) -> None:
     else:
         c2.button("Play", key="path_play", icon=":material/play_arrow:", on_click=_play, args=(last,),
                   width="stretch")
-    floor = _target_floor(path)
     floor_text = (f" A share of {floor:.0%} of the target stays uniform at every t (its floor), so no region is "
                   "left with zero density." if floor > 0 else "")
     st.caption(f"**t = {t:.2f}**, vMF concentration κ(t) = {f.kappa[k]:.3g}. At t = 0 both paths are the "
@@ -356,4 +355,5 @@ except (RunError, OSError, ValueError, TypeError) as e:
     st.stop()
 
 playing = bool(st.session_state.get("path_playing"))
-st.fragment(_path_view, run_every=PLAY_SECONDS if playing else None)(chosen, path, mtime, playing)
+st.fragment(_path_view, run_every=PLAY_SECONDS if playing else None)(chosen, path, mtime, playing,
+                                                                    _target_floor(path))

@@ -2,7 +2,7 @@
 
     python bench/earth_table.py [--data-dir ../shared/data/earth] [--profile quick|full|gpu-short]
         [--seeds 0 1 2 3 4] [--steps N | --minutes M] [--jobs 2] [--threads T] [--out out/earth]
-        [--device auto|cpu|cuda] [--splits standard dedup] [--methods ppd2 ppd1 rfm ppd1-kde] [--hidden H]
+        [--device auto|cpu|cuda] [--splits standard dedup] [--methods ppd2 ppd1 rfm ppd1-fixed] [--hidden H]
 
 Every ``*.csv`` in the data folder (any ``lat,lon`` file) is a data set, named by its file stem.
 For each data set, split (``standard`` = the RFM protocol; ``dedup`` = the same after exact
@@ -17,12 +17,12 @@ Baselines on the same split and seed: the uniform density, log(4 pi), and a vMF 
 uniform floor (``fit_kde`` on train/val, scored on test). Published numbers are shown for
 reference only, under the standard split: the papers' splits differ from ours.
 
-Two rows explain the learned ones. "PPD target p_1" scores the end point of PPD's target path
-under the product defaults, which is itself a kernel density estimate: a perfect fit of the
-default target would score that. "PPD ℓ=1, per data set" is the one per-data-set row: PPD with
-κ_max and the uniform floor taken from the KDE's validation choice for that set, split and seed
-(κ_max capped at 3·10^4, where float32 training still resolves the kernel); every other learned
-row uses the product defaults, the same for every data set.
+The product defaults are one rule, the same for every data set (:mod:`cnfm_core.auto`): κ_max and
+the field's Fourier features are read off the validation KDE of the run's own split and seed. Two
+rows explain the learned ones. "PPD target p_1" scores the end point of PPD's target path under
+those defaults, which is itself a kernel density estimate: a perfect fit of the default target
+would score that. "PPD ℓ=1, fixed settings" trains with the settings the rule replaced (κ_max 3000
+and no Fourier features for every set), to show what the rule adds.
 
 Profiles set defaults that explicit flags override:
 
@@ -58,6 +58,7 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
+from cnfm_core.auto import choose_settings
 from cnfm_core.data import DataError, PointSet, make_split, read_points
 from cnfm_core.integrate import log_likelihood
 from cnfm_core.kde import fit_kde, kde_log_prob
@@ -76,14 +77,10 @@ NO_EVAL = 1_000_000_000
 
 @dataclass(frozen=True)
 class Method:
-    """A learned row: its label in the table and the ``cnfm train`` options that define it.
-
-    ``per_set``: κ_max and floor come from the validation KDE of the run's own data set, split and seed.
-    """
+    """A learned row: its label in the table and the ``cnfm train`` options that define it."""
 
     label: str
     args: tuple[str, ...]
-    per_set: bool = False
 
 
 #: Learned rows, in table order.
@@ -91,11 +88,9 @@ METHODS: dict[str, Method] = {
     "ppd2": Method("PPD ℓ=2", ("--objective", "ppd", "--ell", "2")),
     "ppd1": Method("PPD ℓ=1", ("--objective", "ppd", "--ell", "1")),
     "rfm": Method("RFM", ("--objective", "rfm")),
-    "ppd1-kde": Method("PPD ℓ=1, per data set: κ_max and floor of the validation KDE",
-                       ("--objective", "ppd", "--ell", "1"), per_set=True),
+    "ppd1-fixed": Method("PPD ℓ=1, fixed settings (κ_max 3000, no Fourier features)",
+                         ("--objective", "ppd", "--ell", "1", "--kappa-max", "3000", "--space-frequencies", "0")),
 }
-#: The largest κ_max the per-data-set row uses: float32 loses about κ·1e-7 nats in log p_t (3e-3 here).
-PER_SET_KAPPA_CAP = 3e4
 #: The product defaults that shape every learned row; a cached result made under others is not reused.
 #: Fields added later are left out while they keep the value older runs had, so older caches stay valid.
 PRODUCT_DEFAULTS: dict[str, Any] = {
@@ -156,7 +151,6 @@ class Job:
     method: str
     seed: int
     run_dir: Path
-    extra: tuple[str, ...] = ()  # training options of a per-data-set row
 
     @property
     def key(self) -> str:
@@ -179,7 +173,7 @@ class Settings:
     def fingerprint(self, job: Job | None = None) -> dict[str, Any]:
         """What a cached result must match to be reused: budget, model, product defaults, the row's options."""
         return {"steps": self.steps, "minutes": self.minutes, "hidden": self.hidden, "defaults": PRODUCT_DEFAULTS,
-                "extra": list(job.extra) if job is not None else []}
+                "options": list(METHODS[job.method].args) if job is not None else []}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,9 +263,11 @@ def baselines(points: PointSet, split: str, seed: int) -> dict[str, Any]:
     train, val, test = points.xyz[s.train], points.xyz[s.val], points.xyz[s.test]
     out: dict[str, Any] = {"seed": seed, "n_train": len(train), "n_val": len(val), "n_test": len(test),
                            "uniform": LOG_AREA, "kde": None, "target": None}
-    if len(test) > 0 and len(train) > 0:
-        d = TrainConfig()
-        out["target"] = float(-np.mean(kde_log_prob(test, train, d.kappa_max, d.floor)))
+    if len(train) > 0:
+        choice = choose_settings(train, val, seed=seed)
+        out.update(auto_kappa_max=choice.kappa_max, auto_space_frequencies=choice.space_frequencies)
+        if len(test) > 0:
+            out["target"] = float(-np.mean(kde_log_prob(test, train, choice.kappa_max, TrainConfig().floor)))
     if len(val) == 0 or len(test) == 0:
         out["kde_error"] = "no validation or test points"
         return out
@@ -281,21 +277,13 @@ def baselines(points: PointSet, split: str, seed: int) -> dict[str, Any]:
     return out
 
 
-def per_set_options(base: dict[str, Any]) -> tuple[str, ...] | None:
-    """``cnfm train`` options of the per-data-set row from a split's baselines, or None without a KDE fit."""
-    if base.get("kde") is None:
-        return None
-    kappa = min(float(base["kde_kappa"]), PER_SET_KAPPA_CAP)
-    return ("--kappa-max", f"{kappa:.6g}", "--floor", f"{float(base['kde_weight']):g}")
-
-
 # ---------------------------------------------------------------------------------------------
 # Learned runs
 
 
 def _train_command(job: Job, settings: Settings) -> list[str]:
     cmd = [sys.executable, "-m", "cnfm_core", "train", "--data", str(job.data.path), "--run-dir", str(job.run_dir),
-           "--split", job.split, "--seed", str(job.seed), *METHODS[job.method].args, *job.extra,
+           "--split", job.split, "--seed", str(job.seed), *METHODS[job.method].args,
            "--threads", str(settings.threads), "--device", settings.device, "--eval-every", str(NO_EVAL), "--quiet"]
     cmd += ["--steps", str(settings.steps)] if settings.steps is not None else ["--minutes", str(settings.minutes)]
     if settings.hidden is not None:
@@ -448,6 +436,8 @@ def summarise(names: list[str], splits: list[str], methods: list[str],
                            "values": [r["target"] for r in b if r.get("target") is not None]},
                 "kde": {"seeds": [r["seed"] for r in b if r["kde"] is not None], "values": kde,
                         "kappa": [r.get("kde_kappa") for r in b], "weight": [r.get("kde_weight") for r in b]},
+                "auto": {"kappa_max": [r.get("auto_kappa_max") for r in b],
+                         "space_frequencies": [r.get("auto_space_frequencies") for r in b]},
             }
             for method in methods:
                 ok = [r for r in runs[(name, split, method)] if "test_nll" in r]
@@ -489,8 +479,11 @@ def render(info: dict[str, Any], names: list[str], summary: dict[str, Any], seed
                   "test; a perfect fit of the default target would score this."]
         chosen = [f"{d} κ {_fmt_list(per_set[d]['kde']['kappa'])}, floor {_fmt_list(per_set[d]['kde']['weight'])}"
                   for d in names]
-        lines.append("Validation KDE choices (the per-data-set row uses them, κ capped at "
-                     f"{PER_SET_KAPPA_CAP:.0e}): " + "; ".join(chosen) + ".")
+        lines.append("Validation KDE choices: " + "; ".join(chosen) + ".")
+        auto = [f"{d} κ_max {_fmt_list(per_set[d]['auto']['kappa_max'])}, Fourier features "
+                f"{_fmt_list(per_set[d]['auto']['space_frequencies'])}" for d in names]
+        lines.append("Product defaults as the rule set them from the validation KDE (cnfm_core.auto): "
+                     + "; ".join(auto) + ".")
         if split == "standard":
             lines.append("Published rows: reference only, on the papers' own splits, which differ from ours; "
                          f"{DASH} = no number in our sources (the developer guide, PROVENANCE.md).")
@@ -556,21 +549,8 @@ def main(argv: list[str] | None = None) -> int:
         for split in splits:
             base[(d.name, split)] = [baselines(d.points, split, seed) for seed in seeds]
 
-    work, no_kde = [], []
-    for d in data_sets:
-        for split in splits:
-            for m in methods:
-                for seed, b in zip(seeds, base[(d.name, split)], strict=True):
-                    extra: tuple[str, ...] = ()
-                    if METHODS[m].per_set:
-                        opts = per_set_options(b)
-                        if opts is None:
-                            no_kde.append(f"{d.name}/{split}/{m}/seed{seed}")
-                            continue
-                        extra = opts
-                    work.append(Job(d, split, m, seed, out / d.name / split / m / f"seed{seed}", extra))
-    for key in no_kde:
-        _say(f"earth_table: {key}: no KDE fit (no validation or test points), so no per-data-set run")
+    work = [Job(d, split, m, seed, out / d.name / split / m / f"seed{seed}")
+            for d in data_sets for split in splits for m in methods for seed in seeds]
     for job in work:
         cached = read_cached(job)
         why = cache_conflict(job, cached, settings) if cached is not None else None

@@ -11,8 +11,9 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import torch
 
@@ -26,6 +27,8 @@ from .sphere import LOG_AREA
 from .train import TrainConfig, choose_threads, load_field, request_stop, train
 
 __all__ = ["main"]
+
+T = TypeVar("T")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +56,24 @@ def _positive_float(s: str) -> float:
     return v
 
 
+def _count(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{s!r} must be at least 0")
+    return v
+
+
+def _auto_or(parse: Callable[[str], T]) -> Callable[[str], T | None]:
+    """An option that also takes ``auto`` (None: chosen from the data when the run starts)."""
+    def parse_or_auto(s: str) -> T | None:
+        return None if s.strip().lower() == "auto" else parse(s)
+    parse_or_auto.__name__ = parse.__name__
+    return parse_or_auto
+
+
 def _parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = _Parser(prog="python -m cnfm_core", description="PPD flows on the sphere: train, evaluate, sample.")
@@ -69,14 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--split", choices=("standard", "dedup", "none"), default=d.split)
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
-    t.add_argument("--kappa-max", type=_positive_float, default=d.kappa_max)
+    t.add_argument("--kappa-max", type=_auto_or(_positive_float), default=d.kappa_max,
+                   help="sharpness of the target at t = 1 (default: auto, from the data; see docs/defaults.md)")
     t.add_argument("--schedule", choices=list(SCHEDULES), default=d.schedule)
     t.add_argument("--floor", type=float, default=d.floor,
                    help="weight of a uniform component in the target, in [0, 1)")
     t.add_argument("--hidden", type=_positive_int, default=d.hidden)
     t.add_argument("--layers", type=_positive_int, default=d.layers)
-    t.add_argument("--space-frequencies", type=int, default=d.space_frequencies,
-                   help="random Fourier features of the point (0: none)")
+    t.add_argument("--space-frequencies", type=_auto_or(_count), default=d.space_frequencies,
+                   help="random Fourier features of the point (0: none; default: auto, from the data)")
     t.add_argument("--space-scale", type=_positive_float, default=d.space_scale,
                    help="standard deviation of their frequencies")
     t.add_argument("--lr", type=_positive_float, default=d.lr)
@@ -132,7 +154,9 @@ def _train(a: argparse.Namespace) -> int:
     def log(rec: dict) -> None:
         if a.quiet:
             return
-        if "loss" in rec:
+        if rec.get("event") == "auto":
+            print(rec["message"], file=sys.stderr, flush=True)
+        elif "loss" in rec:
             print(f"step {rec['step']:>6}  loss {rec['loss']:.4f}  {rec['steps_per_s']:.1f} steps/s  "
                   f"{rec['elapsed']:.0f}s", file=sys.stderr, flush=True)
         elif "val_nll" in rec:

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from .auto import choose_settings
 from .data import make_split, read_points
 from .field import VectorField
 from .integrate import DEFAULT_ATOL, DEFAULT_RTOL, log_likelihood
@@ -42,11 +43,14 @@ __all__ = [
     "choose_threads",
     "load_field",
     "request_stop",
+    "resolve_auto",
     "resolve_device",
     "train",
 ]
 
 _STOP = {"requested": False}
+#: Fields that, left at None, are chosen from the data when a run starts.
+AUTO_FIELDS: tuple[str, ...] = ("kappa_max", "space_frequencies")
 #: Config fields added after the first runs were made, with the values those runs were trained with.
 LEGACY_DEFAULTS: dict[str, Any] = {"floor": 0.0, "space_frequencies": 0, "space_scale": 10.0}
 
@@ -56,19 +60,21 @@ class TrainConfig:
     """Everything that defines a run; saved as ``config.json`` and inside every checkpoint.
 
     Defaults were chosen on validation data (see docs/defaults.md) and are the same for every
-    data set.
+    data set. ``kappa_max`` and ``space_frequencies`` left at None are set when the run starts by
+    one rule that reads the data's sharpness off a validation kernel density (:mod:`cnfm_core.auto`);
+    the saved config holds the values chosen.
     """
 
     data: str = ""
     objective: str = "ppd"
     ell: int = 1
     schedule: str = "exponential"
-    kappa_max: float = 3000.0
+    kappa_max: float | None = None
     floor: float = 0.02
     hidden: int = 256
     layers: int = 3
     frequencies: int = 4
-    space_frequencies: int = 0
+    space_frequencies: int | None = None
     space_scale: float = 10.0
     lr: float = 1e-2
     batch_size: int = 512
@@ -106,9 +112,9 @@ class TrainConfig:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
         if self.minutes is not None and not self.minutes > 0:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
-        if not (self.kappa_max > 0 and math.isfinite(self.kappa_max)):
+        if self.kappa_max is not None and not (self.kappa_max > 0 and math.isfinite(self.kappa_max)):
             raise ValueError(f"kappa_max must be positive, got {self.kappa_max}")
-        if self.space_frequencies < 0 or not self.space_scale > 0:
+        if (self.space_frequencies is not None and self.space_frequencies < 0) or not self.space_scale > 0:
             raise ValueError(f"space_frequencies must be >= 0 and space_scale > 0, got {self.space_frequencies}"
                              f" and {self.space_scale}")
         if not 0.0 <= self.floor < 1.0:
@@ -174,6 +180,8 @@ def choose_threads(requested: int | None) -> int:
 
 
 def build_field(config: TrainConfig) -> VectorField:
+    if config.space_frequencies is None:
+        raise ValueError("space_frequencies is still to be chosen from the data (resolve_auto)")
     return VectorField(hidden=config.hidden, layers=config.layers, frequencies=config.frequencies,
                        space_frequencies=config.space_frequencies, space_scale=config.space_scale)
 
@@ -221,6 +229,19 @@ def _prepare(config: TrainConfig, run: RunDir) -> dict[str, Any]:
         "n_test": int(split.test.size),
     }
     return facts
+
+
+def resolve_auto(config: TrainConfig, train_xyz: Any, val_xyz: Any) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """Fill the fields left at None from the data (:func:`cnfm_core.auto.choose_settings`).
+
+    Returns the concrete config and a record of the choice (None when nothing was left to choose).
+    """
+    fields = [name for name in AUTO_FIELDS if getattr(config, name) is None]
+    if not fields:
+        return config, None
+    choice = choose_settings(train_xyz, val_xyz, seed=config.seed)
+    config = dataclasses.replace(config, **{name: getattr(choice, name) for name in fields})
+    return config, {"fields": fields, "description": choice.describe(tuple(fields)), **dataclasses.asdict(choice)}
 
 
 def _lr_factor(config: TrainConfig, step: int, progress: float) -> float:
@@ -278,6 +299,9 @@ def train(
     torch.set_num_threads(threads)
     if state is None:
         facts = _prepare(config, run)
+        split = run.read_split()
+        config, facts["auto"] = resolve_auto(config, split["train"], split["val"])
+        config.validate()
         meta = {"config": dataclasses.asdict(config), **facts, "created": time.time()}
         run.write_json(run.config, meta)
     meta = run.read_json(run.config)
@@ -328,6 +352,8 @@ def train(
         return max(parts)
 
     run.append_metrics({"event": "resume" if state is not None else "start", "step": step, "time": time.time()})
+    if state is None and meta.get("auto") and on_log:
+        on_log({"event": "auto", "step": 0, "message": meta["auto"]["description"]})
     status("running")
     val_nll: float | None = None
     t_last, steps_since, loss_sum = time.perf_counter(), 0, 0.0

@@ -111,6 +111,8 @@ def test_train_bad_data(tmp_path, content, needles):
         (["train", "--data", "x.csv", "--run-dir", "r", "--steps", "-3"], ["--steps"]),
         (["train", "--data", "missing.csv", "--run-dir", "r"], ["missing.csv"]),
         (["train", "--run-dir", "r"], ["--data"]),
+        (["train", "--data", "x.csv", "--run-dir", "r", "--kappa-max", "sharp"], ["--kappa-max", "sharp"]),
+        (["train", "--data", "x.csv", "--run-dir", "r", "--space-frequencies", "-1"], ["--space-frequencies"]),
         (["evaluate", "--run-dir", "no-such-run"], ["no-such-run"]),
         (["sample", "--run-dir", "no-such-run", "-n", "3", "--out", "s.csv"], ["no-such-run"]),
         (["bogus"], ["invalid choice"]),
@@ -137,3 +139,17 @@ def test_split_none_needs_data_for_evaluate(tmp_path, synthetic_csv):
     assert p.returncode == 0, p.stderr
     assert json.loads((run / "config.json").read_text())["n_train"] == 2000
     _one_line_error(_cli("evaluate", "--run-dir", str(run)), "no test split", "--data")
+
+
+def test_auto_settings_are_said_and_saved(tmp_path):
+    data = Path(__file__).resolve().parents[1] / "assets/synthetic_mixture.csv"
+    args = ["train", "--data", str(data), "--steps", "2", "--hidden", "16", "--layers", "2", "--threads", "1"]
+    p = _cli(*args, "--run-dir", str(tmp_path / "a"), "--kappa-max", "AUTO", "--space-frequencies", "8")
+    assert p.returncode == 0, p.stderr
+    assert "smooth data): κ_max = 3,000." in p.stderr.splitlines()[0]  # only what was left to choose is named
+    meta = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert meta["config"]["kappa_max"] == 3000 and meta["config"]["space_frequencies"] == 8
+    assert meta["auto"]["fields"] == ["kappa_max"]
+    p = _cli(*args, "--run-dir", str(tmp_path / "b"), "--kappa-max", "700", "--space-frequencies", "0")
+    assert p.returncode == 0 and "kernel density" not in p.stderr
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["auto"] is None

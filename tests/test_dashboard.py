@@ -183,12 +183,12 @@ def test_queue_and_stop(env):
 def test_train_settings_come_from_the_url(env):
     at = _app("views/train.py", obj="rfm", kappa="300", seed="7", size="small", split="dedup", minutes="2.5")
     assert at.radio[0].value == "rfm"
-    assert at.select_slider[0].value == "small" and at.select_slider[1].value == 300
+    assert at.select_slider[0].value == "small" and at.select_slider[1].value == "300"
     assert at.number_input[0].value == 2.5 and at.number_input[1].value == 7
     assert at.selectbox[0].value == "dedup"
     # Values that are not offered fall back to the defaults instead of breaking the page.
     at = _app("views/train.py", obj="nope", kappa="12", minutes="abc")
-    assert at.radio[0].value == "ppd1" and at.select_slider[1].value == 3000 and at.number_input[0].value == 1.0
+    assert at.radio[0].value == "ppd1" and at.select_slider[1].value == "auto" and at.number_input[0].value == 1.0
 
 
 def test_step_mode_advances_and_redraws(env):
@@ -201,6 +201,8 @@ def test_step_mode_advances_and_redraws(env):
     assert _wait(store, run_id) == "done" and store.info(run_id).step == 50
     at = _app("views/train.py", run=run_id, size="small")
     assert len(at.get("plotly_chart")) == 2  # curves and the density after the step
+    # κ_max was left at auto: the page says what the rule read off the bundled (smooth) data
+    assert any("Settings from the data" in c.value and "smooth data" in c.value for c in at.caption)
     at.button[1].click().run()  # the run is idle: the next Step continues it
     assert at.query_params["run"] in (run_id, [run_id])
     assert _wait(store, run_id) == "done" and store.info(run_id).step == 100

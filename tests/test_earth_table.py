@@ -25,10 +25,10 @@ from cnfm_core.train import TrainConfig
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "earth_table.py"
 # --jobs 2 rather than 1: the 16 subprocesses start torch in about 3 s each, so one at a time would
 # take most of a minute on a loaded 2-core machine.
-ARGS = ["--steps", "5", "--seeds", "0", "1", "--jobs", "2", "--threads", "1", "--methods", "ppd1", "rfm", "ppd1-kde",
+ARGS = ["--steps", "5", "--seeds", "0", "1", "--jobs", "2", "--threads", "1", "--methods", "ppd1", "rfm", "ppd1-fixed",
         "--splits", "standard", "dedup", "--hidden", "16", "--device", "cpu"]
-PER_SET = "PPD ℓ=1, per data set: κ_max and floor of the validation KDE"
-ROWS = ["uniform", "vMF KDE", "PPD target p₁ (defaults)", "PPD ℓ=1", "RFM", PER_SET, "CNFM (published)",
+FIXED = "PPD ℓ=1, fixed settings (κ_max 3000, no Fourier features)"
+ROWS = ["uniform", "vMF KDE", "PPD target p₁ (defaults)", "PPD ℓ=1", "RFM", FIXED, "CNFM (published)",
         "RFM (published)"]
 
 
@@ -86,7 +86,7 @@ def test_table_per_split(table):
         rows = [r for r in t if r != "header"]
         assert rows == (ROWS if split == "standard" else ROWS[:6])  # published rows only under standard
         assert t["uniform"] == ["2.531", "2.531"]
-        for label in ("vMF KDE", "PPD target p₁ (defaults)", "PPD ℓ=1", "RFM", PER_SET):
+        for label in ("vMF KDE", "PPD target p₁ (defaults)", "PPD ℓ=1", "RFM", FIXED):
             for c in t[label]:
                 mean, std = c.split(" ± ")  # two seeds: mean ± std
                 float(mean), float(std)
@@ -101,7 +101,7 @@ def test_results_json(table):
     for split in ("standard", "dedup"):
         for name in ("alpha", "beta"):
             cell = res["table"][split][name]
-            for method in ("ppd1", "rfm", "ppd1-kde"):
+            for method in ("ppd1", "rfm", "ppd1-fixed"):
                 assert cell[method]["seeds"] == [0, 1] and len(cell[method]["values"]) == 2
                 assert all(s > 0 for s in cell[method]["steps_per_s"])
             assert len(cell["kde"]["values"]) == 2
@@ -110,16 +110,20 @@ def test_results_json(table):
         base = {b["seed"]: b for b in res["baselines"][f"{r['data']}/{r['split']}"]}
         assert r["n_test"] == base[r["seed"]]["n_test"] and r["steps"] == 5
     assert res["baselines"]["beta/standard"][0]["n_test"] == 14  # 140 rows
-    # the per-data-set row trained with its split's validation KDE choice; the others with the defaults
+    # the default rows trained with the settings the rule chose on their own split (the same the table
+    # reports); the fixed row with its fixed ones
     for r in res["runs"]:
         base = {b["seed"]: b for b in res["baselines"][f"{r['data']}/{r['split']}"]}[r["seed"]]
-        config = json.loads((out / r["data"] / r["split"] / r["method"] / f"seed{r['seed']}" / "config.json")
-                            .read_text())["config"]
-        if r["method"] == "ppd1-kde":
-            assert config["kappa_max"] == pytest.approx(min(base["kde_kappa"], 3e4), rel=1e-5)
-            assert config["floor"] == base["kde_weight"]
+        meta = json.loads((out / r["data"] / r["split"] / r["method"] / f"seed{r['seed']}" / "config.json")
+                          .read_text())
+        config = meta["config"]
+        assert config["floor"] == TrainConfig().floor
+        if r["method"] == "ppd1-fixed":
+            assert (config["kappa_max"], config["space_frequencies"]) == (3000, 0) and meta["auto"] is None
         else:
-            assert (config["kappa_max"], config["floor"]) == (TrainConfig().kappa_max, TrainConfig().floor)
+            assert (config["kappa_max"], config["space_frequencies"]) == (base["auto_kappa_max"],
+                                                                        base["auto_space_frequencies"])
+            assert meta["auto"]["fields"] == ["kappa_max", "space_frequencies"]
 
 
 def test_target_row_is_the_default_kernel_estimate(table):
@@ -132,7 +136,9 @@ def test_target_row_is_the_default_kernel_estimate(table):
     for seed in (0, 1):
         s = make_split(points, mode="standard", seed=seed)
         train, test = points.xyz[s.train], points.xyz[s.test]
-        logs = np.stack([stats.vonmises_fisher(c, d.kappa_max).logpdf(test) for c in train])
+        kappa = res["baselines"]["beta/standard"][seed]["auto_kappa_max"]
+        assert 3000 <= kappa <= 3e4
+        logs = np.stack([stats.vonmises_fisher(c, kappa).logpdf(test) for c in train])
         p = (1 - d.floor) * np.exp(logsumexp(logs, axis=0) - np.log(len(train))) + d.floor / (4 * np.pi)
         assert res["baselines"]["beta/standard"][seed]["target"] == pytest.approx(float(-np.mean(np.log(p))),
                                                                                     rel=1e-9, abs=1e-9)

@@ -12,7 +12,7 @@ from dashboard import figures, state
 OBJECTIVES = {"ppd1": ("PPD, ℓ = 1", "ppd", 1), "ppd2": ("PPD, ℓ = 2", "ppd", 2),
               "rfm": ("RFM (flow matching baseline)", "rfm", 1)}
 SIZES = {"small": 64, "medium": 128, "large": 256}
-KAPPAS = [100, 300, 1000, 3000, 10000]
+KAPPAS = ["auto", "100", "300", "1000", "3000", "10000", "30000"]
 SPLITS = {"standard": "standard (RFM protocol)", "dedup": "deduplicated", "none": "none (train on every point)"}
 STEP = 50
 
@@ -25,12 +25,21 @@ def _device_label() -> str:
     return f"GPU: {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "CPU (no GPU found)"
 
 
+def _auto_choice(run) -> str | None:
+    """The sentence saying what the run's settings read off the data, once the run has started."""
+    try:
+        auto = run.read_json(run.config).get("auto") if run.config.exists() else None
+    except (RunError, OSError, ValueError, AttributeError):
+        return None
+    return auto.get("description") if isinstance(auto, dict) else None
+
+
 ds = state.current_dataset()
 store, runner = state.store(), state.runner()
 st.title("Train a flow")
 st.caption(f"Data set: **{ds.label}** (change it on the Data page). Device: **{_device_label()}**.")
 
-choice = state.train_settings({"obj": list(OBJECTIVES), "size": list(SIZES), "kappa": [str(k) for k in KAPPAS],
+choice = state.train_settings({"obj": list(OBJECTIVES), "size": list(SIZES), "kappa": KAPPAS,
                                "split": list(SPLITS)})
 with st.form("settings"):
     c1, c2, c3 = st.columns(3)
@@ -40,9 +49,12 @@ with st.form("settings"):
                               "RFM regresses onto geodesics from uniform noise.")
     size = c2.select_slider("Model size", list(SIZES), value=choice["size"],
                             help="Hidden width of the 3-layer network: 64, 128 or 256.")
-    kappa = c3.select_slider("κ_max (sharpness of the target at t = 1)", KAPPAS, value=int(choice["kappa"]),
+    kappa = c3.select_slider("κ_max (sharpness of the target at t = 1)", KAPPAS, value=choice["kappa"],
                              help="Concentration of the kernels around the data at the end of the path. "
-                                  "Larger means finer detail, and harder to learn.")
+                                  "Larger means finer detail, and harder to learn. **auto** reads it off the "
+                                  "kernel density that best fits the validation points: clustered data get a "
+                                  "sharper target (up to 30,000) and Fourier features of the point; smooth "
+                                  "data get 3,000.")
     c1, c2, c3 = st.columns(3)
     try:
         minutes_default, seed_default = min(600.0, max(0.1, float(choice["minutes"]))), int(choice["seed"])
@@ -62,7 +74,8 @@ if start or step:
     state.set_train_settings({"obj": objective, "size": size, "kappa": kappa, "minutes": minutes, "seed": seed,
                               "split": split})
     _, obj, ell = OBJECTIVES[objective]
-    config = TrainConfig(data=str(ds.path), objective=obj, ell=ell, hidden=SIZES[size], kappa_max=float(kappa),
+    config = TrainConfig(data=str(ds.path), objective=obj, ell=ell, hidden=SIZES[size],
+                         kappa_max=None if kappa == "auto" else float(kappa),
                          minutes=float(minutes), seed=int(seed), split=split, eval_every=500)
     current = state.current_run_id()
     info = store.info(current) if current else None
@@ -134,6 +147,9 @@ def live() -> None:
         cols[3].warning(f"Stopped at step {info.step}. {info.message}".strip())
     elif info.state == "failed":
         cols[3].error(f"Failed: {info.message}")
+    chosen = _auto_choice(run)
+    if chosen:
+        st.caption(f"Settings from the data: {chosen}")
     st.plotly_chart(figures.curves(metrics), use_container_width=True, key="curves")
     if info.state not in ACTIVE and run.density.exists():
         try:

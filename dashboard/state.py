@@ -24,6 +24,7 @@ import streamlit as st
 
 from cnfm_core.data import DataError, PointSet, parse_points, read_points
 from cnfm_core.jobs import JobRunner, RunStore, valid_run_id
+from cnfm_core.runs import RunDir, RunError
 
 __all__ = [
     "BUNDLED",
@@ -244,3 +245,12 @@ def save_upload(name: str, data: bytes, lat_col: str | None, lon_col: str | None
     ds = Dataset(f"upload:{out.stem}", f"{out.stem} (uploaded)", out, "upload")
     select_dataset(ds.key)
     return ds, points
+
+
+def auto_description(run: RunDir) -> str | None:
+    """The sentence saying what a run's settings read off its data (None before it starts, or if none did)."""
+    try:
+        auto = run.read_json(run.config).get("auto") if run.config.exists() else None
+    except (RunError, OSError, ValueError, AttributeError):
+        return None
+    return auto.get("description") if isinstance(auto, dict) else None

@@ -66,6 +66,9 @@ else:
     st.caption(f"{report['n_test']} test points; likelihood by {report['solver']} with rtol {report['rtol']:g}, "
                f"atol {report['atol']:g}. Objective {report['objective']}"
                + (f" (ℓ = {report['ell']})" if report["objective"] == "ppd" else "") + f", split {report['split']}.")
+chosen_from_data = state.auto_description(run)
+if chosen_from_data:
+    st.caption(f"Settings from the data: {chosen_from_data}")
 
 land = figures.load_land()
 test = PointSet(xyz=split["test"], lines=split["test_lines"], source="test split")

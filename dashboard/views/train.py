@@ -25,15 +25,6 @@ def _device_label() -> str:
     return f"GPU: {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "CPU (no GPU found)"
 
 
-def _auto_choice(run) -> str | None:
-    """The sentence saying what the run's settings read off the data, once the run has started."""
-    try:
-        auto = run.read_json(run.config).get("auto") if run.config.exists() else None
-    except (RunError, OSError, ValueError, AttributeError):
-        return None
-    return auto.get("description") if isinstance(auto, dict) else None
-
-
 ds = state.current_dataset()
 store, runner = state.store(), state.runner()
 st.title("Train a flow")
@@ -147,7 +138,7 @@ def live() -> None:
         cols[3].warning(f"Stopped at step {info.step}. {info.message}".strip())
     elif info.state == "failed":
         cols[3].error(f"Failed: {info.message}")
-    chosen = _auto_choice(run)
+    chosen = state.auto_description(run)
     if chosen:
         st.caption(f"Settings from the data: {chosen}")
     st.plotly_chart(figures.curves(metrics), use_container_width=True, key="curves")

@@ -158,6 +158,7 @@ def test_start_run_then_reattach_from_url_and_see_results(env):
     assert labels[0] == "This model (exact likelihood)" and labels[-1] == "Uniform density (log 4π)"
     assert "True density (the best possible)" in labels  # the bundled synthetic data has a known density
     assert float(res.metric[0].value) < 2.531
+    assert any(c.value.startswith("Settings from the data:") and "κ_max = 3,000" in c.value for c in res.caption)
     assert len(res.get("plotly_chart")) == 2 and len(res.get("deck_gl_json_chart")) == 2
     labels = [b.proto.label for b in res.get("download_button")]
     assert labels == ["Density map (PNG)", "Samples and test points (PNG)", "Samples (CSV)", "Density grid (CSV)",

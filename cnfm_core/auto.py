@@ -16,8 +16,9 @@ steps, while on the bundled smooth mixture (``kappa_kde`` about 300) both a smoo
 Without a validation split (split ``"none"``, or too few points) a seeded tenth of the training
 points stands in for it, for this choice only; with fewer than :data:`MIN_POINTS` points there is
 nothing to read and the fixed settings are used. Large sets are subsampled (at most
-:data:`MAX_CENTRES` kernel centres and :data:`MAX_HELD_OUT` held-out points), which keeps the fit
-under a second.
+:data:`MAX_CENTRES` kernel centres and :data:`MAX_HELD_OUT` held-out points), which bounds the fit to a few
+seconds (6.5 s at the bounds on a 2-core CPU whose cores were both busy training; 1.6 s for the
+bundled 6,204 cities).
 """
 
 from __future__ import annotations

@@ -237,6 +237,14 @@ def resolve_settings(a: argparse.Namespace) -> tuple[Settings, tuple[int, ...], 
     return Settings(steps, minutes, a.hidden, threads, a.device), seeds, jobs
 
 
+def _profile_label(a: argparse.Namespace, settings: Settings, seeds: tuple[int, ...]) -> str:
+    """The profile's name, saying so when flags changed its budget or seeds (the table then is not that profile)."""
+    prof = PROFILES[a.profile]
+    changed = [what for what, differs in (("budget", (settings.steps, settings.minutes) != (prof.steps, prof.minutes)),
+                                          ("seeds", seeds != prof.seeds)) if differs]
+    return a.profile if not changed else f"{a.profile} with its {' and '.join(changed)} overridden"
+
+
 # ---------------------------------------------------------------------------------------------
 # Data and baselines
 
@@ -581,7 +589,8 @@ def main(argv: list[str] | None = None) -> int:
         rs.sort(key=lambda r: r["seed"])
 
     info = {
-        "command": "python " + shlex.join([sys.argv[0], *argv]), "profile": a.profile, "budget": settings.budget(),
+        "command": "python " + shlex.join([sys.argv[0], *argv]), "profile": _profile_label(a, settings, seeds),
+        "budget": settings.budget(),
         "steps": settings.steps, "minutes": settings.minutes, "hidden": settings.hidden, "jobs": jobs,
         "threads": settings.threads, "seeds": list(seeds), "splits": splits, "methods": methods,
         "machine": _machine(device), "wall_seconds": time.perf_counter() - t_start,

@@ -92,6 +92,7 @@ def test_table_per_split(table):
                 float(mean), float(std)
         assert t.get("CNFM (published)", ["–", "–"]) == ["–", "–"]  # no published numbers for unknown sets
     assert "5 steps" in md and "ddof=0" in md and "torch" in md
+    assert "profile quick with its budget and seeds overridden" in md  # not passed off as the quick profile
 
 
 def test_results_json(table):

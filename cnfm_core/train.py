@@ -4,7 +4,8 @@
     result = train(config, "runs/volcano")          # or train(None, "runs/volcano", resume=True)
 
 What happens, in order: read and split the data (the split is saved, so evaluation never
-needs the file again); build the target path, the field and the objective; then loop: a
+needs the file again); set the settings left to ``auto`` from the data (:mod:`cnfm_core.auto`);
+build the target path, the field and the objective; then loop: a
 minibatch loss, a gradient step, an EMA update; every ``log_every`` steps a metrics line,
 every ``eval_every`` steps the exact validation NLL of the EMA weights, every
 ``checkpoint_every`` steps a checkpoint. The run ends at the step or time budget, or early

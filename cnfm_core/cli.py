@@ -36,14 +36,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"cnfm: error: {message} (see --help)\n")
 
 
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{s!r} must be at least 1")
-    return v
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An option parser for whole numbers of at least ``minimum``."""
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{s!r} must be at least {minimum}")
+        return v
+    return parse
+
+
+_positive_int = _whole_number(1)
+_count = _whole_number(0)
 
 
 def _positive_float(s: str) -> float:
@@ -53,16 +60,6 @@ def _positive_float(s: str) -> float:
         raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
     if not v > 0 or v == float("inf"):
         raise argparse.ArgumentTypeError(f"{s!r} must be a positive number")
-    return v
-
-
-def _count(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{s!r} must be at least 0")
     return v
 
 

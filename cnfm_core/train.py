@@ -309,7 +309,8 @@ def train(
     meta.update(device=str(device), device_name=_device_name(device), threads=threads, torch=torch.__version__)
     meta["config"] = dataclasses.asdict(config)
     run.write_json(run.config, meta)
-    split = run.read_split()
+    if state is not None:  # a new run read its split above
+        split = run.read_split()
     train_x = torch.as_tensor(split["train"], dtype=torch.float32, device=device)
     val_x = torch.as_tensor(split["val"], dtype=torch.float32, device=device)
 

@@ -22,9 +22,8 @@ from cnfm_core.runs import RunError
 from dashboard import figures, state
 
 _BROKEN = (RunError, OSError, ValueError, TypeError, AttributeError, KeyError)
-_KEY_CONFIG = {"hidden": "Hidden", "kappa_max": "κ_max", "space_frequencies": "Fourier features",
-               "lr": "lr", "batch_size": "Batch", "split": "Split",
-               "seed": "Seed"}
+_KEY_CONFIG = {"hidden": "Hidden", "kappa_max": "κ_max", "space_frequencies": "Fourier features", "lr": "lr",
+               "batch_size": "Batch", "split": "Split", "seed": "Seed"}
 
 
 def _runs(store: RunStore) -> list[RunInfo]:

@@ -4,6 +4,7 @@ import math
 
 import streamlit as st
 
+from cnfm_core.auto import KAPPA_CAP, KAPPA_MIN
 from cnfm_core.jobs import ACTIVE
 from cnfm_core.runs import RunError
 from cnfm_core.train import TrainConfig, resolve_device
@@ -44,8 +45,8 @@ with st.form("settings"):
                              help="Concentration of the kernels around the data at the end of the path. "
                                   "Larger means finer detail, and harder to learn. **auto** reads it off the "
                                   "kernel density that best fits the validation points: clustered data get a "
-                                  "sharper target (up to 30,000) and Fourier features of the point; smooth "
-                                  "data get 3,000.")
+                                  f"sharper target (up to {KAPPA_CAP:,.0f}) and Fourier features of the point; "
+                                  f"smooth data get {KAPPA_MIN:,.0f}.")
     c1, c2, c3 = st.columns(3)
     try:
         minutes_default, seed_default = min(600.0, max(0.1, float(choice["minutes"]))), int(choice["seed"])

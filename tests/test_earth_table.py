@@ -17,6 +17,7 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
+from cnfm_core.auto import KAPPA_CAP, KAPPA_MIN
 from cnfm_core.data import make_split, read_points
 from cnfm_core.sphere import xyz_to_latlon
 from cnfm_core.synthetic import DEFAULT_MIXTURE
@@ -138,7 +139,7 @@ def test_target_row_is_the_default_kernel_estimate(table):
         s = make_split(points, mode="standard", seed=seed)
         train, test = points.xyz[s.train], points.xyz[s.test]
         kappa = res["baselines"]["beta/standard"][seed]["auto_kappa_max"]
-        assert 3000 <= kappa <= 3e4
+        assert KAPPA_MIN <= kappa <= KAPPA_CAP
         logs = np.stack([stats.vonmises_fisher(c, kappa).logpdf(test) for c in train])
         p = (1 - d.floor) * np.exp(logsumexp(logs, axis=0) - np.log(len(train))) + d.floor / (4 * np.pi)
         assert res["baselines"]["beta/standard"][seed]["target"] == pytest.approx(float(-np.mean(np.log(p))),

@@ -17,6 +17,7 @@ from conftest import random_unit_vectors as random_points
 from scipy import stats
 from scipy.special import logsumexp
 
+from cnfm_core.auto import KAPPA_CAP
 from cnfm_core.paths import (
     SCHEDULES,
     ExponentialSchedule,
@@ -355,8 +356,8 @@ def test_chunked_equals_unchunked(n_centers: int) -> None:
 
 
 # ----------------------------------------------------------------------------- float32 safety
-def test_path_float32_is_finite_and_close_to_float64() -> None:
-    kappa_max = 1e5
+@pytest.mark.parametrize("kappa_max", [1e5, KAPPA_CAP])
+def test_path_float32_is_finite_and_close_to_float64(kappa_max: float) -> None:
     centers64 = torch.tensor(np.concatenate([CENTERS, [[0.0, 0.0, -1.0]]]))
     centers32 = centers64.float()
     # float64 reference on the *same* float32 inputs, so only the float32 arithmetic differs
@@ -386,7 +387,7 @@ def test_path_float32_is_finite_and_close_to_float64() -> None:
         assert (q32.grad_log_prob.double() - q64.grad_log_prob).abs().max() <= k * k1 * 1e-6, t
     # the density at a centre at t = 1 is about c(k) = k / 2 pi / N_centres
     at_centre = path32.log_prob(centers32[:1], 1.0)
-    assert float(at_centre) == pytest.approx(math.log(kappa_max / (2 * math.pi) / 5), abs=1e-3)
+    assert float(at_centre) == pytest.approx(math.log(kappa_max / (2 * math.pi) / 5), abs=kappa_max * 1e-7)
 
 
 # ----------------------------------------------------------------------------- sampling

@@ -13,7 +13,7 @@ from dashboard import figures, state
 OBJECTIVES = {"ppd1": ("PPD, ℓ = 1", "ppd", 1), "ppd2": ("PPD, ℓ = 2", "ppd", 2),
               "rfm": ("RFM (flow matching baseline)", "rfm", 1)}
 SIZES = {"small": 64, "medium": 128, "large": 256}
-KAPPAS = ["auto", "100", "300", "1000", "3000", "10000", "30000"]
+KAPPAS = ["auto", "100", "300", "1000", "3000", "10000", "30000", "100000", "300000"]
 SPLITS = {"standard": "standard (RFM protocol)", "dedup": "deduplicated", "none": "none (train on every point)"}
 STEP = 50
 

@@ -16,15 +16,17 @@ next lever. Exact duplicates are merged before the k-NN distances (as the path m
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.special import logsumexp
 
 from cnfm_core.data import make_split, read_points
 from cnfm_core.kde import fit_kde, kde_log_prob
+from cnfm_core.paths import vmf_log_normalizer
+from cnfm_core.sphere import LOG_AREA
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared/data/earth"
 KS = (1, 3, 10, 30)
@@ -33,20 +35,25 @@ FLOORS = (0.01, 0.02, 0.05, 0.1)
 CHUNK = 256
 
 
-def log_normalizer(kappa: np.ndarray) -> np.ndarray:
-    """``log c(k)``, ``c(k) = k / (2 pi (1 - e^{-2k}))`` (so vMF = c(k) exp(k(<mu, x> - 1))); k >= 10 here."""
-    return np.log(kappa) - np.log(-np.expm1(-2.0 * kappa)) - math.log(2.0 * math.pi)
-
-
-def log_density(x: np.ndarray, centers: np.ndarray, log_w: np.ndarray, kappa: np.ndarray, floor: float) -> np.ndarray:
-    """``log((1 - floor) sum_i w_i vMF(x; y_i, kappa_i) + floor / 4 pi)``, with ``1 - <x, y>`` from the chord."""
-    base = log_normalizer(kappa) + log_w
+def log_kernel(x: np.ndarray, centers: np.ndarray, log_w: np.ndarray, kappa: np.ndarray) -> np.ndarray:
+    """``log sum_i w_i vMF(x; y_i, kappa_i)`` (no floor), with ``1 - <x, y>`` from the chord."""
+    base = vmf_log_normalizer(torch.from_numpy(kappa)).numpy() + log_w
     out = np.empty(len(x))
     for s in range(0, len(x), CHUNK):
         xs = x[s : s + CHUNK]
         one_minus = np.clip(((xs[:, None, :] - centers[None]) ** 2).sum(-1) / 2.0, 0.0, 2.0)
         out[s : s + CHUNK] = logsumexp(base[None] - kappa[None] * one_minus, axis=1)
-    return np.logaddexp(math.log1p(-floor) + out, math.log(floor) - math.log(4.0 * math.pi))
+    return out
+
+
+def with_floor(log_kernel_values: np.ndarray, floor: float) -> np.ndarray:
+    """``log((1 - floor) p + floor / 4 pi)`` from ``log p``."""
+    return np.logaddexp(math.log1p(-floor) + log_kernel_values, math.log(floor) - LOG_AREA)
+
+
+def log_density(x: np.ndarray, centers: np.ndarray, log_w: np.ndarray, kappa: np.ndarray, floor: float) -> np.ndarray:
+    """``log((1 - floor) sum_i w_i vMF(x; y_i, kappa_i) + floor / 4 pi)``."""
+    return with_floor(log_kernel(x, centers, log_w, kappa), floor)
 
 
 def knn_chord2(centers: np.ndarray, k: int) -> np.ndarray:
@@ -67,11 +74,13 @@ def probe(train: np.ndarray, val: np.ndarray, test: np.ndarray) -> tuple[float, 
         if k >= len(centers):
             continue
         r2 = np.maximum(knn_chord2(centers, k), 1e-12)
-        for a, w in itertools.product(SCALES, FLOORS):
+        for a in SCALES:
             kappa = np.clip(a / r2, 10.0, 1e6)
-            v = -float(log_density(val, centers, log_w, kappa, w).mean())
-            if best is None or v < best[0]:
-                best = (v, (k, a, w), kappa)
+            lp = log_kernel(val, centers, log_w, kappa)  # the floor only mixes in afterwards
+            for w in FLOORS:
+                v = -float(with_floor(lp, w).mean())
+                if best is None or v < best[0]:
+                    best = (v, (k, a, w), kappa)
     v, choice, kappa = best
     t = -float(log_density(test, centers, log_w, kappa, choice[2]).mean())
     return v, t, choice

@@ -4,6 +4,11 @@
 
 with ``kappa`` and ``w`` chosen on validation points. Computed in float64 (large ``kappa``
 needs it: ``kappa (<x, y> - 1)`` loses ``kappa * 1e-7`` in float32).
+
+The adaptive variant gives each kernel its own concentration from the local spacing of the data,
+``kappa_i = a / r_k(y_i)^2`` with ``r_k`` the chord distance from ``y_i`` to its k-th nearest other
+(distinct) training location, clipped to :data:`ADAPTIVE_RANGE`; ``(k, a, w)`` are chosen on
+validation points (:func:`fit_adaptive_kde`).
 """
 
 from __future__ import annotations
@@ -17,20 +22,74 @@ import torch
 from .paths import LinearSchedule, VMFMixturePath
 from .sphere import LOG_AREA
 
-__all__ = ["KAPPA_GRID", "WEIGHT_GRID", "KDEFit", "fit_kde", "kde_log_prob"]
+__all__ = [
+    "ADAPTIVE_RANGE",
+    "KAPPA_GRID",
+    "NEIGHBOUR_GRID",
+    "SCALE_GRID",
+    "WEIGHT_GRID",
+    "AdaptiveKDEFit",
+    "KDEFit",
+    "adaptive_kappas",
+    "fit_adaptive_kde",
+    "fit_kde",
+    "kde_log_prob",
+]
 
 #: Concentrations tried by :func:`fit_kde` (log-spaced, 1 to 1e8: on data with repeated locations the best
 #: kernel is as sharp as the grid allows).
 KAPPA_GRID: tuple[float, ...] = tuple(float(k) for k in np.logspace(0, 8, 33))
 #: Uniform-floor weights tried by :func:`fit_kde`.
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
+#: Neighbour ranks ``k`` and scales ``a`` tried by :func:`fit_adaptive_kde`.
+NEIGHBOUR_GRID: tuple[int, ...] = (1, 3, 10, 30)
+SCALE_GRID: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0)
+#: Bounds of the per-point concentrations: below 10 a kernel is wider than a hemisphere; the upper bound
+#: is the sharpest target float32 training handles (:data:`cnfm_core.auto.KAPPA_CAP`).
+ADAPTIVE_RANGE: tuple[float, float] = (10.0, 3e5)
+#: Per-point concentrations are rounded to this many levels per doubling (steps of 9 %), so that a path over
+#: them has about a hundred distinct concentrations rather than one per point
+#: (:class:`cnfm_core.paths.VMFMixturePath` sums its uniform remainders per distinct one).
+LEVELS_PER_DOUBLING = 8
+_CHUNK = 1024
 
 
-def kde_log_prob(x: np.ndarray, centers: np.ndarray, kappa: float, weight: float) -> np.ndarray:
-    """Log-density of the floored vMF KDE at points ``x`` (``(B, 3)``), in float64."""
+def kde_log_prob(x: np.ndarray, centers: np.ndarray, kappa: float | np.ndarray, weight: float) -> np.ndarray:
+    """Log-density of the floored vMF KDE at points ``x`` (``(B, 3)``), in float64.
+
+    ``kappa`` is one concentration, or one per centre (the adaptive kernel).
+    """
     xt = torch.as_tensor(np.asarray(x, dtype=np.float64))
     centers = torch.as_tensor(np.asarray(centers, dtype=np.float64))
-    return VMFMixturePath(centers, LinearSchedule(kappa), floor=max(weight, 0.0)).log_prob(xt, 1.0).numpy()
+    if np.ndim(kappa) == 0:
+        path = VMFMixturePath(centers, LinearSchedule(float(kappa)), floor=max(weight, 0.0))
+    else:
+        path = VMFMixturePath(centers, LinearSchedule(1.0), floor=max(weight, 0.0),
+                              scales=torch.as_tensor(np.asarray(kappa, dtype=np.float64)))
+    return path.log_prob(xt, 1.0).numpy()
+
+
+def _knn_chord2(centers: np.ndarray, k: int) -> np.ndarray:
+    """Squared chord distance from each of the (distinct) ``centers`` to its k-th nearest other one."""
+    out = np.empty(len(centers))
+    for s in range(0, len(centers), _CHUNK):
+        d2 = np.clip(2.0 - 2.0 * centers[s : s + _CHUNK] @ centers.T, 0.0, 4.0)
+        out[s : s + _CHUNK] = np.partition(d2, k, axis=1)[:, k]  # column 0 is the centre itself
+    return out
+
+
+def adaptive_kappas(train: np.ndarray, k: int, a: float) -> np.ndarray:
+    """``kappa_i = a / r_k(y_i)^2`` for every training point (repeated points share theirs), clipped
+    to :data:`ADAPTIVE_RANGE` and rounded to :data:`LEVELS_PER_DOUBLING` levels per doubling; ``k`` is
+    capped at the number of distinct locations minus one."""
+    train = np.asarray(train, dtype=np.float64).reshape(-1, 3)
+    centers, inverse = np.unique(train, axis=0, return_inverse=True)
+    if len(centers) < 2:
+        return np.full(len(train), ADAPTIVE_RANGE[1])
+    r2 = np.maximum(_knn_chord2(centers, min(k, len(centers) - 1)), 1e-300)
+    lo, hi = ADAPTIVE_RANGE
+    levels = np.round(LEVELS_PER_DOUBLING * np.log2(np.clip(a / r2, lo, hi) / lo))
+    return np.minimum(lo * np.exp2(levels / LEVELS_PER_DOUBLING), hi)[inverse.reshape(-1)]
 
 
 @dataclass(frozen=True)
@@ -55,4 +114,32 @@ def fit_kde(train: np.ndarray, val: np.ndarray, *, kappas: tuple[float, ...] = K
             nll = float(-np.mean(mixed))
             if nll < best.val_nll:
                 best = KDEFit(kappa, w, nll)
+    return best
+
+
+@dataclass(frozen=True)
+class AdaptiveKDEFit:
+    """The chosen neighbour rank, scale and floor weight, and the validation NLL they gave."""
+
+    neighbours: int
+    scale: float
+    weight: float
+    val_nll: float
+
+
+def fit_adaptive_kde(train: np.ndarray, val: np.ndarray, *, neighbours: tuple[int, ...] = NEIGHBOUR_GRID,
+                     scales: tuple[float, ...] = SCALE_GRID,
+                     weights: tuple[float, ...] = WEIGHT_GRID) -> AdaptiveKDEFit:
+    """Grid search of ``(k, a, w)`` for the adaptive KDE (module doc), minimising the mean validation NLL."""
+    if len(val) == 0:
+        raise ValueError("fit_adaptive_kde needs at least one validation point")
+    best = AdaptiveKDEFit(0, math.nan, math.nan, math.inf)
+    for k in neighbours:
+        for a in scales:
+            lp = kde_log_prob(val, train, adaptive_kappas(train, k, a), 0.0)
+            for w in weights:
+                mixed = lp if w <= 0 else np.logaddexp(math.log1p(-w) + lp, math.log(w) - LOG_AREA)
+                nll = float(-np.mean(mixed))
+                if nll < best.val_nll:
+                    best = AdaptiveKDEFit(k, a, w, nll)
     return best

@@ -18,6 +18,22 @@ over the ``B x N`` table of point-to-centre dot products, with softmax weights `
 with ``c(k) = k / (2 pi (1 - exp(-2k)))``, which tends to ``1 / 4 pi`` as ``k -> 0``.
 Repeated data points are merged into one centre with weight ``pi_i = count_i / N`` (exact).
 
+With per-centre scales ``s_i`` (``scales=``: the adaptive kernel, whose bandwidth follows the local
+spacing of the data) centre ``i`` has concentration ``k_i = s_i k(t)``, and its kernel is its vMF with
+weight ``1 - e^{-2 k_i}`` plus the uniform with weight ``e^{-2 k_i}``:
+
+    kernel_i(x) = (k_i / 2 pi) exp(k_i (<x, y_i> - 1)) + e^{-2 k_i} / 4 pi.
+
+That is exactly normalised, uniform at ``k_i = 0``, and within ``e^{-2 k_i}`` of the vMF (2e-9 at
+``k_i = 10``, the smallest concentration the adaptive KDE uses at ``t = 1``). Unlike ``c(k_i)``, the factor
+``k_i / 2 pi = s_i k / 2 pi`` splits into a row and a column term, so the table stays one product:
+logits ``s_i k (<x, y_i> - 1) + log pi_i + log s_i``, and the remainders' total
+``U = sum_i pi_i e^{-2 s_i k}`` is a sum over the distinct scales only. With ``m = sum_i w_i s_i y_i``,
+``S = sum_i w_i s_i`` and ``rho`` the vMF part's responsibility,
+
+    d/dt log p_t(x)   = rho k'(t) [ 1/k + <x, m> - S ] + (1 - rho) d/dt log U
+    grad log p_t(x)   = rho k (m - <x, m> x).
+
 With a uniform floor ``w`` (``floor=w``) the path is ``(1 - w) p_t + w / 4 pi``: still uniform at
 ``t = 0``, and at ``t = 1`` the floored kernel density estimate of :mod:`cnfm_core.kde`. With the
 responsibility ``rho(x) = (1 - w) p_t(x) / ((1 - w) p_t(x) + w / 4 pi)`` of the kernel part, its
@@ -53,6 +69,8 @@ __all__ = [
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _LOGIT_CLAMP = -80.0
+#: The adaptive path's smallest concentration (at t = 0): see :meth:`VMFMixturePath._fused_scaled`.
+_TINY_KAPPA = 1e-20
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -169,6 +187,8 @@ class VMFMixturePath:
     """The vMF mixture path over ``centers`` (``(N, 3)`` unit vectors) with a concentration schedule.
 
     ``floor`` is the weight ``w`` in ``[0, 1)`` of a uniform component mixed in at every ``t``.
+    ``scales`` (``(N,)``, positive, one per row of ``centers``) gives centre ``i`` the concentration
+    ``scales[i] * kappa(t)`` (an adaptive kernel; None: all 1). Repeated centres must share a scale.
     ``chunk_entries`` bounds the size of the ``B x N`` table held at once (queries are processed
     in chunks), so memory stays bounded for large data sets.
 
@@ -180,7 +200,7 @@ class VMFMixturePath:
     """
 
     def __init__(self, centers: Tensor, schedule: Schedule, *, floor: float = 0.0,
-                 chunk_entries: int = 1 << 22) -> None:
+                 scales: Tensor | None = None, chunk_entries: int = 1 << 22) -> None:
         if centers.ndim != 2 or centers.shape[1] != 3 or centers.shape[0] < 1:
             raise ValueError(f"centers must have shape (N, 3) with N >= 1, got {tuple(centers.shape)}")
         if not 0.0 <= floor < 1.0:
@@ -194,6 +214,24 @@ class VMFMixturePath:
         self._point_to_center = inverse
         log_w = torch.log(counts.to(centers.dtype) / centers.shape[0])
         ones = torch.ones_like(log_w)
+        self.scales: Tensor | None = None
+        if scales is not None:
+            scales = torch.as_tensor(scales, dtype=centers.dtype, device=centers.device)
+            if scales.shape != (centers.shape[0],) or not bool(torch.isfinite(scales).all() and (scales > 0).all()):
+                raise ValueError(f"scales must be {centers.shape[0]} positive finite numbers, one per centre")
+            merged = torch.zeros_like(log_w).scatter_reduce_(0, inverse, scales, "amax")
+            if not torch.allclose(merged[inverse], scales, rtol=1e-6, atol=0.0):
+                raise ValueError("repeated centres must have the same scale")
+            self.scales = merged
+            # the distinct scales and their total weights, for the remainders' total U
+            self._group_scales, group = torch.unique(merged, return_inverse=True)
+            self._group_log_w = torch.log(torch.zeros_like(self._group_scales).index_add_(0, group, log_w.exp()))
+            # [s y, s, log pi + log s]: [k x, -k, 1] . that = s k(<x,y> - 1) + log pi + log s.
+            sy, s = merged[:, None] * unique, merged[:, None]
+            self._aug_t = torch.cat([sy, s, (log_w + merged.log())[:, None]], dim=1).T.contiguous()
+            # [s y, s, 1]: the weighted sums of s_i y_i, of s_i and of 1.
+            self._moments_t = torch.cat([sy, s, ones[:, None]], dim=1).T.contiguous()
+            return
         # Augmented centres: [y, 1, log pi] so that [k x, -k, 1] . [y, 1, log pi] = k(<x,y> - 1) + log pi.
         self._aug_t = torch.cat([unique, ones[:, None], log_w[:, None]], dim=1).T.contiguous()
         # [y, 1] as rows, so one product gives the weighted sums of y_i and of 1 (the normaliser). It is
@@ -206,9 +244,15 @@ class VMFMixturePath:
         self._point_to_center = self._point_to_center.to(device)
         self._aug_t = self._aug_t.to(device)
         self._moments_t = self._moments_t.to(device)
+        if self.scales is not None:
+            self.scales = self.scales.to(device)
+            self._group_scales = self._group_scales.to(device)
+            self._group_log_w = self._group_log_w.to(device)
         return self
 
     def _fused(self, x: Tensor, t: Tensor, derivatives: bool) -> PathQuantities:
+        if self.scales is not None:
+            return self._fused_scaled(x, t, derivatives)
         k = self.schedule.kappa(t).to(x.dtype)
         a = torch.cat([x * k[:, None], -k[:, None], torch.ones_like(k)[:, None]], dim=1)
         logits = a @ self._aug_t  # (B, N): k(<x, y_i> - 1) + log pi_i
@@ -231,6 +275,50 @@ class VMFMixturePath:
             log_prob, rho = self._floored(log_prob)
             dlog, grad = rho * dlog, rho[:, None] * grad
         return PathQuantities(log_prob, dlog, grad)
+
+    def _fused_scaled(self, x: Tensor, t: Tensor, derivatives: bool) -> PathQuantities:
+        """:meth:`_fused` for the adaptive kernel (module doc): one product over the ``B x N`` table, plus
+        a ``B x G`` table over the ``G`` distinct scales for the uniform remainders."""
+        # k = 0 (t = 0) would give log k = -inf against a weight rho = 0; at 1e-20 every term is finite
+        # and the path is uniform to about 1e-20.
+        k = self.schedule.kappa(t).to(x.dtype).clamp(min=_TINY_KAPPA)
+        a = torch.cat([x * k[:, None], -k[:, None], torch.ones_like(k)[:, None]], dim=1)
+        logits = a @ self._aug_t  # (B, N): s_i k(<x, y_i> - 1) + log pi_i + log s_i
+        mx = logits.amax(dim=1, keepdim=True)
+        e = logits.sub_(mx).clamp_(min=_LOGIT_CLAMP).exp_()
+        # the uniform remainders: log U = log sum_g P_g exp(-2 k sigma_g) over the distinct scales sigma_g
+        lu = self._group_log_w - 2.0 * k[:, None] * self._group_scales
+        log_u = torch.logsumexp(lu, dim=1)
+        log_k = torch.log(k) - _LOG_2PI
+        if not derivatives:
+            log_vmf = log_k + mx[:, 0] + torch.log(e.sum(dim=1))
+            return PathQuantities(self._with_remainder(log_vmf, log_u)[0], torch.empty(0), torch.empty(0))
+        moments = self._moments_t @ e.T  # (5, B): sum_i e_i s_i y_i, sum_i e_i s_i, sum_i e_i
+        total = moments[4]
+        log_vmf = log_k + mx[:, 0] + torch.log(total)
+        m = moments[:3].T / total[:, None]
+        mean_s = moments[3] / total
+        xm = (x * m).sum(dim=1)
+        log_prob, rho, u_share = self._with_remainder(log_vmf, log_u)
+        dk = self.schedule.dkappa(t).to(x.dtype)
+        mean_sigma = (torch.softmax(lu, dim=1) * self._group_scales).sum(dim=1)
+        dlog = rho * dk * (1.0 / k + xm - mean_s) - (1.0 - rho) * u_share * 2.0 * dk * mean_sigma
+        grad = (rho * k)[:, None] * (m - xm[:, None] * x)
+        return PathQuantities(log_prob, dlog, grad)
+
+    def _with_remainder(self, log_vmf: Tensor, log_u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``log p`` of the adaptive path from the log of its vMF part and of its remainders' total ``U``,
+        with the floor: ``p = (1 - w)(vmf + U / 4 pi) + w / 4 pi``. Also the vMF part's responsibility
+        ``rho`` and the remainders' share ``(1 - w) U / ((1 - w) U + w)`` of the uniform part."""
+        a = log_vmf + math.log1p(-self.floor)
+        if self.floor > 0.0:
+            r = log_u + math.log1p(-self.floor)
+            b = torch.logaddexp(r, torch.full_like(r, math.log(self.floor)))
+            u_share = torch.sigmoid(r - math.log(self.floor))
+        else:
+            b, u_share = log_u, torch.ones_like(log_u)
+        b = b - LOG_AREA
+        return torch.logaddexp(a, b), torch.sigmoid(a - b), u_share
 
     def _floored(self, log_kernel: Tensor) -> tuple[Tensor, Tensor | None]:
         """``log((1 - w) p + w / 4 pi)`` from ``log p``, and the kernel part's responsibility ``rho``."""
@@ -264,8 +352,17 @@ class VMFMixturePath:
     def sample(self, t: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Exact samples ``x_j ~ p_{t_j}``, one for each entry of ``t`` (shape ``(n,)``)."""
         idx = torch.randint(self.n_data, (t.shape[0],), generator=generator, device=self.centers.device)
-        mu = self.centers[self._point_to_center[idx]]
-        x = sample_vmf(mu, self.schedule.kappa(t).to(mu.dtype), generator=generator)
+        centre = self._point_to_center[idx]
+        mu = self.centers[centre]
+        kappa = self.schedule.kappa(t).to(mu.dtype)
+        if self.scales is not None:
+            kappa = kappa * self.scales[centre]
+        x = sample_vmf(mu, kappa, generator=generator)
+        if self.scales is not None:  # an adaptive kernel is uniform with probability e^{-2 kappa}
+            u = torch.rand(t.shape[0], generator=generator, dtype=mu.dtype, device=mu.device)
+            remainder = u < torch.exp(-2.0 * kappa)
+            x = torch.where(remainder[:, None], sample_uniform(t.shape[0], generator=generator, dtype=mu.dtype,
+                                                               device=mu.device), x)
         if self.floor > 0.0:  # with probability w the point comes from the uniform component
             n, kw = t.shape[0], dict(dtype=mu.dtype, device=mu.device)
             from_floor = torch.rand(n, generator=generator, **kw) < self.floor

@@ -9,7 +9,20 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
-from cnfm_core.kde import KAPPA_GRID, WEIGHT_GRID, KDEFit, fit_kde, kde_log_prob
+from cnfm_core.kde import (
+    ADAPTIVE_RANGE,
+    KAPPA_GRID,
+    LEVELS_PER_DOUBLING,
+    NEIGHBOUR_GRID,
+    SCALE_GRID,
+    WEIGHT_GRID,
+    AdaptiveKDEFit,
+    KDEFit,
+    adaptive_kappas,
+    fit_adaptive_kde,
+    fit_kde,
+    kde_log_prob,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 MU = np.array([0.3, -0.4, 0.8]) / np.linalg.norm([0.3, -0.4, 0.8])
@@ -100,3 +113,68 @@ def test_fit_kde_uses_the_floor_for_outliers() -> None:
 def test_fit_kde_needs_validation_points() -> None:
     with pytest.raises(ValueError):
         fit_kde(uniform_points(5, 9), np.zeros((0, 3)))
+
+
+# ----------------------------------------------------------------------------- the adaptive (per-point) kernel
+def test_kde_log_prob_with_a_concentration_per_centre_is_the_scipy_mixture() -> None:
+    rng = np.random.default_rng(10)
+    centers = np.concatenate([uniform_points(7, 11), uniform_points(2, 11)])  # two points repeated
+    kappa = np.concatenate([rng.uniform(10.0, 3000.0, 7), [0.0, 0.0]])
+    kappa[7:] = kappa[:2]  # a repeated point keeps its concentration
+    x = np.concatenate([uniform_points(300, 12), centers])
+    for weight in (0.0, 0.05):
+        dens = np.mean([stats.vonmises_fisher(c, k).pdf(x) for c, k in zip(centers, kappa, strict=True)], axis=0)
+        expected = np.log((1 - weight) * dens + weight / (4 * math.pi))
+        np.testing.assert_allclose(kde_log_prob(x, centers, kappa, weight), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_adaptive_kappas_follow_the_kth_neighbour_distance() -> None:
+    train = np.concatenate([uniform_points(600, 13), uniform_points(40, 13)])  # 40 points twice
+    for k, a in ((1, 1.0), (3, 3.0)):
+        got = adaptive_kappas(train, k, a)
+        assert got.shape == (640,)
+        np.testing.assert_array_equal(got[600:], got[:40])  # repeated points share theirs
+        unique = train[:600]
+        d2 = np.sort(((unique[:, None] - unique[None]) ** 2).sum(-1), axis=1)[:, k]  # brute force, distinct points
+        raw = np.clip(a / d2, *ADAPTIVE_RANGE)
+        # rounded to a level: within half a level of the raw value, and on the grid 10 * 2^(j / levels)
+        half = 2.0 ** (0.5 / LEVELS_PER_DOUBLING)
+        assert np.all(got[:600] <= raw * half * (1 + 1e-12)) and np.all(got[:600] >= raw / half * (1 - 1e-12))
+        j = LEVELS_PER_DOUBLING * np.log2(got / ADAPTIVE_RANGE[0])
+        on_grid = np.abs(j - np.round(j)) < 1e-9
+        assert np.all(on_grid | (got == ADAPTIVE_RANGE[1]))
+        assert len(np.unique(got)) <= LEVELS_PER_DOUBLING * np.log2(ADAPTIVE_RANGE[1] / ADAPTIVE_RANGE[0]) + 2
+
+
+def test_adaptive_kappas_clip_and_tolerate_tiny_sets() -> None:
+    two = uniform_points(2, 14)
+    got = adaptive_kappas(two, 30, 1.0)  # k above the number of other points: the farthest one
+    assert np.all(got >= ADAPTIVE_RANGE[0]) and np.all(got <= ADAPTIVE_RANGE[1])
+    one = np.repeat(uniform_points(1, 15), 3, axis=0)  # a single location: as sharp as allowed
+    np.testing.assert_array_equal(adaptive_kappas(one, 1, 1.0), ADAPTIVE_RANGE[1])
+
+
+def test_fit_adaptive_kde_beats_one_bandwidth_on_two_scales() -> None:
+    # a tight cluster (kappa 5000) and a broad one (kappa 20): no single bandwidth suits both, one per point does
+    rng = np.random.default_rng(16)
+    other = np.array([-0.6, 0.7, 0.2]) / np.linalg.norm([-0.6, 0.7, 0.2])
+
+    def draw(n: int) -> np.ndarray:
+        return np.concatenate([stats.vonmises_fisher(MU, 5000.0).rvs(n, random_state=rng),
+                               stats.vonmises_fisher(other, 20.0).rvs(n, random_state=rng)])
+
+    train, val, test = draw(400), draw(300), draw(300)
+    fixed, adaptive = fit_kde(train, val), fit_adaptive_kde(train, val)
+    assert isinstance(adaptive, AdaptiveKDEFit)
+    assert adaptive.neighbours in NEIGHBOUR_GRID and adaptive.scale in SCALE_GRID and adaptive.weight in WEIGHT_GRID
+    kappa = adaptive_kappas(train, adaptive.neighbours, adaptive.scale)
+    own = -float(np.mean(kde_log_prob(val, train, kappa, adaptive.weight)))
+    assert adaptive.val_nll == pytest.approx(own, rel=1e-12)
+    test_fixed = -float(np.mean(kde_log_prob(test, train, fixed.kappa, fixed.weight)))
+    test_adaptive = -float(np.mean(kde_log_prob(test, train, kappa, adaptive.weight)))
+    assert adaptive.val_nll < fixed.val_nll - 0.05 and test_adaptive < test_fixed - 0.05
+
+
+def test_fit_adaptive_kde_needs_validation_points() -> None:
+    with pytest.raises(ValueError):
+        fit_adaptive_kde(uniform_points(5, 9), np.zeros((0, 3)))

@@ -480,3 +480,159 @@ def test_path_samples_match_density_on_caps(t: float, floor: float) -> None:
     counts = np.append(inside.sum(0), n - inside.sum())
     chi2 = stats.chisquare(counts, n * expected)
     assert chi2.pvalue > 1e-3, (counts, n * expected)
+
+
+# ----------------------------------------------------------------------------- per-centre scales (adaptive kernel)
+SCALED_CENTERS = CENTERS[[0, 1, 1, 2, 3]]
+SCALES = np.array([0.3, 2.0, 2.0, 0.5, 3.0])  # centre 1 twice, with its scale twice
+
+
+def scipy_scaled_logpdf(x: np.ndarray, centers: np.ndarray, kappas: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """The adaptive path from scipy: ``(1 - w) (1/N) sum_i [(1 - e^{-2 k_i}) vMF(x; y_i, k_i) + e^{-2 k_i} / 4 pi]
+    + w / 4 pi``, one kernel per row."""
+    dens = np.zeros(len(x))
+    for c, k in zip(centers, kappas, strict=True):
+        vmf = stats.vonmises_fisher(c, k).pdf(x) if k > 0 else np.full(len(x), 1 / (4 * math.pi))
+        dens += (1 - math.exp(-2 * k)) * vmf + math.exp(-2 * k) / (4 * math.pi)
+    return np.log((1 - floor) * dens / len(centers) + floor / (4 * math.pi))
+
+
+def _scaled_path_and_points(floor: float = 0.0, kappa_max: float = 200.0) -> tuple[VMFMixturePath, torch.Tensor]:
+    path = VMFMixturePath(torch.tensor(SCALED_CENTERS), ExponentialSchedule(kappa_max), floor=floor,
+                          scales=torch.tensor(SCALES))
+    x = torch.cat([random_points(60, 16), torch.tensor(CENTERS), torch.tensor([[0.0, 0.0, -1.0]], dtype=F64)])
+    return path, x
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.2])
+@pytest.mark.parametrize("t", [0.0, 0.05, 0.3, 0.8, 1.0])
+def test_scaled_path_equals_explicit_scipy_mixture(t: float, floor: float) -> None:
+    path, x = _scaled_path_and_points(floor)
+    k = float(path.schedule.kappa(torch.tensor(t, dtype=F64)))
+    expected = scipy_scaled_logpdf(x.numpy(), SCALED_CENTERS, k * SCALES, floor)
+    np.testing.assert_allclose(path.log_prob(x, t).numpy(), expected, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(path.quantities(x, t).log_prob.numpy(), expected, rtol=1e-11, atol=1e-11)
+    xq, wq = sphere_quadrature()
+    assert float(path.log_prob(torch.tensor(xq), t).exp().numpy() @ wq) == pytest.approx(1.0, abs=1e-8)
+
+
+def test_scaled_path_batch_of_times_equals_row_by_row() -> None:
+    path, x = _scaled_path_and_points(0.1)
+    t = torch.linspace(0.0, 1.0, x.shape[0], dtype=F64)
+    whole = path.quantities(x, t)
+    rows = [path.quantities(x[i : i + 1], t[i : i + 1]) for i in range(x.shape[0])]
+    for name in ("log_prob", "dlog_prob_dt", "grad_log_prob"):
+        torch.testing.assert_close(getattr(whole, name), torch.cat([getattr(r, name) for r in rows]),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_unit_scales_equal_the_shared_kernel_once_it_is_sharp() -> None:
+    # the kernels differ by the uniform remainder e^{-2k}: below 1e-17 once k >= 20
+    plain, x = _path_and_points(0.1)
+    ones = VMFMixturePath(torch.tensor(CENTERS[[0, 1, 1, 2, 3]]), ExponentialSchedule(50.0), floor=0.1,
+                          scales=torch.ones(5, dtype=F64))
+    for t in (0.8, 0.9, 1.0):
+        assert float(plain.schedule.kappa(torch.tensor(t))) >= 20.0
+        a, b = ones.quantities(x, t), plain.quantities(x, t)
+        for name in ("log_prob", "dlog_prob_dt", "grad_log_prob"):
+            torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-9)
+    # and at small k they differ: the remainder is a different path, not a rounding
+    assert (ones.log_prob(x, 0.2) - plain.log_prob(x, 0.2)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.2])
+@pytest.mark.parametrize("t", [0.05, 0.3, 0.8, 0.95])
+def test_scaled_dlog_prob_dt_matches_finite_difference(t: float, floor: float) -> None:
+    path, x = _scaled_path_and_points(floor)
+    h = 1e-4
+    f = [path.log_prob(x, t + s * h) for s in (-2, -1, 1, 2)]
+    fd = (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+    q = path.quantities(x, t)
+    scale = float(q.dlog_prob_dt.abs().max())
+    assert scale > 0.1
+    torch.testing.assert_close(q.dlog_prob_dt, fd, rtol=0, atol=1e-7 * max(scale, 1.0))
+
+
+def test_scaled_path_at_t0_is_uniform_and_still() -> None:
+    # kernel_i = 1/4 pi + k_i^2 <x, y_i> / 2 pi + O(k^3): uniform, with zero time derivative, at k = 0
+    path, x = _scaled_path_and_points(0.2)
+    q = path.quantities(x, 0.0)
+    torch.testing.assert_close(q.log_prob, torch.full_like(q.log_prob, -LOG_AREA), rtol=0, atol=1e-15)
+    assert q.dlog_prob_dt.abs().max() < 1e-12 and q.grad_log_prob.abs().max() < 1e-15
+    path32 = VMFMixturePath(torch.tensor(SCALED_CENTERS).float(), ExponentialSchedule(3e5),
+                            scales=torch.tensor(SCALES).float())
+    q32 = path32.quantities(x.float(), 0.0)
+    assert (q32.log_prob + LOG_AREA).abs().max() < 1e-6
+    assert q32.dlog_prob_dt.abs().max() < 1e-5 * math.log1p(3e5) * SCALES.max()  # see the float32 test below
+
+
+@pytest.mark.parametrize("t", [0.1, 0.5, 0.9])
+def test_scaled_grad_log_prob_matches_finite_difference_along_geodesics(t: float) -> None:
+    path, x = _scaled_path_and_points(0.2)
+    q = path.quantities(x, t)
+    assert (q.grad_log_prob * x).sum(-1).abs().max() < 1e-12  # tangent
+    h = 1e-4
+    fd_grad = torch.zeros_like(x)
+    for j, xi in enumerate(x.numpy()):
+        for b in frame(xi):
+            pts = torch.tensor(np.stack([np.cos(s * h) * xi + np.sin(s * h) * b for s in (-2, -1, 1, 2)]))
+            f = path.log_prob(pts, t)
+            fd_grad[j] += float((f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)) * torch.tensor(b)
+    scale = float(q.grad_log_prob.norm(dim=-1).max())
+    assert scale > 0.1
+    torch.testing.assert_close(q.grad_log_prob, fd_grad, rtol=0, atol=1e-6 * scale)
+
+
+def test_scaled_path_float32_is_finite_and_close_to_float64() -> None:
+    # scales up to KAPPA_CAP / kappa_max: the sharpest centre reaches the cap at t = 1
+    centers32 = torch.tensor(np.concatenate([CENTERS, [[0.0, 0.0, -1.0]]])).float()
+    scales = torch.tensor([1e-3, 0.1, 1.0, 3.0, 30.0], dtype=F64)
+    kappa_max = KAPPA_CAP / 30.0
+    path32 = VMFMixturePath(centers32, ExponentialSchedule(kappa_max), scales=scales.float())
+    path64 = VMFMixturePath(centers32.double(), ExponentialSchedule(kappa_max), scales=scales)
+    x32 = torch.cat([centers32, -centers32, random_points(100, 17, torch.float32)])
+    for t in (0.0, 0.2, 0.5, 0.9, 1.0):
+        q32, q64 = path32.quantities(x32, t), path64.quantities(x32.double(), t)
+        for name in ("log_prob", "dlog_prob_dt", "grad_log_prob"):
+            assert torch.isfinite(getattr(q32, name)).all(), (t, name)
+        k = float(path64.schedule.kappa(torch.tensor(t, dtype=F64))) * 30.0  # the sharpest kernel
+        dk = float(path64.schedule.dkappa(torch.tensor(t, dtype=F64))) * 30.0
+        k1 = max(k, 1.0)
+        assert (q32.log_prob.double() - q64.log_prob).abs().max() <= k1 * 1e-6, t
+        # near t = 0 the two terms of d/dt log p (vMF part and remainders) cancel to O(k): float32 keeps
+        # about 1e-5 of their size dk/dt
+        assert (q32.dlog_prob_dt.double() - q64.dlog_prob_dt).abs().max() <= max(dk, 1.0) * (k1 * 1e-6 + 1e-5), t
+        assert (q32.grad_log_prob.double() - q64.grad_log_prob).abs().max() <= k * k1 * 1e-6 + 1e-30, t
+
+
+@pytest.mark.parametrize("t", [0.3, 0.6, 1.0])
+def test_scaled_path_samples_match_density_on_caps(t: float) -> None:
+    a, b, c = CENTERS[1], CENTERS[2], CENTERS[3]
+    centers = np.stack([a, a, b, c])
+    scales = np.array([3.0, 3.0, 0.2, 1.0])
+    schedule = ExponentialSchedule(30.0)
+    path = VMFMixturePath(torch.tensor(centers), schedule, floor=0.1, scales=torch.tensor(scales))
+    k = float(schedule.kappa(torch.tensor(t, dtype=F64)))
+    caps, cos_r = [a, b, c, CENTERS[0]], math.cos(0.35)
+    probs = []
+    for cap in caps:
+        xq, wq = cap_quadrature(cap, cos_r)
+        probs.append(float(np.exp(scipy_scaled_logpdf(xq, centers, k * scales, 0.1)) @ wq))
+    expected = np.array([*probs, 1.0 - sum(probs)])
+    n = 40_000
+    x = path.sample(torch.full((n,), t, dtype=F64), generator=torch.Generator().manual_seed(SEED + 3)).numpy()
+    inside = np.stack([x @ cap >= cos_r for cap in caps], axis=1)
+    counts = np.append(inside.sum(0), n - inside.sum())
+    assert stats.chisquare(counts, n * expected).pvalue > 1e-3, (counts, n * expected)
+    # and the test has power: sampling every centre at the shared concentration is rejected
+    shared = VMFMixturePath(torch.tensor(centers), schedule, floor=0.1)
+    y = shared.sample(torch.full((n,), t, dtype=F64), generator=torch.Generator().manual_seed(SEED + 3)).numpy()
+    inside = np.stack([y @ cap >= cos_r for cap in caps], axis=1)
+    assert stats.chisquare(np.append(inside.sum(0), n - inside.sum()), n * expected).pvalue < 1e-6
+
+
+def test_bad_scales_are_refused() -> None:
+    centers = torch.tensor(CENTERS[[0, 1, 1]])
+    for bad in ([1.0, 2.0], [1.0, 0.0, 0.0], [1.0, -1.0, -1.0], [1.0, math.nan, math.nan], [1.0, 2.0, 3.0]):
+        with pytest.raises(ValueError, match="scale"):
+            VMFMixturePath(centers, LinearSchedule(1.0), scales=torch.tensor(bad, dtype=F64))

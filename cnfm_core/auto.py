@@ -8,6 +8,12 @@ validation points best (:func:`cnfm_core.kde.fit_kde`, concentration ``kappa_kde
 - otherwise (clustered data): ``kappa_max = clamp(kappa_kde, KAPPA_MIN, KAPPA_CAP)`` and
   ``SHARP_FEATURES`` random Fourier features of the point at scale ``SHARP_SCALE``.
 
+A run that asks for the adaptive kernel (a bandwidth per point, ``kernel="adaptive"``) also gets its
+neighbour rank and scale here, from :func:`cnfm_core.kde.fit_adaptive_kde` on the same points
+(``adaptive=True``), with the adaptive KDE's mean validation gain over the fixed one and its standard
+error for the person who chose it. It is not the default: on the Earth sets a flow trained on it was no
+better (docs/defaults.md, round 7).
+
 The thresholds were chosen on validation splits only (docs/defaults.md, rounds 5 and 6): on the Earth sets
 the sharper target with features cut the mean validation NLL from 0.390 to 0.025 nats at 3,000
 steps, while on the bundled smooth mixture (``kappa_kde`` about 300) both a smoother target
@@ -25,10 +31,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .kde import fit_kde
+from .kde import adaptive_kappas, fit_adaptive_kde, fit_kde, kde_log_prob
 
 __all__ = ["AutoChoice", "KAPPA_CAP", "KAPPA_MIN", "SHARP_KAPPA", "choose_settings"]
 
@@ -46,6 +53,9 @@ SHARP_SCALE = 10.0
 MIN_POINTS = 20
 MAX_CENTRES = 10_000
 MAX_HELD_OUT = 1_000
+#: The adaptive kernel's neighbour rank and scale when nothing was read (too few points).
+DEFAULT_NEIGHBOURS = 3
+DEFAULT_KERNEL_SCALE = 3.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,11 @@ class AutoChoice:
     kde_kappa: float | None
     kde_weight: float | None
     held_out: str  # "the validation split", "a tenth of the training points" or "none"
+    kernel_neighbours: int = DEFAULT_NEIGHBOURS
+    kernel_scale: float = DEFAULT_KERNEL_SCALE
+    #: The adaptive KDE's mean validation gain over the fixed one (nats) and its standard error, when fitted.
+    adaptive_gain: float | None = None
+    adaptive_gain_se: float | None = None
 
     @property
     def sharp(self) -> bool:
@@ -71,6 +86,11 @@ class AutoChoice:
         if "space_frequencies" in fields:
             parts.append(f"{self.space_frequencies} Fourier features of the point at scale {self.space_scale:g}"
                          if self.sharp else "no Fourier features")
+        if "kernel_neighbours" in fields or "kernel_scale" in fields:
+            read = ("" if self.adaptive_gain is None else
+                    f"; as a KDE {self.adaptive_gain:+.2f} ± {self.adaptive_gain_se:.2f} nats against one bandwidth")
+            parts.append(f"bandwidths from the {_ordinal(self.kernel_neighbours)} nearest neighbour "
+                         f"(scale {self.kernel_scale:g}{read})")
         chosen = ", ".join(parts)
         if self.kde_kappa is None:
             return f"Too few points to read the data's sharpness; fixed settings: {chosen}."
@@ -78,12 +98,17 @@ class AutoChoice:
         return f"The best kernel density on {self.held_out} has κ = {self.kde_kappa:,.0f} ({kind} data): {chosen}."
 
 
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
 def _fixed(held_out: str = "none") -> AutoChoice:
     return AutoChoice(KAPPA_MIN, 0, SHARP_SCALE, None, None, held_out)
 
 
-def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0) -> AutoChoice:
-    """Apply the rule (module doc) to unit vectors ``train`` ``(N, 3)`` and ``val`` ``(M, 3)``."""
+def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0, adaptive: bool = False) -> AutoChoice:
+    """Apply the rule (module doc) to unit vectors ``train`` ``(N, 3)`` and ``val`` ``(M, 3)``; with
+    ``adaptive=True`` also fit the adaptive kernel's settings."""
     train = np.asarray(train, dtype=np.float64).reshape(-1, 3)
     val = np.asarray(val, dtype=np.float64).reshape(-1, 3)
     rng = np.random.default_rng(seed)
@@ -95,6 +120,7 @@ def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0) -> Aut
         cut = len(train) // 10
         val, train = train[order[:cut]], train[order[cut:]]
         held_out = "a tenth of the training points"
+    every = train  # the adaptive kernel reads distances between training points, which a subsample would stretch
     if len(train) > MAX_CENTRES:
         train = train[rng.choice(len(train), MAX_CENTRES, replace=False)]
     if len(val) > MAX_HELD_OUT:
@@ -102,7 +128,14 @@ def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0) -> Aut
     fit = fit_kde(train, val)
     if not math.isfinite(fit.kappa):
         return _fixed()
+    read: dict[str, Any] = {}
+    if adaptive:
+        a = fit_adaptive_kde(every, val)
+        gain = (kde_log_prob(val, every, adaptive_kappas(every, a.neighbours, a.scale), a.weight)
+                - kde_log_prob(val, every, fit.kappa, fit.weight))
+        read = dict(kernel_neighbours=a.neighbours, kernel_scale=a.scale, adaptive_gain=float(gain.mean()),
+                    adaptive_gain_se=float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else math.nan)
     if fit.kappa < SHARP_KAPPA:
-        return AutoChoice(KAPPA_MIN, 0, SHARP_SCALE, fit.kappa, fit.weight, held_out)
+        return AutoChoice(KAPPA_MIN, 0, SHARP_SCALE, fit.kappa, fit.weight, held_out, **read)
     kappa = min(max(fit.kappa, KAPPA_MIN), KAPPA_CAP)
-    return AutoChoice(kappa, SHARP_FEATURES, SHARP_SCALE, fit.kappa, fit.weight, held_out)
+    return AutoChoice(kappa, SHARP_FEATURES, SHARP_SCALE, fit.kappa, fit.weight, held_out, **read)

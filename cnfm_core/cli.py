@@ -24,7 +24,7 @@ from .paths import SCHEDULES
 from .report import mean_sem, write_report
 from .runs import RunDir, RunError
 from .sphere import LOG_AREA
-from .train import TrainConfig, choose_threads, load_field, request_stop, train
+from .train import KERNELS, TrainConfig, choose_threads, load_field, request_stop, train
 
 __all__ = ["main"]
 
@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
     t.add_argument("--kappa-max", type=_auto_or(_positive_float), default=d.kappa_max,
                    help="sharpness of the target at t = 1 (default: auto, from the data; see docs/defaults.md)")
+    t.add_argument("--kernel", choices=KERNELS, default=d.kernel,
+                   help="the target's kernels: one bandwidth for every point (default), or one per point from the "
+                        "distance to its nearest neighbours, with the neighbour rank and scale read from the data")
     t.add_argument("--schedule", choices=list(SCHEDULES), default=d.schedule)
     t.add_argument("--floor", type=float, default=d.floor,
                    help="weight of a uniform component in the target, in [0, 1)")
@@ -143,7 +146,7 @@ def _train(a: argparse.Namespace) -> int:
             data=str(Path(a.data).resolve()), objective=a.objective, ell=a.ell, steps=a.steps, minutes=a.minutes,
             seed=a.seed, split=a.split, device=a.device, kappa_max=a.kappa_max, schedule=a.schedule, floor=a.floor,
             hidden=a.hidden, layers=a.layers, space_frequencies=a.space_frequencies, space_scale=a.space_scale,
-            lr=a.lr, batch_size=a.batch_size, eval_every=a.eval_every,
+            lr=a.lr, batch_size=a.batch_size, eval_every=a.eval_every, kernel=a.kernel,
             threads=a.threads,
         )
     signal.signal(signal.SIGTERM, lambda *_: request_stop())

@@ -31,10 +31,9 @@ from .field import VectorField
 from .grid import cell_centres
 from .integrate import flow, log_likelihood
 from .objectives import PPD
-from .paths import VMFMixturePath, make_schedule
 from .runs import RunDir
 from .sphere import grid_points, sample_uniform, xyz_to_latlon
-from .train import TrainConfig, load_field
+from .train import TrainConfig, build_path, load_field
 
 __all__ = ["Frames", "compute_frames", "read_frames", "write_frames"]
 
@@ -69,8 +68,8 @@ def compute_frames(
     p = next(field.parameters())
     dev = p.device
     times = np.linspace(0.0, 1.0, n_frames)
-    schedule = make_schedule(config.schedule, config.kappa_max)
-    path = VMFMixturePath(torch.as_tensor(train_points, dtype=torch.float32, device=dev), schedule, floor=config.floor)
+    path = build_path(config, torch.as_tensor(train_points, dtype=torch.float32, device=dev))
+    schedule = path.schedule
     residual_of = PPD(path, ell=config.ell).residual
     lat, lon = cell_centres(n_lat, n_lon)
     grid = grid_points(lat, lon, dtype=torch.float32).to(dev)

@@ -69,27 +69,42 @@ def kde_log_prob(x: np.ndarray, centers: np.ndarray, kappa: float | np.ndarray, 
     return path.log_prob(xt, 1.0).numpy()
 
 
-def _knn_chord2(centers: np.ndarray, k: int) -> np.ndarray:
-    """Squared chord distance from each of the (distinct) ``centers`` to its k-th nearest other one."""
-    out = np.empty(len(centers))
+def _knn_chord2(centers: np.ndarray, ks: tuple[int, ...]) -> np.ndarray:
+    """Squared chord distance from each of the (distinct) ``centers`` to its k-th nearest other one, for each
+    ``k`` in ``ks`` (each at most ``len(centers) - 1``): shape ``(len(ks), len(centers))``."""
+    out = np.empty((len(ks), len(centers)))
     for s in range(0, len(centers), _CHUNK):
         d2 = np.clip(2.0 - 2.0 * centers[s : s + _CHUNK] @ centers.T, 0.0, 4.0)
-        out[s : s + _CHUNK] = np.partition(d2, k, axis=1)[:, k]  # column 0 is the centre itself
+        out[:, s : s + _CHUNK] = np.partition(d2, ks, axis=1)[:, list(ks)].T  # column 0 is the centre itself
     return out
+
+
+def _rounded_kappas(r2: np.ndarray, a: float) -> np.ndarray:
+    lo, hi = ADAPTIVE_RANGE
+    levels = np.round(LEVELS_PER_DOUBLING * np.log2(np.clip(a / np.maximum(r2, 1e-300), lo, hi) / lo))
+    return np.minimum(lo * np.exp2(levels / LEVELS_PER_DOUBLING), hi)
+
+
+def _neighbour_distances(train: np.ndarray, ks: tuple[int, ...]) -> tuple[dict[int, np.ndarray] | None, np.ndarray]:
+    """``{k: r_k^2 per distinct location}`` (None for a single location) and each point's location index."""
+    train = np.asarray(train, dtype=np.float64).reshape(-1, 3)
+    centers, inverse = np.unique(train, axis=0, return_inverse=True)
+    if len(centers) < 2:
+        return None, inverse.reshape(-1)
+    capped = tuple(min(k, len(centers) - 1) for k in ks)
+    ranks = tuple(sorted(set(capped)))
+    r2 = _knn_chord2(centers, ranks)
+    return {k: r2[ranks.index(c)] for k, c in zip(ks, capped, strict=True)}, inverse.reshape(-1)
 
 
 def adaptive_kappas(train: np.ndarray, k: int, a: float) -> np.ndarray:
     """``kappa_i = a / r_k(y_i)^2`` for every training point (repeated points share theirs), clipped
     to :data:`ADAPTIVE_RANGE` and rounded to :data:`LEVELS_PER_DOUBLING` levels per doubling; ``k`` is
     capped at the number of distinct locations minus one."""
-    train = np.asarray(train, dtype=np.float64).reshape(-1, 3)
-    centers, inverse = np.unique(train, axis=0, return_inverse=True)
-    if len(centers) < 2:
-        return np.full(len(train), ADAPTIVE_RANGE[1])
-    r2 = np.maximum(_knn_chord2(centers, min(k, len(centers) - 1)), 1e-300)
-    lo, hi = ADAPTIVE_RANGE
-    levels = np.round(LEVELS_PER_DOUBLING * np.log2(np.clip(a / r2, lo, hi) / lo))
-    return np.minimum(lo * np.exp2(levels / LEVELS_PER_DOUBLING), hi)[inverse.reshape(-1)]
+    r2, inverse = _neighbour_distances(train, (k,))
+    if r2 is None:
+        return np.full(len(inverse), ADAPTIVE_RANGE[1])
+    return _rounded_kappas(r2[k], a)[inverse]
 
 
 @dataclass(frozen=True)
@@ -134,9 +149,11 @@ def fit_adaptive_kde(train: np.ndarray, val: np.ndarray, *, neighbours: tuple[in
     if len(val) == 0:
         raise ValueError("fit_adaptive_kde needs at least one validation point")
     best = AdaptiveKDEFit(0, math.nan, math.nan, math.inf)
+    r2, inverse = _neighbour_distances(train, tuple(neighbours))
     for k in neighbours:
         for a in scales:
-            lp = kde_log_prob(val, train, adaptive_kappas(train, k, a), 0.0)
+            kappas = np.full(len(inverse), ADAPTIVE_RANGE[1]) if r2 is None else _rounded_kappas(r2[k], a)[inverse]
+            lp = kde_log_prob(val, train, kappas, 0.0)
             for w in weights:
                 mixed = lp if w <= 0 else np.logaddexp(math.log1p(-w) + lp, math.log(w) - LOG_AREA)
                 nll = float(-np.mean(mixed))

@@ -33,14 +33,17 @@ from .auto import choose_settings
 from .data import make_split, read_points
 from .field import VectorField
 from .integrate import DEFAULT_ATOL, DEFAULT_RTOL, log_likelihood
+from .kde import adaptive_kappas
 from .objectives import OBJECTIVES, make_objective
 from .paths import SCHEDULES, VMFMixturePath, make_schedule
 from .runs import RunDir, RunError
 
 __all__ = [
+    "KERNELS",
     "TrainConfig",
     "TrainResult",
     "build_field",
+    "build_path",
     "choose_threads",
     "load_field",
     "request_stop",
@@ -51,9 +54,14 @@ __all__ = [
 
 _STOP = {"requested": False}
 #: Fields that, left at None, are chosen from the data when a run starts.
-AUTO_FIELDS: tuple[str, ...] = ("kappa_max", "space_frequencies")
+AUTO_FIELDS: tuple[str, ...] = ("kappa_max", "space_frequencies", "kernel_neighbours", "kernel_scale")
 #: Config fields added after the first runs were made, with the values those runs were trained with.
-LEGACY_DEFAULTS: dict[str, Any] = {"floor": 0.0, "space_frequencies": 0, "space_scale": 10.0}
+LEGACY_DEFAULTS: dict[str, Any] = {"floor": 0.0, "space_frequencies": 0, "space_scale": 10.0, "kernel": "fixed",
+                                   "kernel_neighbours": None, "kernel_scale": None}
+#: Fields read from the data only for the adaptive kernel.
+ADAPTIVE_FIELDS: tuple[str, ...] = ("kernel_neighbours", "kernel_scale")
+#: The target's kernels: one bandwidth for every point, or one per point (:func:`cnfm_core.kde.adaptive_kappas`).
+KERNELS: tuple[str, ...] = ("fixed", "adaptive")
 
 
 @dataclass
@@ -61,9 +69,13 @@ class TrainConfig:
     """Everything that defines a run; saved as ``config.json`` and inside every checkpoint.
 
     Defaults were chosen on validation data (see docs/defaults.md) and are the same for every
-    data set. ``kappa_max`` and ``space_frequencies`` left at None are set when the run starts by
-    one rule that reads the data's sharpness off a validation kernel density (:mod:`cnfm_core.auto`);
-    the saved config holds the values chosen.
+    data set. The fields in :data:`AUTO_FIELDS` left at None (``kappa_max``, ``space_frequencies``,
+    and with the adaptive kernel its ``kernel_neighbours`` and ``kernel_scale``) are set when the run
+    starts by one rule that reads the data's sharpness off validation kernel densities
+    (:mod:`cnfm_core.auto`); the saved config holds the values chosen. ``kernel="adaptive"`` (not the
+    default, docs/defaults.md round 7) gives the target's centre ``i`` the concentration
+    ``kappa_i / kappa_max * kappa(t)``, with ``kappa_i`` from the distance to its ``kernel_neighbours``-th
+    nearest neighbour (:func:`cnfm_core.kde.adaptive_kappas`).
     """
 
     data: str = ""
@@ -77,6 +89,9 @@ class TrainConfig:
     frequencies: int = 4
     space_frequencies: int | None = None
     space_scale: float = 10.0
+    kernel: str = "fixed"
+    kernel_neighbours: int | None = None
+    kernel_scale: float | None = None
     lr: float = 1e-2
     batch_size: int = 512
     steps: int | None = None
@@ -120,6 +135,12 @@ class TrainConfig:
                              f" and {self.space_scale}")
         if not 0.0 <= self.floor < 1.0:
             raise ValueError(f"floor must be in [0, 1), got {self.floor}")
+        if self.kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {self.kernel!r}; known: {', '.join(KERNELS)}")
+        if self.kernel_neighbours is not None and self.kernel_neighbours < 1:
+            raise ValueError(f"kernel_neighbours must be at least 1, got {self.kernel_neighbours}")
+        if self.kernel_scale is not None and not (self.kernel_scale > 0 and math.isfinite(self.kernel_scale)):
+            raise ValueError(f"kernel_scale must be positive, got {self.kernel_scale}")
         if not (self.lr > 0 and 0 <= self.ema_decay < 1):
             raise ValueError("lr must be > 0 and ema_decay in [0, 1)")
 
@@ -187,6 +208,20 @@ def build_field(config: TrainConfig) -> VectorField:
                        space_frequencies=config.space_frequencies, space_scale=config.space_scale)
 
 
+def build_path(config: TrainConfig, train_x: torch.Tensor) -> VMFMixturePath:
+    """The PPD target over the training points ``train_x`` (``(N, 3)``, on the device to use)."""
+    if config.kappa_max is None or (config.kernel == "adaptive" and None in (config.kernel_neighbours,
+                                                                              config.kernel_scale)):
+        raise ValueError("the target's settings are still to be chosen from the data (resolve_auto)")
+    scales = None
+    if config.kernel == "adaptive":
+        kappas = adaptive_kappas(train_x.detach().cpu().double().numpy(), config.kernel_neighbours,
+                                 config.kernel_scale)
+        scales = torch.as_tensor(kappas / config.kappa_max, dtype=train_x.dtype, device=train_x.device)
+    schedule = make_schedule(config.schedule, config.kappa_max)
+    return VMFMixturePath(train_x, schedule, floor=config.floor, scales=scales)
+
+
 def load_field(run: RunDir | str | os.PathLike[str], *, ema: bool = True,
                device: str | torch.device = "cpu") -> tuple[VectorField, TrainConfig]:
     """Rebuild the trained field (EMA weights by default) and its config from a checkpoint alone."""
@@ -237,10 +272,11 @@ def resolve_auto(config: TrainConfig, train_xyz: Any, val_xyz: Any) -> tuple[Tra
 
     Returns the concrete config and a record of the choice (None when nothing was left to choose).
     """
-    fields = [name for name in AUTO_FIELDS if getattr(config, name) is None]
+    fields = [name for name in AUTO_FIELDS if getattr(config, name) is None
+              and (config.kernel == "adaptive" or name not in ADAPTIVE_FIELDS)]
     if not fields:
         return config, None
-    choice = choose_settings(train_xyz, val_xyz, seed=config.seed)
+    choice = choose_settings(train_xyz, val_xyz, seed=config.seed, adaptive=config.kernel == "adaptive")
     config = dataclasses.replace(config, **{name: getattr(choice, name) for name in fields})
     return config, {"fields": fields, "description": choice.describe(tuple(fields)), **dataclasses.asdict(choice)}
 
@@ -327,9 +363,7 @@ def train(
         step, elapsed = int(state["step"]), float(state["elapsed"])
         if "generator" in state and device.type == "cpu":
             generator.set_state(state["generator"])
-    path = None
-    if config.objective == "ppd":
-        path = VMFMixturePath(train_x, make_schedule(config.schedule, config.kappa_max), floor=config.floor)
+    path = build_path(config, train_x) if config.objective == "ppd" else None
     objective = make_objective(config.objective, data=train_x, path=path, ell=config.ell, floor=config.floor)
     max_steps, max_seconds = config.budget()
 

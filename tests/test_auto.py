@@ -12,9 +12,9 @@ from scipy import stats
 import cnfm_core.auto as auto
 from cnfm_core.auto import KAPPA_CAP, KAPPA_MIN, choose_settings
 from cnfm_core.data import make_split, read_points
-from cnfm_core.kde import KDEFit
+from cnfm_core.kde import AdaptiveKDEFit, KDEFit, adaptive_kappas, fit_adaptive_kde, kde_log_prob
 from cnfm_core.synthetic import DEFAULT_MIXTURE
-from cnfm_core.train import TrainConfig, load_field, train
+from cnfm_core.train import TrainConfig, build_path, load_field, train
 
 TINY = dict(hidden=32, layers=2, batch_size=64, log_every=5, eval_every=10_000, threads=1)
 
@@ -121,3 +121,75 @@ def test_a_value_given_is_kept(tmp_path, single_thread):
     train(TrainConfig(data=data, steps=3, kappa_max=500.0, space_frequencies=0, **TINY), tmp_path / "b")
     meta = json.loads((tmp_path / "b" / "config.json").read_text())
     assert meta["auto"] is None and meta["config"]["space_frequencies"] == 0
+
+
+# ----------------------------------------------------------------------------- the adaptive kernel (opt-in)
+def _two_scales(n: int, seed: int) -> np.ndarray:
+    """Half the points in a cluster a fraction of a degree wide (vMF 1e5), half in one ten degrees wide (vMF 30):
+    no one bandwidth suits both."""
+    rng = np.random.default_rng(seed)
+    a, b = stats.uniform_direction(3).rvs(2, random_state=rng)
+    x = np.concatenate([stats.vonmises_fisher(a, 1e5).rvs(n // 2, random_state=rng),
+                        stats.vonmises_fisher(b, 30.0).rvs(n - n // 2, random_state=rng)])
+    return x[rng.permutation(n)]
+
+
+def test_adaptive_settings_are_read_only_when_asked():
+    x = _two_scales(1500, seed=8)
+    plain = choose_settings(x[:1200], x[1200:])
+    assert plain.adaptive_gain is None and "bandwidths" not in plain.describe()
+    c = choose_settings(x[:1200], x[1200:], adaptive=True)
+    assert (c.kappa_max, c.space_frequencies) == (plain.kappa_max, plain.space_frequencies)  # the rest is the same
+    fit = fit_adaptive_kde(x[:1200], x[1200:])
+    assert (c.kernel_neighbours, c.kernel_scale) == (fit.neighbours, fit.scale)
+    # on two scales the adaptive KDE is clearly better on validation, and the sentence says by how much
+    assert c.adaptive_gain > 3 * c.adaptive_gain_se > 0
+    text = c.describe(("kappa_max", "space_frequencies", "kernel_neighbours", "kernel_scale"))
+    assert f"{c.adaptive_gain:+.2f} ± {c.adaptive_gain_se:.2f} nats" in text and "nearest neighbour" in text
+
+
+def test_adaptive_settings_read_distances_on_every_training_point(monkeypatch):
+    seen = {}
+
+    def fake(train, val):
+        seen.update(train=train.shape, val=val.shape)
+        return AdaptiveKDEFit(3, 3.0, 0.0, 0.0)
+
+    monkeypatch.setattr(auto, "fit_adaptive_kde", fake)
+    monkeypatch.setattr(auto, "fit_kde", lambda train, val: KDEFit(5000.0, 0.0, 0.0))
+    monkeypatch.setattr(auto, "MAX_CENTRES", 500)
+    x = stats.uniform_direction(3).rvs(1000, random_state=11)
+    choose_settings(x[:900], x[900:], adaptive=True)
+    assert seen == {"train": (900, 3), "val": (100, 3)}  # not the 500-point subsample of the fixed KDE
+
+
+def test_training_with_the_adaptive_kernel_resumes_with_the_same_target(tmp_path, single_thread):
+    data = _write(tmp_path / "two.csv", _two_scales(400, seed=9))
+    run = tmp_path / "run"
+    train(TrainConfig(data=data, steps=4, kernel="adaptive", **TINY), run)
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["config"]["kernel"] == "adaptive"
+    assert meta["auto"]["fields"] == ["kappa_max", "space_frequencies", "kernel_neighbours", "kernel_scale"]
+    assert "nearest neighbour" in meta["auto"]["description"]
+    _, config = load_field(run)
+    train_x = torch.as_tensor(np.load(run / "split.npz")["train"], dtype=torch.float32)
+    path = build_path(config, train_x)
+    assert path.scales is not None and float(path.scales.max()) > 10 * float(path.scales.min())
+    # at t = 1 the target is the adaptive KDE with the config's floor
+    x = torch.as_tensor(stats.uniform_direction(3).rvs(50, random_state=10), dtype=torch.float32)
+    kappas = adaptive_kappas(train_x.double().numpy(), config.kernel_neighbours, config.kernel_scale)
+    expected = kde_log_prob(x.double().numpy(), train_x.double().numpy(), kappas, config.floor)
+    np.testing.assert_allclose(path.log_prob(x, 1.0).numpy(), expected, rtol=0, atol=2e-3)
+    train(TrainConfig(steps=6), run, resume=True)
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 6
+    assert json.loads((run / "config.json").read_text())["config"]["kernel_scale"] == config.kernel_scale
+
+
+def test_a_fixed_kernel_run_reads_nothing_for_the_adaptive_one(tmp_path, single_thread, monkeypatch):
+    monkeypatch.setattr(auto, "fit_adaptive_kde", lambda *a: pytest.fail("fitted without being asked"))
+    data = _write(tmp_path / "two.csv", _two_scales(300, seed=12))
+    train(TrainConfig(data=data, steps=2, **TINY), tmp_path / "run")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert config["kernel"] == "fixed" and config["kernel_neighbours"] is None
+    with pytest.raises(ValueError, match="kernel"):
+        TrainConfig(kernel="wide").validate()

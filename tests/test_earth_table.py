@@ -171,3 +171,17 @@ def test_cached_run_under_other_settings_is_refused(table):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "does not match" in p.stderr and "steps: 5 there, 6 here" in p.stderr
     assert (out / "results.json").read_text() == before  # nothing overwritten
+
+
+def test_adaptive_row_on_request(tmp_path):
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    _write_csv(data / "gamma.csv", 150, seed=7, duplicates=0)
+    p = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(data), "--out", str(out), "--steps", "3",
+                        "--seeds", "0", "--jobs", "1", "--threads", "1", "--methods", "ppd1-adaptive", "--splits",
+                        "standard", "--hidden", "16", "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    config = json.loads((out / "gamma" / "standard" / "ppd1-adaptive" / "seed0" / "config.json").read_text())
+    assert config["config"]["kernel"] == "adaptive" and config["config"]["kernel_neighbours"] >= 1
+    label = "PPD ℓ=1, adaptive kernel (a bandwidth per point; not a default)"
+    assert label in _tables((out / "table.md").read_text())["standard"]

@@ -3,7 +3,8 @@
     python bench/bench_step.py [--points 5000] [--batch 1024] [--hidden 256] [--layers 3] [--threads 2]
 
 Prints a markdown table: milliseconds per optimisation step (median of repeats) and the
-ratio to RFM, plus a breakdown of the PPD step (target path, field with divergence, backward).
+ratio to RFM, plus a breakdown of the PPD step (target path, field with divergence, backward),
+for the default target and for the adaptive one (a bandwidth per point, ``kernel="adaptive"``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import torch
 
 from cnfm_core.field import VectorField
+from cnfm_core.kde import adaptive_kappas
 from cnfm_core.objectives import PPD, RFM
 from cnfm_core.paths import ExponentialSchedule, VMFMixturePath, vmf_log_prob
 from cnfm_core.sphere import sample_uniform
@@ -57,6 +59,8 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     data = sample_uniform(a.points, generator=g)
     path = VMFMixturePath(data, ExponentialSchedule(a.kappa_max))
+    kappas = torch.as_tensor(adaptive_kappas(data.double().numpy(), 3, 3.0), dtype=data.dtype)
+    adaptive = VMFMixturePath(data, ExponentialSchedule(a.kappa_max), scales=kappas / a.kappa_max)
     field = VectorField(hidden=a.hidden, layers=a.layers)
     for p in field.output.parameters():
         torch.nn.init.normal_(p, std=0.1)
@@ -76,8 +80,10 @@ def main() -> None:
         "RFM step": _time(step(rfm), a.repeats),
         "PPD step (l=2)": _time(step(ppd), a.repeats),
         "PPD step (l=1)": _time(step(PPD(path, ell=1)), a.repeats),
+        "PPD step (l=1), adaptive kernel": _time(step(PPD(adaptive, ell=1)), a.repeats),
         "  target sample x ~ p_t": _time(lambda: path.sample(t, generator=g), a.repeats),
         "  target log p_t, d/dt, grad": _time(lambda: path.quantities(x, t), a.repeats),
+        "  adaptive target log p_t, d/dt, grad": _time(lambda: adaptive.quantities(x, t), a.repeats),
         "  (straightforward target: log-sum-exp + autograd)": _time(lambda: naive_quantities(path, data, x, t),
                                                                     a.repeats),
         "  field v and div v (forward)": _time(lambda: field.velocity_and_divergence(x, t), a.repeats),

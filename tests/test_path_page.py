@@ -12,10 +12,13 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
-from cnfm_core.frames import write_frames
+from cnfm_core.frames import read_frames, write_frames
+from cnfm_core.kde import adaptive_kappas, kde_log_prob
 from cnfm_core.runs import RunDir
+from cnfm_core.sphere import grid_points
 from cnfm_core.train import TrainConfig, train
 from dashboard import figures
 
@@ -131,6 +134,17 @@ def trained(tmp_path_factory, single_thread) -> Path:
     return root / RUN
 
 
+@pytest.fixture(scope="module")
+def trained_adaptive(tmp_path_factory, single_thread) -> Path:
+    """Like ``trained``, with the adaptive target kernel."""
+    root = tmp_path_factory.mktemp("runs")
+    config = TrainConfig(data=str(REPO / "assets" / "synthetic_mixture.csv"), steps=20, hidden=16, layers=2,
+                         eval_every=10**6, threads=1, kernel="adaptive")
+    train(config, root / RUN)
+    write_frames(RunDir(root / RUN), n_frames=K, n_lat=10, n_lon=20, n_samples=50, n_trajectories=10)
+    return root / RUN
+
+
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("CNFM_RUNS", str(tmp_path / "runs"))
@@ -231,3 +245,18 @@ def test_run_without_frames_offers_to_compute_them(env, trained):
     at.run()
     assert not at.exception
     assert len(at.select_slider[0].options) == 11  # the command's default
+
+
+def test_an_adaptive_run_says_its_kernel_and_shows_its_target(env, trained_adaptive):
+    shutil.copytree(trained_adaptive, env / RUN)
+    at = _app(run=RUN)
+    caption = next(c.value for c in at.caption if c.value.startswith("**t = "))
+    assert "reference concentration κ(t)" in caption and "adaptive kernel" in caption
+    # the frames' target at t = 1 is the adaptive kernel density of the training points (with the floor)
+    run = RunDir(env / RUN)
+    frames, config = read_frames(run), TrainConfig.from_dict(run.read_json(run.config)["config"])
+    grid = grid_points(frames.lat, frames.lon, dtype=torch.float64).numpy()
+    train_x = run.read_split()["train"].astype(np.float32).astype(np.float64)
+    kappas = adaptive_kappas(train_x, config.kernel_neighbours, config.kernel_scale)
+    expected = kde_log_prob(grid, train_x, kappas, config.floor).reshape(frames.target_log_prob[-1].shape)
+    np.testing.assert_allclose(frames.target_log_prob[-1], expected, rtol=0, atol=1e-3)

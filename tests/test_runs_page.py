@@ -21,11 +21,13 @@ PAGE = "views/runs.py"
 
 @pytest.fixture(scope="module")
 def store_dir(tmp_path_factory, single_thread):
-    """A run store with a PPD run, an RFM run, a run with an unreadable status and one with a broken report."""
+    """A run store with a PPD run (adaptive kernel), an RFM run, a run with an unreadable status and one with a
+    broken report (made before the kernel field existed)."""
     root = tmp_path_factory.mktemp("runs")
     data = str(REPO / "assets" / "synthetic_mixture.csv")
     for run_id, objective in (("ppd-run", "ppd"), ("rfm-run", "rfm")):
-        config = TrainConfig(data=data, steps=15, hidden=16, layers=2, eval_every=10**6, objective=objective, threads=1)
+        config = TrainConfig(data=data, steps=15, hidden=16, layers=2, eval_every=10**6, objective=objective, threads=1,
+                             kernel="adaptive" if objective == "ppd" else "fixed")
         train(config, root / run_id)
         write_report(RunDir(root / run_id), n_lat=10, n_lon=20, n_samples=50)
     (root / "bad-status").mkdir()
@@ -33,6 +35,9 @@ def store_dir(tmp_path_factory, single_thread):
     shutil.copytree(root / "ppd-run", root / "bad-report")
     (root / "bad-report" / "report.json").write_text("not json either")
     (root / "bad-report" / "density.npz").unlink()
+    meta = json.loads((root / "bad-report" / "config.json").read_text())
+    del meta["config"]["kernel"]
+    (root / "bad-report" / "config.json").write_text(json.dumps(meta))
     return root
 
 
@@ -75,6 +80,8 @@ def test_table_lists_every_run_with_objective_and_nll(env):
         assert rows[run_id]["Test NLL"] == pytest.approx(report["test_nll"])
         assert rows[run_id]["KDE NLL"] == pytest.approx(report["kde_nll"])
         assert rows[run_id]["Hidden"] == 16 and rows[run_id]["Status"].startswith("done · step 15")
+    assert (rows["ppd-run"]["Kernel"], rows["rfm-run"]["Kernel"], rows["bad-report"]["Kernel"]) == (
+        "adaptive", "fixed", "fixed")  # a run from before the field was trained with the fixed kernel
     assert rows["bad-status"]["Status"] == "unreadable"
     for col in ("Objective", "Test NLL", "Hidden", "Data set"):
         assert rows["bad-status"][col] is None or (isinstance(rows["bad-status"][col], float)

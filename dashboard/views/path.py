@@ -60,12 +60,14 @@ def _frames(path: str, mtime: float) -> Frames:
     return read_frames(RunDir(path))
 
 
-def _target_floor(path: str) -> float:
-    """The uniform floor of the run's target path (0 for runs made before floors existed or unreadable configs)."""
+def _target(path: str) -> tuple[float, str]:
+    """The uniform floor and the kernel of the run's target path (0 and "fixed" for runs made before those
+    existed, or with an unreadable config)."""
     try:
-        return float(RunDir(path).read_json(RunDir(path).config).get("config", {}).get("floor", 0.0))
+        config = RunDir(path).read_json(RunDir(path).config).get("config", {})
+        return float(config.get("floor", 0.0)), str(config.get("kernel", "fixed"))
     except (RunError, OSError, ValueError, TypeError, AttributeError):
-        return 0.0
+        return 0.0, "fixed"
 
 
 def _frames_of(run: RunDir) -> tuple[str, float]:
@@ -210,7 +212,7 @@ def _download(col: DeltaGenerator, label: str, data: Callable[[], bytes], name: 
                         key=f"path_dl_{label}")
 
 
-def _path_view(run_id: str, path: str, mtime: float, ticking: bool, floor: float) -> None:
+def _path_view(run_id: str, path: str, mtime: float, ticking: bool, floor: float, kernel: str) -> None:
     """Everything that changes with t, drawn as a fragment; ``ticking`` says whether it has a timer."""
     if bool(st.session_state.get("path_playing")) != ticking:
         st.rerun()  # Play or stop was pressed: redraw the page, with or without the timer
@@ -240,7 +242,10 @@ def _path_view(run_id: str, path: str, mtime: float, ticking: bool, floor: float
                   width="stretch")
     floor_text = (f" A share of {floor:.0%} of the target stays uniform at every t (its floor), so no region is "
                   "left with zero density." if floor > 0 else "")
-    st.caption(f"**t = {t:.2f}**, vMF concentration κ(t) = {f.kappa[k]:.3g}. At t = 0 both paths are the "
+    kappa_text = (f"vMF concentration κ(t) = {f.kappa[k]:.3g}" if kernel != "adaptive" else
+                  f"reference concentration κ(t) = {f.kappa[k]:.3g} (adaptive kernel: each point's kernel is κ(t) "
+                  "times its own factor, sharper where the data are dense and wider where they are sparse)")
+    st.caption(f"**t = {t:.2f}**, {kappa_text}. At t = 0 both paths are the "
                "uniform density on the sphere (noise); as t grows, the target concentrates around the data "
                f"points, and the model's flow has to carry its mass along.{floor_text}")
 
@@ -356,4 +361,4 @@ except (RunError, OSError, ValueError, TypeError) as e:
 
 playing = bool(st.session_state.get("path_playing"))
 st.fragment(_path_view, run_every=PLAY_SECONDS if playing else None)(chosen, path, mtime, playing,
-                                                                    _target_floor(path))
+                                                                    *_target(path))

@@ -22,8 +22,10 @@ from cnfm_core.runs import RunError
 from dashboard import figures, state
 
 _BROKEN = (RunError, OSError, ValueError, TypeError, AttributeError, KeyError)
-_KEY_CONFIG = {"hidden": "Hidden", "kappa_max": "κ_max", "space_frequencies": "Fourier features", "lr": "lr",
-               "batch_size": "Batch", "split": "Split", "seed": "Seed"}
+_KEY_CONFIG = {"hidden": "Hidden", "kappa_max": "κ_max", "space_frequencies": "Fourier features",
+               "kernel": "Kernel", "lr": "lr", "batch_size": "Batch", "split": "Split", "seed": "Seed"}
+#: Text columns, with the value a run made before the field existed was trained with.
+_TEXT_CONFIG = {"split": None, "kernel": "fixed"}
 
 
 def _runs(store: RunStore) -> list[RunInfo]:
@@ -87,8 +89,9 @@ def _table(runs: list[RunInfo], reports: dict[str, dict[str, Any]]) -> dict[str,
                                   "Data set": [r.data_name or None for r in runs],
                                   "Objective": [_objective(r.config) for r in runs]}
     for key, label in _KEY_CONFIG.items():
-        kind = str if key == "split" else int | float
-        cols[label] = [r.config.get(key) if isinstance(r.config.get(key), kind) else None for r in runs]
+        kind = str if key in _TEXT_CONFIG else int | float
+        values = [r.config.get(key, _TEXT_CONFIG.get(key)) if r.config else None for r in runs]
+        cols[label] = [v if isinstance(v, kind) else None for v in values]
     cols["Status"] = [_status(r) for r in runs]
     cols["Training time"] = [_duration(r.elapsed) if r.elapsed else None for r in runs]
     cols["Test NLL"] = [_number(reports[r.run_id], "test_nll") for r in runs]

@@ -108,6 +108,12 @@ def test_compare_from_url(env):
     assert any(f"{b - a:+.3f}" in c.value for c in at.caption)
 
 
+def test_compare_counts_a_field_a_run_predates_at_its_old_value(env):
+    at = _runs_page(a="ppd-run", b="bad-report")  # bad-report: ppd-run's config without the kernel field
+    differs = [m.value for m in at.markdown if m.value.startswith("Differs: ")]
+    assert differs == ["Differs: **kernel** = `adaptive`", "Differs: **kernel** = `fixed`"]
+
+
 def test_selectbox_choice_goes_to_url(env):
     at = _runs_page(a="ppd-run", b="rfm-run")
     at.selectbox(key="run_b").set_value("bad-report").run()

@@ -19,13 +19,18 @@ import streamlit as st
 
 from cnfm_core.jobs import RunInfo, RunStore, valid_run_id
 from cnfm_core.runs import RunError
+from cnfm_core.train import LEGACY_DEFAULTS
 from dashboard import figures, state
 
 _BROKEN = (RunError, OSError, ValueError, TypeError, AttributeError, KeyError)
 _KEY_CONFIG = {"hidden": "Hidden", "kappa_max": "κ_max", "space_frequencies": "Fourier features",
                "kernel": "Kernel", "lr": "lr", "batch_size": "Batch", "split": "Split", "seed": "Seed"}
-#: Text columns, with the value a run made before the field existed was trained with.
-_TEXT_CONFIG = {"split": None, "kernel": "fixed"}
+_TEXT_CONFIG = ("split", "kernel")
+
+
+def _filled(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config with the fields added since it was made at the values it was trained with."""
+    return {**LEGACY_DEFAULTS, **config} if config else {}
 
 
 def _runs(store: RunStore) -> list[RunInfo]:
@@ -90,7 +95,7 @@ def _table(runs: list[RunInfo], reports: dict[str, dict[str, Any]]) -> dict[str,
                                   "Objective": [_objective(r.config) for r in runs]}
     for key, label in _KEY_CONFIG.items():
         kind = str if key in _TEXT_CONFIG else int | float
-        values = [r.config.get(key, _TEXT_CONFIG.get(key)) if r.config else None for r in runs]
+        values = [_filled(r.config).get(key) for r in runs]
         cols[label] = [v if isinstance(v, kind) else None for v in values]
     cols["Status"] = [_status(r) for r in runs]
     cols["Training time"] = [_duration(r.elapsed) if r.elapsed else None for r in runs]
@@ -108,7 +113,9 @@ def _when(timestamp: float) -> datetime | None:
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """Config keys whose values differ between two runs, sorted."""
+    """Config keys whose values differ between two runs, sorted (fields a run predates count at the value
+    it was trained with)."""
+    a, b = _filled(a), _filled(b)
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
@@ -212,7 +219,7 @@ for col, slot in zip(st.columns(2), pair, strict=True):
                     f"Data set: {info.data_name or '–'} · objective: {_objective(info.config) or '–'} · "
                     f"{_status(info)}")
         if changed:
-            st.markdown("Differs: " + ", ".join(f"**{k}** = `{info.config.get(k, '–')}`" for k in changed))
+            st.markdown("Differs: " + ", ".join(f"**{k}** = `{_filled(info.config).get(k, '–')}`" for k in changed))
         else:
             st.caption("Same config as the other run.")
         other = nll["b" if slot == "a" else "a"]

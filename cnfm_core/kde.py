@@ -51,7 +51,8 @@ ADAPTIVE_RANGE: tuple[float, float] = (10.0, 3e5)
 #: them has about a hundred distinct concentrations rather than one per point
 #: (:class:`cnfm_core.paths.VMFMixturePath` sums its uniform remainders per distinct one).
 LEVELS_PER_DOUBLING = 8
-_CHUNK = 1024
+#: Entries of the distance table held at once by the neighbour search (32 MB in float64).
+_TABLE_ENTRIES = 1 << 22
 
 
 def kde_log_prob(x: np.ndarray, centers: np.ndarray, kappa: float | np.ndarray, weight: float) -> np.ndarray:
@@ -73,9 +74,10 @@ def _knn_chord2(centers: np.ndarray, ks: tuple[int, ...]) -> np.ndarray:
     """Squared chord distance from each of the (distinct) ``centers`` to its k-th nearest other one, for each
     ``k`` in ``ks`` (each at most ``len(centers) - 1``): shape ``(len(ks), len(centers))``."""
     out = np.empty((len(ks), len(centers)))
-    for s in range(0, len(centers), _CHUNK):
-        d2 = np.clip(2.0 - 2.0 * centers[s : s + _CHUNK] @ centers.T, 0.0, 4.0)
-        out[:, s : s + _CHUNK] = np.partition(d2, ks, axis=1)[:, list(ks)].T  # column 0 is the centre itself
+    step = max(1, _TABLE_ENTRIES // len(centers))
+    for s in range(0, len(centers), step):
+        d2 = np.clip(2.0 - 2.0 * centers[s : s + step] @ centers.T, 0.0, 4.0)
+        out[:, s : s + step] = np.partition(d2, ks, axis=1)[:, list(ks)].T  # column 0 is the centre itself
     return out
 
 

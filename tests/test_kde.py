@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
+from cnfm_core import kde
 from cnfm_core.kde import (
     ADAPTIVE_RANGE,
     KAPPA_GRID,
@@ -144,6 +145,15 @@ def test_adaptive_kappas_follow_the_kth_neighbour_distance() -> None:
         on_grid = np.abs(j - np.round(j)) < 1e-9
         assert np.all(on_grid | (got == ADAPTIVE_RANGE[1]))
         assert len(np.unique(got)) <= LEVELS_PER_DOUBLING * np.log2(ADAPTIVE_RANGE[1] / ADAPTIVE_RANGE[0]) + 2
+
+
+def test_neighbour_search_in_blocks_equals_one_block(monkeypatch) -> None:
+    train = uniform_points(500, 17)
+    whole = adaptive_kappas(train, 3, 3.0)
+    monkeypatch.setattr(kde, "_TABLE_ENTRIES", 500 * 7)  # blocks of 7 rows, the last one short
+    np.testing.assert_array_equal(adaptive_kappas(train, 3, 3.0), whole)
+    d2 = np.sort(((train[:, None] - train[None]) ** 2).sum(-1), axis=1)[:, 3]
+    np.testing.assert_allclose(kde._knn_chord2(train, (3,))[0], d2, rtol=1e-9, atol=1e-12)
 
 
 def test_adaptive_kappas_clip_and_tolerate_tiny_sets() -> None:

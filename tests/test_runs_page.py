@@ -112,6 +112,9 @@ def test_compare_counts_a_field_a_run_predates_at_its_old_value(env):
     at = _runs_page(a="ppd-run", b="bad-report")  # bad-report: ppd-run's config without the kernel field
     differs = [m.value for m in at.markdown if m.value.startswith("Differs: ")]
     assert differs == ["Differs: **kernel** = `adaptive`", "Differs: **kernel** = `fixed`"]
+    at = _runs_page(a="ppd-run", b="rfm-run")  # the fixed-kernel run has no neighbour rank: shown as a dash
+    differs = [m.value for m in at.markdown if m.value.startswith("Differs: ")]
+    assert "**kernel_neighbours** = `–`" in differs[1] and "None" not in differs[1]
 
 
 def test_selectbox_choice_goes_to_url(env):

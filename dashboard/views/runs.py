@@ -219,7 +219,8 @@ for col, slot in zip(st.columns(2), pair, strict=True):
                     f"Data set: {info.data_name or '–'} · objective: {_objective(info.config) or '–'} · "
                     f"{_status(info)}")
         if changed:
-            st.markdown("Differs: " + ", ".join(f"**{k}** = `{_filled(info.config).get(k, '–')}`" for k in changed))
+            shown = {k: _filled(info.config).get(k) for k in changed}
+            st.markdown("Differs: " + ", ".join(f"**{k}** = `{'–' if v is None else v}`" for k, v in shown.items()))
         else:
             st.caption("Same config as the other run.")
         other = nll["b" if slot == "a" else "a"]

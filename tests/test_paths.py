@@ -290,6 +290,25 @@ def test_path_rejects_bad_centres() -> None:
 
 
 # ----------------------------------------------------------------------------- the mixture path: derivatives
+def fd_dlog_prob_dt(path: VMFMixturePath, x: torch.Tensor, t: float, h: float) -> torch.Tensor:
+    """d/dt log p_t(x) by the fourth-order central stencil in t."""
+    f = [path.log_prob(x, t + s * h) for s in (-2, -1, 1, 2)]
+    return (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+
+
+def fd_grad_along_geodesics(path: VMFMixturePath, x: torch.Tensor, t: float, h: float = 1e-4) -> torch.Tensor:
+    """The Riemannian gradient of log p_t at each row of ``x``, from the fourth-order stencil along the
+    geodesics in the two directions of a Gram-Schmidt tangent frame."""
+    fd_grad = torch.zeros_like(x)
+    for j, xi in enumerate(x.numpy()):
+        for b in frame(xi):
+            # d/ds log p(exp_x(s b)) at s = 0 is <grad, b>; exp_x(s b) = cos(s) x + sin(s) b.
+            pts = torch.tensor(np.stack([np.cos(s * h) * xi + np.sin(s * h) * b for s in (-2, -1, 1, 2)]))
+            f = path.log_prob(pts, t)
+            fd_grad[j] += float((f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)) * torch.tensor(b)
+    return fd_grad
+
+
 def _path_and_points(floor: float = 0.0) -> tuple[VMFMixturePath, torch.Tensor]:
     path = VMFMixturePath(torch.tensor(CENTERS[[0, 1, 1, 2, 3]]), ExponentialSchedule(50.0), floor=floor)
     x = torch.cat([random_points(60, 6), torch.tensor(CENTERS), torch.tensor([[0.0, 0.0, -1.0]], dtype=F64)])
@@ -300,9 +319,7 @@ def _path_and_points(floor: float = 0.0) -> tuple[VMFMixturePath, torch.Tensor]:
 @pytest.mark.parametrize("t", [0.1, 0.5, 0.9])
 def test_dlog_prob_dt_matches_finite_difference(t: float, floor: float) -> None:
     path, x = _path_and_points(floor)
-    h = 1e-3
-    f = [path.log_prob(x, t + s * h) for s in (-2, -1, 1, 2)]
-    fd = (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+    fd = fd_dlog_prob_dt(path, x, t, 1e-3)
     q = path.quantities(x, t)
     # log_prob and quantities reach the same sum by two different reductions.
     torch.testing.assert_close(q.log_prob, path.log_prob(x, t), rtol=0, atol=1e-13)
@@ -329,14 +346,7 @@ def test_grad_log_prob_matches_finite_difference_along_geodesics(t: float, floor
     q = path.quantities(x, t)
     assert (q.grad_log_prob * x).sum(-1).abs().max() < 1e-12  # tangent
     # between centres log p bends on the scale 1/kappa: the stencil error ~ h^4 kappa^5 must stay small
-    h = 1e-4
-    fd_grad = torch.zeros_like(x)
-    for j, xi in enumerate(x.numpy()):
-        for b in frame(xi):
-            # d/ds log p(exp_x(s b)) at s = 0 is <grad, b>; exp_x(s b) = cos(s) x + sin(s) b.
-            pts = torch.tensor(np.stack([np.cos(s * h) * xi + np.sin(s * h) * b for s in (-2, -1, 1, 2)]))
-            f = path.log_prob(pts, t)
-            fd_grad[j] += float((f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)) * torch.tensor(b)
+    fd_grad = fd_grad_along_geodesics(path, x, t, h=1e-4)
     scale = float(q.grad_log_prob.norm(dim=-1).max())
     torch.testing.assert_close(q.grad_log_prob, fd_grad, rtol=0, atol=1e-7 * scale)
 
@@ -544,9 +554,7 @@ def test_unit_scales_equal_the_shared_kernel_once_it_is_sharp() -> None:
 @pytest.mark.parametrize("t", [0.05, 0.3, 0.8, 0.95])
 def test_scaled_dlog_prob_dt_matches_finite_difference(t: float, floor: float) -> None:
     path, x = _scaled_path_and_points(floor)
-    h = 1e-4
-    f = [path.log_prob(x, t + s * h) for s in (-2, -1, 1, 2)]
-    fd = (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+    fd = fd_dlog_prob_dt(path, x, t, 1e-4)
     q = path.quantities(x, t)
     scale = float(q.dlog_prob_dt.abs().max())
     assert scale > 0.1
@@ -571,13 +579,7 @@ def test_scaled_grad_log_prob_matches_finite_difference_along_geodesics(t: float
     path, x = _scaled_path_and_points(0.2)
     q = path.quantities(x, t)
     assert (q.grad_log_prob * x).sum(-1).abs().max() < 1e-12  # tangent
-    h = 1e-4
-    fd_grad = torch.zeros_like(x)
-    for j, xi in enumerate(x.numpy()):
-        for b in frame(xi):
-            pts = torch.tensor(np.stack([np.cos(s * h) * xi + np.sin(s * h) * b for s in (-2, -1, 1, 2)]))
-            f = path.log_prob(pts, t)
-            fd_grad[j] += float((f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)) * torch.tensor(b)
+    fd_grad = fd_grad_along_geodesics(path, x, t, h=1e-4)
     scale = float(q.grad_log_prob.norm(dim=-1).max())
     assert scale > 0.1
     torch.testing.assert_close(q.grad_log_prob, fd_grad, rtol=0, atol=1e-6 * scale)

@@ -99,14 +99,18 @@ def _neighbour_distances(train: np.ndarray, ks: tuple[int, ...]) -> tuple[dict[i
     return {k: r2[ranks.index(c)] for k, c in zip(ks, capped, strict=True)}, inverse.reshape(-1)
 
 
+def _kappas(r2: dict[int, np.ndarray] | None, inverse: np.ndarray, k: int, a: float) -> np.ndarray:
+    """Per-point concentrations from :func:`_neighbour_distances`' output (a single location: the sharpest)."""
+    if r2 is None:
+        return np.full(len(inverse), ADAPTIVE_RANGE[1])
+    return _rounded_kappas(r2[k], a)[inverse]
+
+
 def adaptive_kappas(train: np.ndarray, k: int, a: float) -> np.ndarray:
     """``kappa_i = a / r_k(y_i)^2`` for every training point (repeated points share theirs), clipped
     to :data:`ADAPTIVE_RANGE` and rounded to :data:`LEVELS_PER_DOUBLING` levels per doubling; ``k`` is
     capped at the number of distinct locations minus one."""
-    r2, inverse = _neighbour_distances(train, (k,))
-    if r2 is None:
-        return np.full(len(inverse), ADAPTIVE_RANGE[1])
-    return _rounded_kappas(r2[k], a)[inverse]
+    return _kappas(*_neighbour_distances(train, (k,)), k, a)
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,7 @@ def fit_adaptive_kde(train: np.ndarray, val: np.ndarray, *, neighbours: tuple[in
     r2, inverse = _neighbour_distances(train, tuple(neighbours))
     for k in neighbours:
         for a in scales:
-            kappas = np.full(len(inverse), ADAPTIVE_RANGE[1]) if r2 is None else _rounded_kappas(r2[k], a)[inverse]
-            lp = kde_log_prob(val, train, kappas, 0.0)
+            lp = kde_log_prob(val, train, _kappas(r2, inverse, k, a), 0.0)
             for w in weights:
                 mixed = lp if w <= 0 else np.logaddexp(math.log1p(-w) + lp, math.log(w) - LOG_AREA)
                 nll = float(-np.mean(mixed))

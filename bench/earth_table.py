@@ -360,6 +360,30 @@ def cache_conflict(job: Job, cached: dict[str, Any], settings: Settings) -> str 
     return None
 
 
+#: Settings the data's rule (:mod:`cnfm_core.auto`) fills in, with the key ``baselines`` keeps its choice under.
+#: The budget fingerprint cannot see them (the product default is "auto"), so a cached run is checked
+#: against what the rule picks now: a change to the rule must not leave older runs standing in the table.
+AUTO_SETTINGS: dict[str, str] = {"kappa_max": "auto_kappa_max", "space_frequencies": "auto_space_frequencies"}
+
+
+def auto_conflict(job: Job, base: dict[str, Any]) -> str | None:
+    """Why a cached run's data-chosen settings differ from what the rule now picks for its split, or None."""
+    run = RunDir(job.run_dir)
+    try:
+        trained = run.read_json(run.config).get("config", {})
+    except RunError as e:
+        return str(e)
+    args = METHODS[job.method].args
+    diff = []
+    for field, key in AUTO_SETTINGS.items():
+        if f"--{field.replace('_', '-')}" in args or key not in base:
+            continue  # set by the row itself, or no training points to choose from
+        have, want = trained.get(field), base[key]
+        if not isinstance(have, int | float) or not math.isclose(have, want, rel_tol=1e-9):
+            diff.append(f"{field}: {have!r} there, the data's rule picks {want!r} now")
+    return "it was trained with other data-chosen settings (" + "; ".join(diff) + ")" if diff else None
+
+
 def run_job(job: Job, settings: Settings) -> dict[str, Any]:
     """Train (unless cached) and evaluate one run; a failure is returned as ``{"error": ...}``."""
     cached = read_cached(job)
@@ -566,7 +590,10 @@ def main(argv: list[str] | None = None) -> int:
             for d in data_sets for split in splits for m in methods for seed in seeds]
     for job in work:
         cached = read_cached(job)
-        why = cache_conflict(job, cached, settings) if cached is not None else None
+        why = None
+        if cached is not None:
+            why = cache_conflict(job, cached, settings) or auto_conflict(job, base[(job.data.name, job.split)][
+                seeds.index(job.seed)])
         if why:
             _say(f"earth_table: error: {job.run_dir} holds a finished run that does not match: {why}; "
                  "choose another --out or delete it")

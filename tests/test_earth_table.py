@@ -7,6 +7,7 @@ rerun must come entirely from the cache, and a broken CSV added to the folder mu
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -171,6 +172,26 @@ def test_cached_run_under_other_settings_is_refused(table):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "does not match" in p.stderr and "steps: 5 there, 6 here" in p.stderr
     assert (out / "results.json").read_text() == before  # nothing overwritten
+
+
+def test_cached_run_from_an_older_data_rule_is_refused(table, tmp_path):
+    # The budget fingerprint says "auto" for kappa_max; a run trained when the rule picked another value
+    # (as before a change to cnfm_core.auto) must not be reused as if it were made with today's.
+    data, out, _, _ = table
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    config_path = copy / "beta" / "standard" / "ppd1" / "seed1" / "config.json"
+    config = json.loads(config_path.read_text())
+    picked = config["config"]["kappa_max"]
+    config["config"]["kappa_max"] = picked / 2
+    config_path.write_text(json.dumps(config))
+    before = (copy / "results.json").read_text()
+    p = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(data), "--out", str(copy), *ARGS],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "beta/standard/ppd1/seed1" in p.stderr
+    assert f"kappa_max: {picked / 2!r} there, the data's rule picks {picked!r} now" in p.stderr
+    assert (copy / "results.json").read_text() == before
 
 
 def test_adaptive_row_on_request(tmp_path):

@@ -48,19 +48,23 @@ def _run(data: Path, out: Path) -> tuple[subprocess.CompletedProcess, float]:
     return p, time.perf_counter() - t0
 
 
-def _tables(md: str) -> dict[str, dict[str, list[str]]]:
-    """``{split: {row label: cells}}`` with the header row under the key ``"header"``."""
+MINUS_KDE = "| test NLL minus the vMF KDE's"
+
+
+def _tables(md: str, first: str = "| test NLL (nats)") -> dict[str, dict[str, list[str]]]:
+    """``{split: {row label: cells}}`` of the table whose header starts with ``first`` (default: the
+    test NLLs), with the header row under the key ``"header"``."""
     out = {}
     for section in md.split("## Split: ")[1:]:
         split = section.split()[0]
         lines = [ln for ln in section.splitlines() if ln.startswith("| ")]
-        start = next(i for i, ln in enumerate(lines) if ln.startswith("| test NLL"))
+        start = next(i for i, ln in enumerate(lines) if ln.startswith(first))
         table = {}
-        for ln in lines[start:]:
-            if ln.startswith("| training steps/s"):
+        for i, ln in enumerate(lines[start:]):
+            if i > 0 and ln.startswith(("| test NLL", "| training steps/s")):
                 break
             label, *cells = [c.strip() for c in ln.strip("|").split("|")]
-            table["header" if label.startswith("test NLL") else label] = cells
+            table["header" if ln.startswith(first) else label] = cells
         out[split] = table
     return out
 
@@ -95,6 +99,22 @@ def test_table_per_split(table):
         assert t.get("CNFM (published)", ["–", "–"]) == ["–", "–"]  # no published numbers for unknown sets
     assert "5 steps" in md and "ddof=0" in md and "torch" in md
     assert "profile quick with its budget and seeds overridden" in md  # not passed off as the quick profile
+
+
+def test_learned_rows_against_the_kde_paired_by_seed(table):
+    # Second table per split: each learned run's test NLL minus the KDE's on the same split and seed.
+    _, out, _, _ = table
+    res = json.loads((out / "results.json").read_text())
+    paired = _tables((out / "table.md").read_text(), first=MINUS_KDE)
+    for split in ("standard", "dedup"):
+        assert [r for r in paired[split] if r != "header"] == ["PPD ℓ=1", "RFM", FIXED]
+        for j, name in enumerate(("alpha", "beta")):
+            entry = res["table"][split][name]
+            kde = dict(zip(entry["kde"]["seeds"], entry["kde"]["values"], strict=True))
+            for method, label in (("ppd1", "PPD ℓ=1"), ("rfm", "RFM"), ("ppd1-fixed", FIXED)):
+                diffs = [v - kde[s] for s, v in zip(entry[method]["seeds"], entry[method]["values"], strict=True)]
+                assert entry[method]["minus_kde"] == pytest.approx(diffs, abs=1e-12)
+                assert paired[split][label][j] == f"{np.mean(diffs):.3f} ± {np.std(diffs):.3f}"
 
 
 def test_results_json(table):

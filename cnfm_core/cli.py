@@ -185,7 +185,7 @@ def _evaluate(a: argparse.Namespace) -> int:
         if len(x) == 0:
             raise RunError(f"{run.path}: the run has no test split (trained with --split {config.split}); pass --data")
     t0 = time.perf_counter()
-    res = log_likelihood(field, torch.as_tensor(x, dtype=torch.float32), rtol=a.rtol, atol=a.atol)
+    res = log_likelihood(field, torch.tensor(x, dtype=torch.float32), rtol=a.rtol, atol=a.atol)
     secs = time.perf_counter() - t0
     nll = -res.log_prob.double().numpy()
     mean, sem = mean_sem(nll)

@@ -42,6 +42,7 @@ def test_evaluate_test_split(trained_run):
     assert 0.0 < out["nll"] < 3.5
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # the points read from a file are read-only
 def test_evaluate_file_scores_every_row(trained_run, tmp_path):
     f = tmp_path / "pts.csv"
     f.write_text("Latitude,Longitude\n10,20\n-45.5,300\n90,0\n")

@@ -12,11 +12,15 @@ duplicates are removed), seed and method, the flow is trained by the CLI in a su
 ``OUT/<set>/<split>/<method>/seed<k>``; its exact test NLL on the run's own test split is then
 computed with :func:`load_field` and :func:`log_likelihood` and saved as ``result.json`` there.
 A run folder with a ``result.json`` is reused, so an interrupted table resumes when the same
-command is run again; a run folder without one is deleted and redone.
+command is run again; a run folder without one is deleted and redone. A finished run made under
+another budget, other product defaults, or other settings than the data's rule picks now (κ_max,
+Fourier features) is refused with a message, not reused.
 
 Baselines on the same split and seed: the uniform density, log(4 pi), and a vMF KDE with a
 uniform floor (``fit_kde`` on train/val, scored on test). Published numbers are shown for
-reference only, under the standard split: the papers' splits differ from ours.
+reference only, under the standard split: the papers' splits differ from ours. A second table per
+split gives each learned row minus the KDE on the same split and seed: the split moves every row
+together, so this paired difference is much more precise than either row's spread over seeds.
 
 The product defaults are one rule, the same for every data set (:mod:`cnfm_core.auto`): κ_max and
 the field's Fourier features are read off the validation KDE of the run's own split and seed. Two
@@ -476,10 +480,10 @@ def summarise(names: list[str], splits: list[str], methods: list[str],
                 "auto": {"kappa_max": [r.get("auto_kappa_max") for r in b],
                          "space_frequencies": [r.get("auto_space_frequencies") for r in b]},
             }
+            kde_by_seed = {r["seed"]: r["kde"] for r in b if r["kde"] is not None}
             for method in methods:
                 ok = [r for r in runs[(name, split, method)] if "test_nll" in r]
                 rates = [r["steps_per_s"] for r in ok if r.get("steps_per_s")]
-                kde_by_seed = {r["seed"]: r["kde"] for r in b if r["kde"] is not None}
                 entry[method] = {"seeds": [r["seed"] for r in ok], "values": [r["test_nll"] for r in ok],
                                  "steps": [r["steps"] for r in ok], "steps_per_s": rates,
                                  "minus_kde": [r["test_nll"] - kde_by_seed[r["seed"]] for r in ok

@@ -350,8 +350,15 @@ def read_cached(job: Job) -> dict[str, Any] | None:
         return None
 
 
-def cache_conflict(job: Job, cached: dict[str, Any], settings: Settings) -> str | None:
-    """Why a cached result cannot stand for this job (other budget, model or data), or None."""
+#: Settings the data's rule (:mod:`cnfm_core.auto`) fills in, with the key ``baselines`` keeps its choice under.
+#: The budget fingerprint cannot see them (the product default is "auto"), so a cached run is checked
+#: against what the rule picks now: a change to the rule must not leave older runs standing in the table.
+AUTO_SETTINGS: dict[str, str] = {"kappa_max": "auto_kappa_max", "space_frequencies": "auto_space_frequencies"}
+
+
+def cache_conflict(job: Job, cached: dict[str, Any], settings: Settings, base: dict[str, Any]) -> str | None:
+    """Why a cached result cannot stand for this job (other budget, model or data, or other settings than
+    the data's rule picks now on the split and seed whose ``baselines`` are ``base``), or None."""
     want = settings.fingerprint(job)
     have = cached.get("settings")
     if have != want:
@@ -361,17 +368,6 @@ def cache_conflict(job: Job, cached: dict[str, Any], settings: Settings) -> str 
         return "it was made with other settings (" + "; ".join(diff) + ")"
     if cached.get("data_sha256") != job.data.sha256:
         return f"{job.data.path.name} has changed since"
-    return None
-
-
-#: Settings the data's rule (:mod:`cnfm_core.auto`) fills in, with the key ``baselines`` keeps its choice under.
-#: The budget fingerprint cannot see them (the product default is "auto"), so a cached run is checked
-#: against what the rule picks now: a change to the rule must not leave older runs standing in the table.
-AUTO_SETTINGS: dict[str, str] = {"kappa_max": "auto_kappa_max", "space_frequencies": "auto_space_frequencies"}
-
-
-def auto_conflict(job: Job, base: dict[str, Any]) -> str | None:
-    """Why a cached run's data-chosen settings differ from what the rule now picks for its split, or None."""
     run = RunDir(job.run_dir)
     try:
         trained = run.read_json(run.config).get("config", {})
@@ -603,10 +599,8 @@ def main(argv: list[str] | None = None) -> int:
             for d in data_sets for split in splits for m in methods for seed in seeds]
     for job in work:
         cached = read_cached(job)
-        why = None
-        if cached is not None:
-            why = cache_conflict(job, cached, settings) or auto_conflict(job, base[(job.data.name, job.split)][
-                seeds.index(job.seed)])
+        seed_base = base[(job.data.name, job.split)][seeds.index(job.seed)]
+        why = cache_conflict(job, cached, settings, seed_base) if cached is not None else None
         if why:
             _say(f"earth_table: error: {job.run_dir} holds a finished run that does not match: {why}; "
                  "choose another --out or delete it")

@@ -290,10 +290,14 @@ def test_path_rejects_bad_centres() -> None:
 
 
 # ----------------------------------------------------------------------------- the mixture path: derivatives
+def _central4(f: list[torch.Tensor] | torch.Tensor, h: float) -> torch.Tensor:
+    """The fourth-order central difference from values at offsets -2h, -h, h, 2h."""
+    return (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+
+
 def fd_dlog_prob_dt(path: VMFMixturePath, x: torch.Tensor, t: float, h: float) -> torch.Tensor:
     """d/dt log p_t(x) by the fourth-order central stencil in t."""
-    f = [path.log_prob(x, t + s * h) for s in (-2, -1, 1, 2)]
-    return (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+    return _central4([path.log_prob(x, t + s * h) for s in (-2, -1, 1, 2)], h)
 
 
 def fd_grad_along_geodesics(path: VMFMixturePath, x: torch.Tensor, t: float, h: float = 1e-4) -> torch.Tensor:
@@ -304,8 +308,7 @@ def fd_grad_along_geodesics(path: VMFMixturePath, x: torch.Tensor, t: float, h: 
         for b in frame(xi):
             # d/ds log p(exp_x(s b)) at s = 0 is <grad, b>; exp_x(s b) = cos(s) x + sin(s) b.
             pts = torch.tensor(np.stack([np.cos(s * h) * xi + np.sin(s * h) * b for s in (-2, -1, 1, 2)]))
-            f = path.log_prob(pts, t)
-            fd_grad[j] += float((f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)) * torch.tensor(b)
+            fd_grad[j] += float(_central4(path.log_prob(pts, t), h)) * torch.tensor(b)
     return fd_grad
 
 

@@ -20,8 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cnfm_core.config import TrainConfig
 from cnfm_core.jobs import JobRunner, RunStore
-from cnfm_core.train import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import torch
 
+from cnfm_core.builders import load_field
+from cnfm_core.config import TrainConfig
 from cnfm_core.integrate import log_likelihood
 from cnfm_core.synthetic import DEFAULT_MIXTURE
-from cnfm_core.train import TrainConfig, load_field, train
+from cnfm_core.train import train
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SETTINGS = [

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
+from cnfm_core.builders import load_field
 from cnfm_core.data import write_points
 from cnfm_core.integrate import log_likelihood
 from cnfm_core.kde import fit_kde, kde_log_prob
 from cnfm_core.sphere import LOG_AREA
 from cnfm_core.synthetic import DEFAULT_MIXTURE
-from cnfm_core.train import load_field
 
 
 def main() -> None:

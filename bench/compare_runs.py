@@ -18,9 +18,9 @@ import sys
 import numpy as np
 import torch
 
+from cnfm_core.builders import load_field
 from cnfm_core.integrate import log_likelihood
 from cnfm_core.runs import RunDir, RunError
-from cnfm_core.train import load_field
 
 
 def per_point_log_prob(run: str, part: str) -> tuple[np.ndarray, np.ndarray]:

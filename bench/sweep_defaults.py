@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
+from cnfm_core.builders import load_field
 from cnfm_core.integrate import log_likelihood
 from cnfm_core.runs import RunDir
-from cnfm_core.train import load_field
 
 BASE: dict[str, str] = {"--objective": "ppd", "--ell": "1", "--kappa-max": "1000", "--hidden": "256",
                         "--lr": "1e-3", "--batch-size": "512", "--schedule": "exponential", "--floor": "0",

@@ -17,14 +17,14 @@ from typing import NoReturn, TypeVar
 
 import torch
 
+from .builders import load_field
+from .config import DEFAULT_ATOL, DEFAULT_RTOL, KERNELS, OBJECTIVE_NAMES, SCHEDULE_NAMES, TrainConfig, choose_threads
 from .data import DataError, read_points, write_points
-from .integrate import DEFAULT_ATOL, DEFAULT_RTOL, log_likelihood, sample
-from .objectives import OBJECTIVES
-from .paths import SCHEDULES
+from .integrate import log_likelihood, sample
 from .report import mean_sem, write_report
 from .runs import RunDir, RunError
 from .sphere import LOG_AREA
-from .train import KERNELS, TrainConfig, choose_threads, load_field, request_stop, train
+from .train import request_stop, train
 
 __all__ = ["main"]
 
@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a flow on a CSV of points")
     t.add_argument("--data", help="CSV with lat/lon (or x,y,z) columns; not needed with --resume")
     t.add_argument("--run-dir", required=True, help="directory for config, metrics and checkpoint")
-    t.add_argument("--objective", choices=list(OBJECTIVES), default=d.objective)
+    t.add_argument("--objective", choices=OBJECTIVE_NAMES, default=d.objective)
     t.add_argument("--ell", type=int, choices=(1, 2), default=d.ell, help="PPD exponent l")
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=_positive_int, help="step budget (default 2000)")
@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--kernel", choices=KERNELS, default=d.kernel,
                    help="the target's kernels: one bandwidth for every point (default), or one per point from the "
                         "distance to its nearest neighbours, with the neighbour rank and scale read from the data")
-    t.add_argument("--schedule", choices=list(SCHEDULES), default=d.schedule)
+    t.add_argument("--schedule", choices=SCHEDULE_NAMES, default=d.schedule)
     t.add_argument("--floor", type=float, default=d.floor,
                    help="weight of a uniform component in the target, in [0, 1)")
     t.add_argument("--hidden", type=_positive_int, default=d.hidden)

@@ -27,13 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .builders import build_path, load_field
+from .config import TrainConfig
 from .field import VectorField
 from .grid import cell_centres
 from .integrate import flow, log_likelihood
 from .objectives import PPD
 from .runs import RunDir
 from .sphere import grid_points, sample_uniform, xyz_to_latlon
-from .train import TrainConfig, build_path, load_field
 
 __all__ = ["Frames", "compute_frames", "read_frames", "write_frames"]
 

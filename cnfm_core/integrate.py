@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 from torchdiffeq import odeint
 
+from .config import DEFAULT_ATOL, DEFAULT_RTOL
 from .field import VectorField
 from .grid import cell_centres
 from .sphere import LOG_AREA, grid_points, projx, sample_uniform
@@ -34,10 +35,6 @@ __all__ = [
     "log_likelihood",
     "sample",
 ]
-
-#: Default tolerances of the adaptive likelihood solver (see bench/bench_likelihood.py for their accuracy).
-DEFAULT_RTOL: float = 1e-5
-DEFAULT_ATOL: float = 1e-5
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
 

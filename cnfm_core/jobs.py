@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import TrainConfig, choose_threads
 from .runs import RunDir, RunError
-from .train import TrainConfig, choose_threads
 
 __all__ = ["ACTIVE", "FINISHED", "JobRunner", "RunInfo", "RunStore", "valid_run_id"]
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .builders import load_field
 from .data import write_points
 from .grid import cell_areas
 from .integrate import density_grid, log_likelihood, sample
@@ -24,7 +25,6 @@ from .kde import fit_kde, kde_log_prob
 from .runs import RunDir
 from .sphere import LOG_AREA, grid_points
 from .synthetic import known_density
-from .train import load_field
 
 __all__ = ["mean_sem", "write_report"]
 

@@ -18,12 +18,12 @@ True
 
 from __future__ import annotations
 
-import math
-
 import geoopt
 import numpy as np
 import torch
 from torch import Tensor
+
+from .geo import LOG_AREA
 
 __all__ = [
     "LOG_AREA",
@@ -39,8 +39,6 @@ __all__ = [
     "xyz_to_latlon",
 ]
 
-#: log of the area of the unit sphere, log(4 pi) = 2.5310...; the NLL of the uniform density.
-LOG_AREA: float = math.log(4.0 * math.pi)
 
 _SPHERE = geoopt.Sphere()
 

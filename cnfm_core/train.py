@@ -20,145 +20,26 @@ import dataclasses
 import hashlib
 import math
 import os
-import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .auto import choose_settings
+from .builders import build_field, build_path, device_name, resolve_device
+from .config import ADAPTIVE_FIELDS, AUTO_FIELDS, TrainConfig, choose_threads
 from .data import make_split, read_points
 from .field import VectorField
-from .integrate import DEFAULT_ATOL, DEFAULT_RTOL, log_likelihood
-from .kde import adaptive_kappas
-from .objectives import OBJECTIVES, make_objective
-from .paths import SCHEDULES, VMFMixturePath, make_schedule
+from .integrate import log_likelihood
+from .objectives import make_objective
 from .runs import RunDir, RunError
 
-__all__ = [
-    "KERNELS",
-    "TrainConfig",
-    "TrainResult",
-    "build_field",
-    "build_path",
-    "choose_threads",
-    "load_field",
-    "request_stop",
-    "resolve_auto",
-    "resolve_device",
-    "train",
-]
+__all__ = ["TrainResult", "request_stop", "resolve_auto", "train"]
 
 _STOP = {"requested": False}
-#: Fields that, left at None, are chosen from the data when a run starts.
-AUTO_FIELDS: tuple[str, ...] = ("kappa_max", "space_frequencies", "kernel_neighbours", "kernel_scale")
-#: Config fields added after the first runs were made, with the values those runs were trained with.
-LEGACY_DEFAULTS: dict[str, Any] = {"floor": 0.0, "space_frequencies": 0, "space_scale": 10.0, "kernel": "fixed",
-                                   "kernel_neighbours": None, "kernel_scale": None}
-#: Fields read from the data only for the adaptive kernel.
-ADAPTIVE_FIELDS: tuple[str, ...] = ("kernel_neighbours", "kernel_scale")
-#: The target's kernels: one bandwidth for every point, or one per point (:func:`cnfm_core.kde.adaptive_kappas`).
-KERNELS: tuple[str, ...] = ("fixed", "adaptive")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run; saved as ``config.json`` and inside every checkpoint.
-
-    Defaults were chosen on validation data (see docs/defaults.md) and are the same for every
-    data set. The fields in :data:`AUTO_FIELDS` left at None (``kappa_max``, ``space_frequencies``,
-    and with the adaptive kernel its ``kernel_neighbours`` and ``kernel_scale``) are set when the run
-    starts by one rule that reads the data's sharpness off validation kernel densities
-    (:mod:`cnfm_core.auto`); the saved config holds the values chosen. ``kernel="adaptive"`` (not the
-    default, docs/defaults.md round 7) gives the target's centre ``i`` the concentration
-    ``kappa_i / kappa_max * kappa(t)``, with ``kappa_i`` from the distance to its ``kernel_neighbours``-th
-    nearest neighbour (:func:`cnfm_core.kde.adaptive_kappas`).
-    """
-
-    data: str = ""
-    objective: str = "ppd"
-    ell: int = 1
-    schedule: str = "exponential"
-    kappa_max: float | None = None
-    floor: float = 0.02
-    hidden: int = 256
-    layers: int = 3
-    frequencies: int = 4
-    space_frequencies: int | None = None
-    space_scale: float = 10.0
-    kernel: str = "fixed"
-    kernel_neighbours: int | None = None
-    kernel_scale: float | None = None
-    lr: float = 1e-2
-    batch_size: int = 512
-    steps: int | None = None
-    minutes: float | None = None
-    warmup_steps: int = 100
-    grad_clip: float = 10.0
-    ema_decay: float = 0.999
-    seed: int = 0
-    split: str = "standard"
-    device: str = "auto"
-    threads: int | None = None
-    log_every: int = 50
-    eval_every: int = 1000
-    eval_points: int = 512
-    checkpoint_every: int = 500
-    rtol: float = DEFAULT_RTOL
-    atol: float = DEFAULT_ATOL
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad field."""
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVES)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
-        if self.ell not in (1, 2):
-            raise ValueError(f"ell must be 1 or 2, got {self.ell}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        for name in ("hidden", "layers", "batch_size", "log_every", "eval_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.steps is not None and self.steps < 0:
-            raise ValueError(f"steps must be >= 0, got {self.steps}")
-        if self.minutes is not None and not self.minutes > 0:
-            raise ValueError(f"minutes must be > 0, got {self.minutes}")
-        if self.kappa_max is not None and not (self.kappa_max > 0 and math.isfinite(self.kappa_max)):
-            raise ValueError(f"kappa_max must be positive, got {self.kappa_max}")
-        if (self.space_frequencies is not None and self.space_frequencies < 0) or not self.space_scale > 0:
-            raise ValueError(f"space_frequencies must be >= 0 and space_scale > 0, got {self.space_frequencies}"
-                             f" and {self.space_scale}")
-        if not 0.0 <= self.floor < 1.0:
-            raise ValueError(f"floor must be in [0, 1), got {self.floor}")
-        if self.kernel not in KERNELS:
-            raise ValueError(f"unknown kernel {self.kernel!r}; known: {', '.join(KERNELS)}")
-        if self.kernel_neighbours is not None and self.kernel_neighbours < 1:
-            raise ValueError(f"kernel_neighbours must be at least 1, got {self.kernel_neighbours}")
-        if self.kernel_scale is not None and not (self.kernel_scale > 0 and math.isfinite(self.kernel_scale)):
-            raise ValueError(f"kernel_scale must be positive, got {self.kernel_scale}")
-        if not (self.lr > 0 and 0 <= self.ema_decay < 1):
-            raise ValueError("lr must be > 0 and ema_decay in [0, 1)")
-
-    def budget(self) -> tuple[int | None, float | None]:
-        """(steps, seconds); with neither given, 2,000 steps."""
-        if self.steps is None and self.minutes is None:
-            return 2000, None
-        return self.steps, None if self.minutes is None else 60.0 * self.minutes
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        # Fields added later, with the value that reproduces runs whose configs predate them.
-        d = {**LEGACY_DEFAULTS, **d}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown config fields: {', '.join(sorted(unknown))}")
-        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -176,64 +57,6 @@ class TrainResult:
 def request_stop() -> None:
     """Ask a running :func:`train` to stop after the current step (it saves a checkpoint first)."""
     _STOP["requested"] = True
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else CPU; asking for CUDA without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was requested but no CUDA GPU is available")
-    return torch.device(name)
-
-
-def choose_threads(requested: int | None) -> int:
-    """Torch CPU threads: as requested, else ``$CNFM_THREADS``, else the usable cores (at most 8)."""
-    if requested:
-        return int(requested)
-    env = os.environ.get("CNFM_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
-
-
-def build_field(config: TrainConfig) -> VectorField:
-    if config.space_frequencies is None:
-        raise ValueError("space_frequencies is still to be chosen from the data (resolve_auto)")
-    return VectorField(hidden=config.hidden, layers=config.layers, frequencies=config.frequencies,
-                       space_frequencies=config.space_frequencies, space_scale=config.space_scale)
-
-
-def build_path(config: TrainConfig, train_x: torch.Tensor) -> VMFMixturePath:
-    """The PPD target over the training points ``train_x`` (``(N, 3)``, on the device to use)."""
-    if config.kappa_max is None or (config.kernel == "adaptive" and None in (config.kernel_neighbours,
-                                                                              config.kernel_scale)):
-        raise ValueError("the target's settings are still to be chosen from the data (resolve_auto)")
-    scales = None
-    if config.kernel == "adaptive":
-        kappas = adaptive_kappas(train_x.detach().cpu().double().numpy(), config.kernel_neighbours,
-                                 config.kernel_scale)
-        scales = torch.as_tensor(kappas / config.kappa_max, dtype=train_x.dtype, device=train_x.device)
-    schedule = make_schedule(config.schedule, config.kappa_max)
-    return VMFMixturePath(train_x, schedule, floor=config.floor, scales=scales)
-
-
-def load_field(run: RunDir | str | os.PathLike[str], *, ema: bool = True,
-               device: str | torch.device = "cpu") -> tuple[VectorField, TrainConfig]:
-    """Rebuild the trained field (EMA weights by default) and its config from a checkpoint alone."""
-    run = run if isinstance(run, RunDir) else RunDir(run)
-    state = run.load_checkpoint()
-    try:
-        config = TrainConfig.from_dict(state["config"])
-        model = build_field(config)
-        model.load_state_dict(state["ema" if ema else "model"])
-    except (TypeError, ValueError, RuntimeError, KeyError) as e:
-        raise RunError(f"{run.checkpoint}: does not match its config ({str(e).splitlines()[0][:200]})") from None
-    return model.to(device).eval(), config
 
 
 def _sha256(path: Path) -> str:
@@ -342,7 +165,7 @@ def train(
         meta = {"config": dataclasses.asdict(config), **facts, "created": time.time()}
         run.write_json(run.config, meta)
     meta = run.read_json(run.config)
-    meta.update(device=str(device), device_name=_device_name(device), threads=threads, torch=torch.__version__)
+    meta.update(device=str(device), device_name=device_name(device), threads=threads, torch=torch.__version__)
     meta["config"] = dataclasses.asdict(config)
     run.write_json(run.config, meta)
     if state is not None:  # a new run read its split above
@@ -448,10 +271,3 @@ def train(
         status(final)
     run.append_metrics({"event": final, "step": step, "elapsed": elapsed, "time": time.time()})
     return TrainResult(run.path, final, step, elapsed, last_loss, val_nll)
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()})"
-

@@ -19,10 +19,11 @@ import traceback
 _EARLY_STOP: list[int] = []
 signal.signal(signal.SIGTERM, lambda *_: _EARLY_STOP.append(1))
 
+from .config import TrainConfig  # noqa: E402
 from .frames import write_frames  # noqa: E402
 from .report import write_report  # noqa: E402
 from .runs import RunDir  # noqa: E402
-from .train import TrainConfig, request_stop, train  # noqa: E402
+from .train import request_stop, train  # noqa: E402
 
 __all__ = ["main"]
 

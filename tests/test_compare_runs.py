@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cnfm_core.train import TrainConfig, train
+from cnfm_core.config import TrainConfig
+from cnfm_core.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "compare_runs.py"

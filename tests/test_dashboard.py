@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from cnfm_core.config import TrainConfig
 from cnfm_core.jobs import FINISHED, RunStore
-from cnfm_core.train import TrainConfig
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 

@@ -129,10 +129,11 @@ def test_pick_train_and_see_results(server, tmp_path):
 
 
 def test_shared_path_link_plays_to_the_end_and_exports(server, runs_root, tmp_path):
+    from cnfm_core.config import TrainConfig
     from cnfm_core.frames import write_frames
     from cnfm_core.report import write_report
     from cnfm_core.runs import RunDir
-    from cnfm_core.train import TrainConfig, train
+    from cnfm_core.train import train
 
     run_id = "shared-run"
     run = RunDir(runs_root / run_id)

@@ -19,10 +19,10 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from cnfm_core.auto import KAPPA_CAP, KAPPA_MIN
+from cnfm_core.config import TrainConfig
 from cnfm_core.data import make_split, read_points
 from cnfm_core.sphere import xyz_to_latlon
 from cnfm_core.synthetic import DEFAULT_MIXTURE
-from cnfm_core.train import TrainConfig
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "earth_table.py"
 # --jobs 2 rather than 1: the 16 subprocesses start torch in about 3 s each, so one at a time would

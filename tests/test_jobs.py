@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from cnfm_core.config import TrainConfig
 from cnfm_core.jobs import JobRunner, RunStore, valid_run_id
 from cnfm_core.runs import RunError
-from cnfm_core.train import TrainConfig
 
 
 @pytest.mark.parametrize("run_id, ok", [("20261128-run-ab12", True), ("a", True), ("flood-lr=1e-2,batch=1024", True),

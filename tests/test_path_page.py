@@ -15,11 +15,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from cnfm_core.config import TrainConfig
 from cnfm_core.frames import read_frames, write_frames
 from cnfm_core.kde import adaptive_kappas, kde_log_prob
 from cnfm_core.runs import RunDir
 from cnfm_core.sphere import grid_points
-from cnfm_core.train import TrainConfig, train
+from cnfm_core.train import train
 from dashboard import figures
 
 REPO = Path(__file__).resolve().parents[1]

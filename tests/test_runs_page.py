@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from cnfm_core.config import TrainConfig
 from cnfm_core.report import write_report
 from cnfm_core.runs import RunDir
-from cnfm_core.train import TrainConfig, train
+from cnfm_core.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard" / "app.py")

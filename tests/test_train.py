@@ -9,9 +9,11 @@ import pickle
 import pytest
 import torch
 
+from cnfm_core.builders import load_field
+from cnfm_core.config import TrainConfig
 from cnfm_core.runs import CheckpointError, RunDir, RunError
 from cnfm_core.sphere import LOG_AREA
-from cnfm_core.train import TrainConfig, load_field, request_stop, train
+from cnfm_core.train import request_stop, train
 
 TINY = dict(hidden=48, layers=2, batch_size=128, log_every=10, eval_every=10_000, threads=2)
 

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from cnfm_core.config import LEGACY_DEFAULTS
 from cnfm_core.jobs import RunInfo, RunStore, valid_run_id
 from cnfm_core.runs import RunError
-from cnfm_core.train import LEGACY_DEFAULTS
 from dashboard import figures, state
 
 _BROKEN = (RunError, OSError, ValueError, TypeError, AttributeError, KeyError)

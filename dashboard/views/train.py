@@ -5,9 +5,10 @@ import math
 import streamlit as st
 
 from cnfm_core.auto import KAPPA_CAP, KAPPA_MIN
+from cnfm_core.builders import resolve_device
+from cnfm_core.config import TrainConfig
 from cnfm_core.jobs import ACTIVE
 from cnfm_core.runs import RunError
-from cnfm_core.train import TrainConfig, resolve_device
 from dashboard import figures, state
 
 OBJECTIVES = {"ppd1": ("PPD, ℓ = 1", "ppd", 1), "ppd2": ("PPD, ℓ = 2", "ppd", 2),

@@ -2,7 +2,7 @@
 
 Pure functions from arrays to bytes, drawn with matplotlib's Agg canvas (no pyplot, no display, no
 network) and, for GIFs, pillow. Coordinates are ``lat, lon`` in degrees, as in :mod:`dashboard.figures`;
-the coastlines are its :func:`~dashboard.figures.land_lines`.
+the coastlines are its :func:`~dashboard.figures.land.land_lines`.
 
 The globe is an orthographic projection computed here (:func:`orthographic`): the hemisphere facing
 the viewer, land filled from a raster of the land polygons, coastlines and a 30 deg graticule.
@@ -25,7 +25,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 from PIL import Image
 
-from dashboard.figures import LAND_COLOR, OCEAN_COLOR, _rings, land_lines
+from dashboard.figures.colours import LAND_COLOR, OCEAN_COLOR
+from dashboard.figures.land import land_lines, rings
 
 __all__ = [
     "GlobePoints",
@@ -111,7 +112,7 @@ def _land_mask(land: dict[str, Any]) -> np.ndarray:
     ax.set_axis_off()
     ax.set_xlim(-180, 180)
     ax.set_ylim(-90, 90)
-    for ring in _rings(land):
+    for ring in rings(land):
         xy = np.asarray(ring, dtype=np.float64).reshape(-1, 2)
         if len(xy) >= 3:
             ax.fill(xy[:, 0], xy[:, 1], color="black", linewidth=0, antialiased=False)

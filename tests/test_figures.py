@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from dashboard.figures import (
 MAP_TRACES = {"scattergeo", "choropleth", "scattermapbox", "choroplethmapbox", "densitymapbox",
               "scattermap", "choroplethmap", "densitymap"}
 MAP_LAYOUT_KEYS = {"geo", "mapbox", "map"}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def grid(n_lat: int = 18, n_lon: int = 36) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -302,3 +305,21 @@ def test_globe_optional_pole_caps_and_bad_density(land: dict[str, Any]) -> None:
     lat, lon, log_prob = grid()
     with pytest.raises(ValueError, match="shape"):
         globe(land=land, density=(lat, lon, log_prob.T))
+
+
+# ---------------------------------------------------------------------------------------------
+# Imports
+
+
+def test_figures_do_not_import_torch() -> None:
+    """Every module of dashboard.figures imports without torch (pages must not pay for it)."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import dashboard.figures as f\n"
+        "names = [m.name for m in pkgutil.iter_modules(f.__path__, 'dashboard.figures.')]\n"
+        "for name in names: importlib.import_module(name)\n"
+        "assert len(names) >= 5, names\n"
+        "assert 'torch' not in sys.modules, [m for m in sys.modules if m.startswith('torch')]\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

@@ -1,0 +1,201 @@
+"""Flat figures (plotly): equirectangular density and residual maps with coastlines, and training curves.
+
+No plotly geo or tile map: a map is a ``Heatmap`` on plain axes, longitude on x and latitude on y, one
+degree to one degree, with the coastlines of :func:`~dashboard.figures.land.land_lines` over it.
+
+>>> round(UNIFORM_NLL, 3)
+2.531
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from cnfm_core.geo import LOG_AREA
+from dashboard.figures.colours import COLORSCALE, DIVERGING_COLORSCALE, SAMPLE_COLOR, css_color, symmetric_limit
+from dashboard.figures.geometry import as_latlon, subsample
+from dashboard.figures.land import land_lines
+
+__all__ = ["UNIFORM_NLL", "curves", "density_map", "residual_map"]
+
+#: Negative log-likelihood of the uniform density on the unit sphere, log(4 pi) nats.
+UNIFORM_NLL: float = LOG_AREA
+_MAX_MAP_POINTS: int = 20_000
+
+
+def _degree_labels(values: Sequence[float], positive: str, negative: str) -> list[str]:
+    """``[-60, 0, 60] -> ["60°W", "0°", "60°E"]`` for ``positive="E", negative="W"``."""
+    return [f"{abs(v):g}°{positive if v > 0 else negative if v < 0 else ''}" for v in values]
+
+
+def density_map(
+    lat: np.ndarray,
+    lon: np.ndarray,
+    log_prob: np.ndarray,
+    *,
+    land: dict[str, Any],
+    title: str = "",
+    log_scale: bool = True,
+    points: tuple[np.ndarray, np.ndarray] | None = None,
+    zmin: float | None = None,
+    zmax: float | None = None,
+) -> go.Figure:
+    """Equirectangular heat map of a density on a lat/lon grid, with coastlines.
+
+    ``lat`` (n_lat,) and ``lon`` (n_lon,) are cell centres in degrees and ``log_prob`` is
+    ``(n_lat, n_lon)`` with ``log_prob[i, j]`` at ``(lat[i], lon[j])`` (as in
+    :class:`cnfm_core.integrate.DensityGrid`), in nats per steradian. The colour shows
+    ``log_prob`` when ``log_scale`` else ``exp(log_prob)``; cells where that is not finite (NaN, or
+    -inf on the log scale) are left blank. ``points`` is an optional ``(lat, lon)`` overlay in
+    :data:`SAMPLE_COLOR` (at most 20,000 drawn, a seeded subsample). ``zmin``/``zmax`` fix the ends
+    of the colour scale (in the units shown), so that several maps share one scale (see
+    :func:`shared_log_range`); by default plotly spans the values.
+    Axes are fixed to [-180, 180] x [-90, 90] at one degree to one degree.
+    """
+    lat = np.asarray(lat, dtype=np.float64).ravel()
+    lon = np.asarray(lon, dtype=np.float64).ravel()
+    log_prob = np.asarray(log_prob, dtype=np.float64)
+    if log_prob.shape != (lat.size, lon.size):
+        raise ValueError(f"log_prob must have shape ({lat.size}, {lon.size}), got {log_prob.shape}")
+    z = log_prob if log_scale else np.exp(log_prob)
+    z = np.where(np.isfinite(z), z, np.nan)
+    label = "log density (nats)" if log_scale else "density"
+    fig = go.Figure()
+    fig.add_trace(
+        go.Heatmap(
+            x=lon,
+            y=lat,
+            z=z,
+            name=label,
+            colorscale=COLORSCALE,
+            colorbar={"title": {"text": label, "side": "right"}},
+            hovertemplate="lat %{y:.1f}°, lon %{x:.1f}°<br>" + label + " %{z:.3g}<extra></extra>",
+            zmin=zmin,
+            zmax=zmax,
+        )
+    )
+    coast = land_lines(land)
+    fig.add_trace(
+        go.Scatter(
+            x=coast.lon,
+            y=coast.lat,
+            mode="lines",
+            name="coastline",
+            line={"color": "white", "width": 0.7},
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    )
+    if points is not None:
+        plat, plon = as_latlon(*points)
+        idx = subsample(plat.size, _MAX_MAP_POINTS, seed=0)
+        fig.add_trace(
+            go.Scattergl(
+                x=plon[idx],
+                y=plat[idx],
+                mode="markers",
+                name="points",
+                marker={"size": 3, "color": css_color(SAMPLE_COLOR), "line": {"width": 0}},
+                hovertemplate="lat %{y:.2f}°, lon %{x:.2f}°<extra></extra>",
+                showlegend=False,
+            )
+        )
+    lon_ticks = list(range(-180, 181, 60))
+    lat_ticks = list(range(-90, 91, 30))
+    fig.update_layout(
+        title={"text": title} if title else None,
+        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+        plot_bgcolor="white",
+        xaxis={
+            "range": [-180, 180],
+            "tickvals": lon_ticks,
+            "ticktext": _degree_labels(lon_ticks, "E", "W"),
+            "showgrid": False,
+            "zeroline": False,
+            "constrain": "domain",
+        },
+        yaxis={
+            "range": [-90, 90],
+            "tickvals": lat_ticks,
+            "ticktext": _degree_labels(lat_ticks, "N", "S"),
+            "showgrid": False,
+            "zeroline": False,
+            "scaleanchor": "x",
+            "scaleratio": 1,
+            "constrain": "domain",
+        },
+    )
+    return fig
+
+
+def residual_map(
+    lat: np.ndarray, lon: np.ndarray, values: np.ndarray, *, land: dict[str, Any], title: str = "",
+    label: str = "p_t · r", limit: float | None = None,
+) -> go.Figure:
+    """Equirectangular map of a signed quantity on a lat/lon grid (as :func:`density_map`), in
+    :data:`DIVERGING_COLORSCALE` centred at zero: red above, blue below, white at zero.
+
+    The colour range is ``[-limit, limit]``, by default from :func:`symmetric_limit`; values beyond
+    it get the end colours. Non-finite cells are left blank.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    m = float(limit) if limit is not None else symmetric_limit(values)
+    fig = density_map(lat, lon, values, land=land, title=title, zmin=-m, zmax=m)
+    fig.update_traces(
+        selector={"type": "heatmap"},
+        name=label,
+        colorscale=DIVERGING_COLORSCALE,
+        zmid=0.0,
+        colorbar={"title": {"text": label, "side": "right"}},
+        hovertemplate="lat %{y:.1f}°, lon %{x:.1f}°<br>" + label + " %{z:.3g}<extra></extra>",
+    )
+    fig.update_traces(selector={"name": "coastline"}, line={"color": "rgb(90, 90, 90)", "width": 0.7})
+    return fig
+
+
+def _series(metrics: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """``(steps, values)`` of the records holding a finite number under ``key`` and a ``step``."""
+    steps: list[float] = []
+    values: list[float] = []
+    for rec in metrics:
+        value, step = rec.get(key), rec.get("step")
+        if isinstance(value, int | float) and isinstance(step, int | float) and math.isfinite(value):
+            steps.append(float(step))
+            values.append(float(value))
+    return steps, values
+
+
+def curves(metrics: Sequence[dict[str, Any]]) -> go.Figure:
+    """Training loss (top) and validation NLL (bottom) against step, from metrics records.
+
+    Records are dicts as in a run's ``metrics.jsonl``: those with ``step`` and ``loss`` feed the
+    top panel, those with ``step`` and ``val_nll`` the bottom one; others (events) are ignored.
+    The NLL panel has a dashed line at the uniform density's NLL, log(4 pi) = 2.531 nats. With no
+    usable record the figure is empty and says "no data yet".
+    """
+    loss = _series(metrics, "loss")
+    nll = _series(metrics, "val_nll")
+    if not loss[0] and not nll[0]:
+        fig = go.Figure()
+        fig.add_annotation(text="no data yet", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                           font={"size": 16, "color": "gray"})
+        fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=300,
+                          margin={"l": 10, "r": 10, "t": 10, "b": 10})
+        return fig
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("training loss", "validation NLL (nats)"))
+    fig.add_trace(go.Scatter(x=loss[0], y=loss[1], mode="lines", name="loss", line={"color": "#4c72b0"}),
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(x=nll[0], y=nll[1], mode="lines+markers", name="val NLL",
+                             line={"color": css_color(SAMPLE_COLOR)}), row=2, col=1)
+    fig.add_hline(y=UNIFORM_NLL, line_dash="dash", line_color="gray", row=2, col=1,
+                  annotation_text=f"uniform, log 4π = {UNIFORM_NLL:.3f}", annotation_position="top right")
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(showlegend=False, height=450, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return fig

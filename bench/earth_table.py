@@ -67,7 +67,7 @@ from cnfm_core.auto import choose_settings
 from cnfm_core.builders import load_field, resolve_device
 from cnfm_core.config import LEGACY_DEFAULTS, TrainConfig
 from cnfm_core.data import DataError, PointSet, make_split, read_points
-from cnfm_core.integrate import log_likelihood
+from cnfm_core.integrate import evaluate_nll
 from cnfm_core.kde import fit_kde, kde_log_prob
 from cnfm_core.runs import RunDir, RunError
 from cnfm_core.sphere import LOG_AREA
@@ -328,14 +328,12 @@ def evaluate_run(job: Job, settings: Settings) -> dict[str, Any]:
     test = run.read_split()["test"]
     if len(test) == 0:
         raise RunError(f"{run.path}: the run has no test points")
-    t0 = time.perf_counter()
-    res = log_likelihood(field, torch.as_tensor(test, dtype=torch.float32, device=device))
-    seconds = time.perf_counter() - t0
+    est = evaluate_nll(field, test)
     steps, train_seconds = _training_speed(run)
     return {
         "data": job.data.name, "split": job.split, "method": job.method, "seed": job.seed,
-        "test_nll": float(-res.log_prob.double().mean()), "n_test": len(test), "nfe": res.nfe,
-        "eval_seconds": round(seconds, 3), "steps": steps, "train_seconds": round(train_seconds, 3),
+        "test_nll": est.mean, "n_test": est.n, "nfe": est.nfe,
+        "eval_seconds": round(est.seconds, 3), "steps": steps, "train_seconds": round(train_seconds, 3),
         "steps_per_s": steps / train_seconds if train_seconds > 0 else None,
         "data_sha256": job.data.sha256, "settings": settings.fingerprint(job), "device": str(device),
     }

@@ -35,16 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from .config import KAPPA_CAP, KAPPA_MIN
 from .kde import adaptive_kappas, fit_adaptive_kde, fit_kde, kde_log_prob
 
 __all__ = ["AutoChoice", "KAPPA_CAP", "KAPPA_MIN", "SHARP_KAPPA", "choose_settings"]
 
-#: The fixed target sharpness (the default before this rule, and its lower bound).
-KAPPA_MIN = 3000.0
-#: The sharpest target used (chosen on validation, docs/defaults.md round 6: on volcano's standard
-#: split, whose KDE wants 1e8, 3e5 beat 3e4, 1e5 and 1e6). float32 loses up to about ``kappa * 3e-7``
-#: nats in log p_t (0.09 here; tests/test_paths.py bounds it by ``kappa * 1e-6``).
-KAPPA_CAP = 3e5
 #: A validation KDE at least this sharp marks clustered data (a kernel width of about 1.8 degrees).
 SHARP_KAPPA = 1000.0
 SHARP_FEATURES = 32

@@ -1,21 +1,45 @@
-"""From a config to objects: the device, the vector field, the target path, and a trained field rebuilt
-from its checkpoint alone.
+"""From a config to objects: the device, the manifold, the vector field, the target path, and a trained
+field rebuilt from its checkpoint alone.
+
+The manifold is ``config.manifold`` (:data:`cnfm_core.manifolds.MANIFOLDS`), built with the options
+:data:`MANIFOLD_OPTIONS` reads off the config; the target path is that manifold's kernel mixture
+(:data:`cnfm_core.targets.TARGET_PATHS`). A manifold missing from either raises ``ValueError`` saying
+it is not available.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from .config import TrainConfig
 from .field import VectorField
 from .kde import adaptive_kappas
-from .paths import VMFMixturePath, make_schedule
+from .manifolds import Manifold, make_manifold
+from .paths import TargetPath
 from .runs import RunDir, RunError
+from .schedules import make_schedule
+from .targets import make_target_path
 
-__all__ = ["build_field", "build_path", "device_name", "load_field", "resolve_device"]
+__all__ = ["MANIFOLD_OPTIONS", "build_field", "build_manifold", "build_path", "device_name", "load_field",
+           "resolve_device"]
+
+#: For each manifold name, the keyword options of its factory read off a config (the sphere needs none;
+#: a manifold with a dimension reads it here, so that a checkpoint alone rebuilds it).
+MANIFOLD_OPTIONS: dict[str, Callable[[TrainConfig], dict[str, Any]]] = {
+    "sphere": lambda config: {},
+    "torus": lambda config: {"dim": _torus_dim(config)},
+}
+
+
+def _torus_dim(config: TrainConfig) -> int:
+    if config.manifold_dim is None:
+        raise ValueError("the torus dimension (manifold_dim) is still to be read from the data")
+    return config.manifold_dim
 
 
 def resolve_device(name: str) -> torch.device:
@@ -27,25 +51,38 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def build_manifold(config: TrainConfig) -> Manifold:
+    """The manifold named by ``config.manifold``, with the options :data:`MANIFOLD_OPTIONS` reads off it."""
+    if config.manifold not in MANIFOLD_OPTIONS:
+        raise ValueError(f"manifold {config.manifold!r} is not available for training yet; available: "
+                         f"{', '.join(MANIFOLD_OPTIONS)}")
+    return make_manifold(config.manifold, **MANIFOLD_OPTIONS[config.manifold](config))
+
+
 def build_field(config: TrainConfig) -> VectorField:
+    """The (untrained) vector field on the config's manifold."""
     if config.space_frequencies is None:
         raise ValueError("space_frequencies is still to be chosen from the data (resolve_auto)")
     return VectorField(hidden=config.hidden, layers=config.layers, frequencies=config.frequencies,
-                       space_frequencies=config.space_frequencies, space_scale=config.space_scale)
+                       space_frequencies=config.space_frequencies, space_scale=config.space_scale,
+                       manifold=build_manifold(config))
 
 
-def build_path(config: TrainConfig, train_x: torch.Tensor) -> VMFMixturePath:
-    """The PPD target over the training points ``train_x`` (``(N, 3)``, on the device to use)."""
+def build_path(config: TrainConfig, train_x: torch.Tensor) -> TargetPath:
+    """The PPD target over the training points ``train_x`` (``(N, D)``, on the device to use): the kernel
+    mixture of the config's manifold. The adaptive kernel (neighbour distances) is the sphere's only."""
     if config.kappa_max is None or (config.kernel == "adaptive" and None in (config.kernel_neighbours,
                                                                               config.kernel_scale)):
         raise ValueError("the target's settings are still to be chosen from the data (resolve_auto)")
     scales = None
     if config.kernel == "adaptive":
+        if config.manifold != "sphere":
+            raise ValueError(f"the adaptive kernel is available on the sphere only, not on {config.manifold!r}")
         kappas = adaptive_kappas(train_x.detach().cpu().double().numpy(), config.kernel_neighbours,
                                  config.kernel_scale)
         scales = torch.as_tensor(kappas / config.kappa_max, dtype=train_x.dtype, device=train_x.device)
     schedule = make_schedule(config.schedule, config.kappa_max)
-    return VMFMixturePath(train_x, schedule, floor=config.floor, scales=scales)
+    return make_target_path(config.manifold, train_x, schedule, floor=config.floor, scales=scales)
 
 
 def load_field(run: RunDir | str | os.PathLike[str], *, ema: bool = True,

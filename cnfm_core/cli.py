@@ -10,20 +10,28 @@ import argparse
 import json
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import torch
 
+from .angles import read_angles, write_angles
 from .builders import load_field
-from .config import DEFAULT_ATOL, DEFAULT_RTOL, KERNELS, OBJECTIVE_NAMES, SCHEDULE_NAMES, TrainConfig, choose_threads
+from .config import (
+    DEFAULT_ATOL,
+    DEFAULT_RTOL,
+    KERNELS,
+    MANIFOLD_NAMES,
+    OBJECTIVE_NAMES,
+    SCHEDULE_NAMES,
+    TrainConfig,
+    choose_threads,
+)
 from .data import DataError, read_points, write_points
-from .integrate import log_likelihood, sample
-from .report import mean_sem, write_report
+from .integrate import evaluate_nll, sample
+from .report import write_report
 from .runs import RunDir, RunError
-from .sphere import LOG_AREA
 from .train import request_stop, train
 
 __all__ = ["main"]
@@ -77,7 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a flow on a CSV of points")
-    t.add_argument("--data", help="CSV with lat/lon (or x,y,z) columns; not needed with --resume")
+    t.add_argument("--data", help="CSV with lat/lon (or x,y,z) columns, or for --manifold torus a CSV whose every "
+                                  "column is an angle in degrees; not needed with --resume")
+    t.add_argument("--manifold", choices=MANIFOLD_NAMES, default=d.manifold,
+                   help="where the points live: the sphere S² (lat/lon) or the flat torus Tᵈ (d columns of angles)")
     t.add_argument("--run-dir", required=True, help="directory for config, metrics and checkpoint")
     t.add_argument("--objective", choices=OBJECTIVE_NAMES, default=d.objective)
     t.add_argument("--ell", type=int, choices=(1, 2), default=d.ell, help="PPD exponent l")
@@ -127,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("--run-dir", required=True)
     s.add_argument("-n", type=_positive_int, required=True, help="number of samples")
-    s.add_argument("--out", required=True, help="CSV to write (header lat,lon)")
+    s.add_argument("--out", required=True, help="CSV to write (header lat,lon; on the torus the data's columns, "
+                                                "in degrees)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--steps", type=_positive_int, default=50, help="RK4 steps")
     s.add_argument("--threads", type=_positive_int)
@@ -143,7 +155,8 @@ def _train(a: argparse.Namespace) -> int:
             config = TrainConfig(steps=a.steps, minutes=a.minutes)
     else:
         config = TrainConfig(
-            data=str(Path(a.data).resolve()), objective=a.objective, ell=a.ell, steps=a.steps, minutes=a.minutes,
+            data=str(Path(a.data).resolve()), manifold=a.manifold, objective=a.objective, ell=a.ell, steps=a.steps,
+            minutes=a.minutes,
             seed=a.seed, split=a.split, device=a.device, kappa_max=a.kappa_max, schedule=a.schedule, floor=a.floor,
             hidden=a.hidden, layers=a.layers, space_frequencies=a.space_frequencies, space_scale=a.space_scale,
             lr=a.lr, batch_size=a.batch_size, eval_every=a.eval_every, kernel=a.kernel,
@@ -160,8 +173,7 @@ def _train(a: argparse.Namespace) -> int:
             print(f"step {rec['step']:>6}  loss {rec['loss']:.4f}  {rec['steps_per_s']:.1f} steps/s  "
                   f"{rec['elapsed']:.0f}s", file=sys.stderr, flush=True)
         elif "val_nll" in rec:
-            print(f"step {rec['step']:>6}  validation NLL {rec['val_nll']:.4f} nats (uniform {LOG_AREA:.3f})",
-                  file=sys.stderr, flush=True)
+            print(f"step {rec['step']:>6}  validation NLL {rec['val_nll']:.4f} nats", file=sys.stderr, flush=True)
 
     try:
         result = train(config, a.run_dir, resume=a.resume, on_log=log)
@@ -177,21 +189,23 @@ def _evaluate(a: argparse.Namespace) -> int:
     torch.set_num_threads(choose_threads(a.threads))
     run = RunDir(a.run_dir)
     field, config = load_field(run)
-    if a.data:
+    if a.data and config.manifold == "torus":
+        angles = read_angles(a.data)
+        if angles.dim != field.manifold.dim:
+            raise DataError(f"{angles.dim} columns of angles, but the run's torus has dimension {field.manifold.dim}",
+                            source=angles.source)
+        x, where = angles.radians, str(Path(a.data).resolve())
+    elif a.data:
         points = read_points(a.data)
         x, where = points.xyz, str(Path(a.data).resolve())
     else:
         x, where = run.read_split()["test"], "test split"
         if len(x) == 0:
             raise RunError(f"{run.path}: the run has no test split (trained with --split {config.split}); pass --data")
-    t0 = time.perf_counter()
-    res = log_likelihood(field, torch.tensor(x, dtype=torch.float32), rtol=a.rtol, atol=a.atol)
-    secs = time.perf_counter() - t0
-    nll = -res.log_prob.double().numpy()
-    mean, sem = mean_sem(nll)
+    est = evaluate_nll(field, x, rtol=a.rtol, atol=a.atol)
     out = {
-        "nll": mean, "nll_sem": sem, "n": int(len(nll)), "data": where, "solver": res.method, "rtol": res.rtol,
-        "atol": res.atol, "nfe": res.nfe, "seconds": round(secs, 3), "uniform_nll": LOG_AREA,
+        "nll": est.mean, "nll_sem": est.sem, "n": est.n, "data": where, "solver": est.solver, "rtol": est.rtol,
+        "atol": est.atol, "nfe": est.nfe, "seconds": round(est.seconds, 3), "uniform_nll": field.manifold.log_volume,
         "objective": config.objective,
     }
     print(json.dumps(out))
@@ -200,19 +214,34 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 def _sample(a: argparse.Namespace) -> int:
     torch.set_num_threads(choose_threads(a.threads))
-    field, _ = load_field(a.run_dir)
-    g = torch.Generator().manual_seed(a.seed)
-    x = sample(field, a.n, generator=g, steps=a.steps)
+    run = RunDir(a.run_dir)
+    field, config = load_field(run)
     out = Path(a.out)
     if out.parent and not out.parent.exists():
         raise RunError(f"{out}: the folder {out.parent} does not exist")
-    write_points(out, x)
+    g = torch.Generator().manual_seed(a.seed)
+    x = sample(field, a.n, generator=g, steps=a.steps)
+    if config.manifold == "torus":
+        dim = field.manifold.dim
+        names = run.read_json(run.config).get("columns") or [f"angle{i + 1}" for i in range(dim)]
+        write_angles(out, names, x.double().numpy())
+    else:
+        write_points(out, x)
     print(json.dumps({"out": str(out), "n": a.n}))
     return 0
 
 
+def _sphere_only(run: RunDir, command: str) -> None:
+    """``report`` and ``frames`` draw lat/lon density maps: a run on another manifold is a one-line error."""
+    manifold = TrainConfig.from_dict(run.read_json(run.config).get("config", {})).manifold
+    if manifold != "sphere":
+        raise RunError(f"{run.path}: a {manifold} run has no density map; '{command}' is for sphere runs "
+                       "(use evaluate and sample)")
+
+
 def _report(a: argparse.Namespace) -> int:
     torch.set_num_threads(choose_threads(a.threads))
+    _sphere_only(RunDir(a.run_dir), "report")
     print(json.dumps(write_report(RunDir(a.run_dir))))
     return 0
 
@@ -221,6 +250,7 @@ def _frames(a: argparse.Namespace) -> int:
     from .frames import write_frames
 
     torch.set_num_threads(choose_threads(a.threads))
+    _sphere_only(RunDir(a.run_dir), "frames")
     secs = write_frames(RunDir(a.run_dir), n_frames=max(2, a.frames))
     print(json.dumps({"frames": str(RunDir(a.run_dir).frames), "seconds": round(secs, 2)}))
     return 0

@@ -17,6 +17,8 @@ __all__ = [
     "AUTO_FIELDS",
     "DEFAULT_ATOL",
     "DEFAULT_RTOL",
+    "KAPPA_CAP",
+    "KAPPA_MIN",
     "KERNELS",
     "LEGACY_DEFAULTS",
     "MANIFOLD_NAMES",
@@ -35,12 +37,18 @@ OBJECTIVE_NAMES: tuple[str, ...] = ("ppd", "rfm")
 SCHEDULE_NAMES: tuple[str, ...] = ("exponential", "linear")
 #: Manifold names (:data:`cnfm_core.manifolds.MANIFOLDS` implements them).
 MANIFOLD_NAMES: tuple[str, ...] = ("sphere", "torus")
+#: The fixed target sharpness (the default before the data's rule in :mod:`cnfm_core.auto`, and its lower bound).
+KAPPA_MIN: float = 3000.0
+#: The sharpest target used (chosen on validation, docs/defaults.md round 6: on volcano's standard
+#: split, whose KDE wants 1e8, 3e5 beat 3e4, 1e5 and 1e6). float32 loses up to about ``kappa * 3e-7``
+#: nats in log p_t (0.09 here; tests/test_paths.py bounds it by ``kappa * 1e-6``).
+KAPPA_CAP: float = 3e5
 #: Fields that, left at None, are chosen from the data when a run starts.
 AUTO_FIELDS: tuple[str, ...] = ("kappa_max", "space_frequencies", "kernel_neighbours", "kernel_scale")
 #: Config fields added after the first runs were made, with the values those runs were trained with.
 LEGACY_DEFAULTS: dict[str, Any] = {"floor": 0.0, "space_frequencies": 0, "space_scale": 10.0, "kernel": "fixed",
                                    "kernel_neighbours": None, "kernel_scale": None,
-                                   "manifold": "sphere"}
+                                   "manifold": "sphere", "manifold_dim": None}
 #: Fields read from the data only for the adaptive kernel.
 ADAPTIVE_FIELDS: tuple[str, ...] = ("kernel_neighbours", "kernel_scale")
 #: The target's kernels: one bandwidth for every point, or one per point (:func:`cnfm_core.kde.adaptive_kappas`).
@@ -63,6 +71,9 @@ class TrainConfig:
 
     data: str = ""
     manifold: str = "sphere"
+    #: The manifold's dimension where it has one: on the torus, the data's number of columns (set when the
+    #: run reads its data); None on the sphere.
+    manifold_dim: int | None = None
     objective: str = "ppd"
     ell: int = 1
     schedule: str = "exponential"
@@ -99,6 +110,10 @@ class TrainConfig:
         """Raise ``ValueError`` naming the first bad field."""
         if self.manifold not in MANIFOLD_NAMES:
             raise ValueError(f"unknown manifold {self.manifold!r}; known: {', '.join(MANIFOLD_NAMES)}")
+        if self.manifold_dim is not None and self.manifold_dim < 1:
+            raise ValueError(f"manifold_dim must be at least 1, got {self.manifold_dim}")
+        if self.manifold != "sphere" and self.kernel != "fixed":
+            raise ValueError(f"the {self.kernel} kernel is available on the sphere only, not on {self.manifold!r}")
         if self.objective not in OBJECTIVE_NAMES:
             raise ValueError(f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVE_NAMES)}")
         if self.schedule not in SCHEDULE_NAMES:

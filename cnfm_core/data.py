@@ -11,18 +11,15 @@ If both are present, lat/lon wins. Other columns are ignored. The delimiter is `
 a tab, whichever occurs most in the header line. Every problem with the input is a
 :class:`DataError` whose one-line message names the source, the line and the problem.
 
-Splits follow the protocol of RFM (Chen & Lipman, 2024): ``N // 10`` validation and ``N // 10``
-test points, the rest for training, from ``torch.randperm(N)`` seeded with ``seed``
-(identical to ``torch.utils.data.random_split(range(N), [N_train, N_val, N_test])``).
+This module is torch-free (pages read data through it). The train/val/test splits live in
+:mod:`cnfm_core.splits`, which draws its permutation with torch; ``make_split``, ``Split`` and
+``SPLITS`` are still importable from here and load that module only when first used.
 
 >>> pts = parse_points("Latitude,Longitude\\n-30.2,-178.47\\n10,200\\n")
 >>> pts.n, pts.lines.tolist()
 (2, [2, 3])
 >>> [round(v, 6) for v in pts.lon.tolist()]
 [-178.47, -160.0]
->>> split = make_split(pts, mode="none")
->>> split.train.tolist(), split.val.tolist()
-([0, 1], [])
 """
 
 from __future__ import annotations
@@ -31,23 +28,22 @@ import csv
 import io
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
-from cnfm_core.sphere import latlon_to_xyz, xyz_to_latlon
+from cnfm_core.geo import latlon_to_xyz, xyz_to_latlon
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DataError",
+    "LAT_NAMES",
+    "LON_NAMES",
     "PointSet",
-    "SPLITS",
-    "Split",
     "csv_columns",
-    "make_split",
     "parse_points",
     "read_points",
     "unique_rows",
@@ -57,8 +53,9 @@ __all__ = [
 #: Largest input accepted by default: 50 MiB.
 DEFAULT_MAX_BYTES: int = 50 * 1024 * 1024
 
-_LAT_NAMES: tuple[str, ...] = ("lat", "latitude")
-_LON_NAMES: tuple[str, ...] = ("lon", "lng", "long", "longitude")
+#: Header names (lower case) of a latitude and of a longitude column, in degrees; the one list of aliases.
+LAT_NAMES: tuple[str, ...] = ("lat", "latitude")
+LON_NAMES: tuple[str, ...] = ("lon", "lng", "long", "longitude")
 _XYZ_NAMES: tuple[str, ...] = ("x", "y", "z")
 _ACCEPTED: str = "lat/latitude with lon/lng/long/longitude (degrees), or x, y, z (case-insensitive)"
 _DELIMITERS: tuple[str, ...] = (",", ";", "\t")
@@ -117,34 +114,17 @@ class PointSet:
     @property
     def lat(self) -> np.ndarray:
         """Latitude in degrees, in [-90, 90]."""
-        lat, _ = xyz_to_latlon(torch.tensor(self.xyz))
-        return lat.numpy()
+        return xyz_to_latlon(self.xyz)[0]
 
     @property
     def lon(self) -> np.ndarray:
         """Longitude in degrees, in (-180, 180]."""
-        _, lon = xyz_to_latlon(torch.tensor(self.xyz))
-        return lon.numpy()
+        return xyz_to_latlon(self.xyz)[1]
 
     def subset(self, idx: np.ndarray) -> PointSet:
         """The points ``idx`` (integer indices or a boolean mask), with their line numbers."""
         idx = np.asarray(idx)
         return PointSet(xyz=self.xyz[idx], lines=self.lines[idx], source=self.source)
-
-
-@dataclass(frozen=True, eq=False)
-class Split:
-    """Row indices (int64, into the :class:`PointSet`) of the three parts of a split.
-
-    Indices are in the order of the permutation that drew them (as ``random_split`` returns
-    them), not sorted. ``mode`` and ``seed`` are the arguments of :func:`make_split`.
-    """
-
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-    mode: str
-    seed: int
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +221,7 @@ def parse_points(
 
     arr = np.asarray(values, dtype=np.float64)
     if latlon:
-        xyz = latlon_to_xyz(torch.from_numpy(arr[:, 0]), torch.from_numpy(arr[:, 1])).numpy()
+        xyz = latlon_to_xyz(arr[:, 0], arr[:, 1])
     else:
         xyz = arr / np.linalg.norm(arr, axis=1, keepdims=True)
     return PointSet(xyz=xyz, lines=np.asarray(lines, dtype=np.int64), source=source)
@@ -257,11 +237,13 @@ def csv_columns(data: str | bytes) -> list[str]:
     return [h.strip() for h in header]
 
 
-def write_points(path: str | os.PathLike[str], xyz: np.ndarray | torch.Tensor, *, decimals: int = 6) -> None:
-    """Write points (unit vectors ``(n, 3)``) as a CSV with header ``lat,lon`` in degrees, ``decimals`` places
-    (6 is about 0.1 m); :func:`read_points` reads it back."""
-    lat, lon = xyz_to_latlon(torch.as_tensor(xyz, dtype=torch.float64).cpu())
-    rows = np.stack([lat.numpy(), lon.numpy()], axis=1)
+def write_points(path: str | os.PathLike[str], xyz: Any, *, decimals: int = 6) -> None:
+    """Write points (unit vectors ``(n, 3)``, an array or a tensor on any device) as a CSV with header ``lat,lon``
+    in degrees, ``decimals`` places (6 is about 0.1 m); :func:`read_points` reads it back."""
+    if hasattr(xyz, "detach"):  # a torch tensor, taken without importing torch here
+        xyz = xyz.detach().cpu().numpy()
+    lat, lon = xyz_to_latlon(np.asarray(xyz, dtype=np.float64))
+    rows = np.stack([lat, lon], axis=1)
     np.savetxt(path, rows, fmt=f"%.{decimals}f", delimiter=",", header="lat,lon", comments="")
 
 
@@ -343,7 +325,7 @@ def _find(names: list[str], wanted: tuple[str, ...]) -> int | None:
 
 def _detect(names: list[str], source: str, line: int) -> list[int]:
     """Column indices: ``[lat, lon]`` or ``[x, y, z]``."""
-    lat, lon = _find(names, _LAT_NAMES), _find(names, _LON_NAMES)
+    lat, lon = _find(names, LAT_NAMES), _find(names, LON_NAMES)
     if lat is not None and lon is not None:
         return [lat, lon]
     xyz = [_find(names, (c,)) for c in _XYZ_NAMES]
@@ -365,7 +347,7 @@ def _pick_latlon(
 ) -> list[int]:
     """Column indices ``[lat, lon]`` from explicit names, detecting any name left as ``None``."""
     cols: list[int] = []
-    for given, aliases, what in ((lat_col, _LAT_NAMES, "latitude"), (lon_col, _LON_NAMES, "longitude")):
+    for given, aliases, what in ((lat_col, LAT_NAMES, "latitude"), (lon_col, LON_NAMES, "longitude")):
         wanted = aliases if given is None else (given.strip().lower(),)
         i = _find(names, wanted)
         if i is None:
@@ -409,60 +391,10 @@ def _check_latlon(lat: float, lon: float, source: str, line: int) -> float:
     return lon - 360.0 if lon > 180.0 else lon
 
 
-# ---------------------------------------------------------------------------------------------
-# Splits
+def __getattr__(name: str) -> Any:
+    """``make_split``, ``Split`` and ``SPLITS`` from :mod:`cnfm_core.splits`, imported (with torch) on first use."""
+    if name in ("SPLITS", "Split", "make_split"):
+        from cnfm_core import splits
 
-_Parts = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-def _rfm_protocol(n: int, seed: int) -> _Parts:
-    """Positions ``0..n-1`` split as RFM does: ``N // 10`` val, ``N // 10`` test, rest train.
-
-    The chunks of ``randperm`` are taken in the order train, val, test, which is what
-    ``random_split(range(n), [n_train, n_val, n_test], generator=Generator().manual_seed(seed))``
-    does; this reproduces the shared ``splits/*_rfm_protocol_seeds0-4.csv`` files.
-    """
-    n_val = n_test = n // 10
-    n_train = n - n_val - n_test
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy().astype(np.int64)
-    return perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
-
-
-def _split_standard(points: PointSet, seed: int) -> _Parts:
-    return _rfm_protocol(points.n, seed)
-
-
-def _split_dedup(points: PointSet, seed: int) -> _Parts:
-    keep = unique_rows(points.xyz)
-    train, val, test = _rfm_protocol(len(keep), seed)
-    return keep[train], keep[val], keep[test]
-
-
-def _split_none(points: PointSet, seed: int) -> _Parts:
-    empty = np.zeros(0, dtype=np.int64)
-    return np.arange(points.n, dtype=np.int64), empty, empty.copy()
-
-
-#: Split modes: ``"standard"`` (the RFM protocol over all rows, duplicates kept),
-#: ``"dedup"`` (the same protocol over the first occurrence of each distinct point; the other
-#: copies are in no part), ``"none"`` (every row in train; val and test empty).
-SPLITS: dict[str, Callable[[PointSet, int], _Parts]] = {
-    "standard": _split_standard,
-    "dedup": _split_dedup,
-    "none": _split_none,
-}
-
-
-def make_split(points: PointSet, *, mode: str = "standard", seed: int = 0) -> Split:
-    """Split ``points`` into train/val/test row indices with the named ``mode`` (see :data:`SPLITS`).
-
-    For ``"standard"`` and ``"dedup"``, val and test each get ``N // 10`` of the ``N`` rows
-    used, so with fewer than 10 (distinct) points they are empty. Raises ``ValueError`` for an
-    unknown mode, listing the known ones.
-    """
-    try:
-        fn = SPLITS[mode]
-    except KeyError:
-        raise ValueError(f"unknown split mode {mode!r}; known modes: {', '.join(SPLITS)}") from None
-    train, val, test = fn(points, seed)
-    return Split(train=train, val=val, test=test, mode=mode, seed=seed)
+        return getattr(splits, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,24 +1,28 @@
-"""A learned time-dependent tangent vector field on S^2 with an exact, cheap divergence.
+"""A learned time-dependent tangent vector field on a manifold with an exact, cheap divergence.
 
-The network ``f(t, x): [0, 1] x R^3 -> R^3`` is an MLP. It is wrapped so that the field is
-tangent and intrinsic:
+The network ``f(t, x): [0, 1] x M -> R^D`` (``D`` the manifold's ambient dimension) is an MLP on the
+manifold's features of the point. It is wrapped so that the field is tangent and intrinsic:
 
-    v(t, x) = P(x_hat) f(t, x_hat),   x_hat = x / |x|,   P(x) = I - x x^T.
+    v(t, x) = P(x_hat) f(t, x_hat),   x_hat = projx(x),   P(x) = proju(x, .).
 
-For this wrapping the ambient divergence on the sphere equals the Riemannian one, and it has
-the closed form (``J`` the Jacobian of ``f`` in ``x``, ``e_1, e_2`` any orthonormal tangent
-basis at ``x``)
+With ``J`` the Jacobian of ``f`` in ``x`` and ``e_1..e_d`` an orthonormal tangent frame at ``x``
+(:meth:`~cnfm_core.manifolds.base.Manifold.tangent_frame`), the Riemannian divergence is
 
-    div v = tr(P J) - 2 <x, f> = <e_1, J e_1> + <e_2, J e_2> - 2 <x, f>.
+    div v = sum_i <e_i, J e_i> + projection_divergence(x, f),
 
-Optionally the point enters through random Fourier features ``[x, sin(B x), cos(B x)]`` with a
-fixed Gaussian matrix ``B`` (``space_frequencies`` rows, scale ``space_scale``), which lets a small
-MLP represent the sharp structure of a concentrated target in fewer steps.
+where the last term is the manifold's (``-2 <x, f>`` on the unit sphere S², where ``P = I - x x^T``;
+0 on a flat manifold). On S² that is ``tr(P J) - 2 <x, f>``, and the ambient divergence equals the
+Riemannian one.
 
-So the exact divergence needs two Jacobian-vector products, not three backward passes. They
-are pushed forward through the MLP together with the values (forward-mode differentiation
-written out for a SiLU MLP: both tangents share one matrix product per layer), and everything
-stays differentiable for training.
+Optionally the features enter through random Fourier features ``[phi, sin(B phi), cos(B phi)]`` of the
+manifold's features ``phi(x)`` (on S² the unit vector itself) with a fixed Gaussian matrix ``B``
+(``space_frequencies`` rows, scale ``space_scale``), which lets a small MLP represent the sharp structure
+of a concentrated target in fewer steps.
+
+So the exact divergence needs ``d`` Jacobian-vector products (two on S²), not ``D`` backward passes.
+They are pushed forward through the MLP together with the values (forward-mode differentiation written
+out for a SiLU MLP: all tangents share one matrix product per layer), and everything stays
+differentiable for training.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .sphere import tangent_frame
+from .manifolds.base import Manifold
+from .manifolds.sphere import Sphere
 
 __all__ = ["VectorField"]
 
@@ -39,14 +44,17 @@ def _silu_and_slope(z: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class VectorField(nn.Module):
-    """Tangent vector field ``v(t, x)`` on S^2: an MLP with SiLU activations and a time embedding.
+    """Tangent vector field ``v(t, x)`` on a manifold: an MLP with SiLU activations and a time embedding.
 
     Args:
         hidden: width of each hidden layer.
         layers: number of hidden layers (at least 1).
         frequencies: number of Fourier frequencies in the time embedding ``[t, sin(pi j t), cos(pi j t)]``.
-        space_frequencies: number of random Fourier features of the point (0: the point enters as is).
+        space_frequencies: number of random Fourier features of the point (0: the manifold's features
+            enter as they are).
         space_scale: standard deviation of the random frequencies (radians^-1).
+        manifold: the manifold (default the sphere S²); it is not saved in the state dict, so a
+            checkpoint is rebuilt with the manifold named in its config.
 
     The output layer starts at zero, so an untrained field is ``v = 0`` (the model density is
     then exactly uniform).
@@ -60,8 +68,9 @@ class VectorField(nn.Module):
     """
 
     def __init__(self, hidden: int = 256, layers: int = 3, frequencies: int = 4, space_frequencies: int = 0,
-                 space_scale: float = 10.0) -> None:
+                 space_scale: float = 10.0, *, manifold: Manifold | None = None) -> None:
         super().__init__()
+        self.manifold = Sphere() if manifold is None else manifold
         if layers < 1 or hidden < 1:
             raise ValueError(f"need hidden >= 1 and layers >= 1, got hidden={hidden}, layers={layers}")
         if space_frequencies < 0 or not space_scale > 0:
@@ -71,12 +80,13 @@ class VectorField(nn.Module):
         self.register_buffer("_freqs", math.pi * torch.arange(1, frequencies + 1, dtype=torch.float32))
         # Fixed random frequencies, saved with the weights (a checkpoint restores them exactly); without
         # them nothing is saved, so checkpoints made before they existed still load.
-        self.register_buffer("_space_b", space_scale * torch.randn(space_frequencies, 3),
+        n_feat = self.manifold.feature_dim
+        self.register_buffer("_space_b", space_scale * torch.randn(space_frequencies, n_feat),
                              persistent=space_frequencies > 0)
-        self.input_x = nn.Linear(3 + 2 * space_frequencies, hidden)
+        self.input_x = nn.Linear(n_feat + 2 * space_frequencies, hidden)
         self.input_t = nn.Linear(1 + 2 * frequencies, hidden, bias=False)
         self.hidden_layers = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers - 1))
-        self.output = nn.Linear(hidden, 3)
+        self.output = nn.Linear(hidden, self.manifold.ambient_dim)
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
 
@@ -86,20 +96,22 @@ class VectorField(nn.Module):
         return torch.cat([t, torch.sin(ft), torch.cos(ft)], dim=1)
 
     def _space(self, x: Tensor, tangents: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """The point's features and, for tangents ``(T, B, 3)``, their directional derivatives."""
+        """The point's features and, for tangents ``(T, B, D)``, their directional derivatives."""
+        phi = self.manifold.features(x)
+        dphi = None if tangents is None else self.manifold.feature_tangents(x, tangents)
         if self.space_frequencies == 0:
-            return x, tangents
+            return phi, dphi
         b = self._space_b.to(x.dtype)
-        phase = x @ b.T
+        phase = phi @ b.T
         sin, cos = torch.sin(phase), torch.cos(phase)
-        feats = torch.cat([x, sin, cos], dim=-1)
-        if tangents is None:
+        feats = torch.cat([phi, sin, cos], dim=-1)
+        if dphi is None:
             return feats, None
-        dphase = tangents @ b.T  # (T, B, F)
-        return feats, torch.cat([tangents, cos * dphase, -sin * dphase], dim=-1)
+        dphase = dphi @ b.T  # (T, B, F)
+        return feats, torch.cat([dphi, cos * dphase, -sin * dphase], dim=-1)
 
     def _network(self, x_hat: Tensor, t: Tensor, tangents: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """``f(t, x_hat)`` and, if given tangents ``(T, B, 3)``, the JVPs ``J e`` of shape ``(T, B, 3)``."""
+        """``f(t, x_hat)`` and, if given tangents ``(T, B, D)``, the JVPs ``J e`` of shape ``(T, B, D)``."""
         feats, tangents = self._space(x_hat, tangents)
         z = self.input_x(feats) + self.input_t(self._time_embedding(t, x_hat))
         if tangents is None:
@@ -116,18 +128,20 @@ class VectorField(nn.Module):
         return z, zt
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
-        """The tangent velocity ``v(t, x)`` at points ``x`` of shape ``(B, 3)``."""
-        x_hat = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        """The tangent velocity ``v(t, x)`` at points ``x`` of shape ``(B, D)``."""
+        x_hat = self.manifold.projx(x)
         f, _ = self._network(x_hat, torch.as_tensor(t, dtype=x.dtype, device=x.device), None)
-        return f - (x_hat * f).sum(-1, keepdim=True) * x_hat
+        return self.manifold.proju(x_hat, f)
 
     def velocity_and_divergence(self, x: Tensor, t: Tensor | float) -> tuple[Tensor, Tensor]:
-        """``v(t, x)`` and its exact Riemannian divergence (shapes ``(B, 3)`` and ``(B,)``)."""
-        x_hat = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-        e1, e2 = tangent_frame(x_hat.detach())
+        """``v(t, x)`` and its exact Riemannian divergence (shapes ``(B, D)`` and ``(B,)``)."""
+        m = self.manifold
+        x_hat = m.projx(x)
+        frame = m.tangent_frame(x_hat.detach())  # (d, B, D)
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)  # a Python float must not pass through float32
-        f, jvp = self._network(x_hat, t, torch.stack([e1, e2]))
-        xf = (x_hat * f).sum(-1)
-        v = f - xf[:, None] * x_hat
-        div = (e1 * jvp[0]).sum(-1) + (e2 * jvp[1]).sum(-1) - 2.0 * xf
-        return v, div
+        f, jvp = self._network(x_hat, t, frame)
+        v = m.proju(x_hat, f)
+        trace = (frame[0] * jvp[0]).sum(-1)
+        for i in range(1, frame.shape[0]):
+            trace = trace + (frame[i] * jvp[i]).sum(-1)
+        return v, trace + m.projection_divergence(x_hat, f)

@@ -11,7 +11,8 @@
 * samples of the target ``p_t`` and model samples (uniform noise pushed through the flow to ``t``);
   the first ``n_trajectories`` model samples over all frames are particle trajectories.
 
-:func:`write_frames` stores them in ``DIR/frames.npz`` so pages only read files:
+:func:`write_frames` stores them in ``DIR/frames.npz`` so pages only read files (with
+:func:`~cnfm_core.pathframes.read_frames`, torch-free; :class:`Frames` is defined there):
 
     times (K,), kappa (K,), lat (n_lat,), lon (n_lon,)              grid cell centres, degrees
     target_log_prob, model_log_prob, residual (K, n_lat, n_lon)       float32
@@ -22,7 +23,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,26 +33,11 @@ from .field import VectorField
 from .grid import cell_centres
 from .integrate import flow, log_likelihood
 from .objectives import PPD
+from .pathframes import Frames, read_frames
 from .runs import RunDir
 from .sphere import grid_points, sample_uniform, xyz_to_latlon
 
 __all__ = ["Frames", "compute_frames", "read_frames", "write_frames"]
-
-
-@dataclass(frozen=True)
-class Frames:
-    """Path frames (see the module doc for shapes)."""
-
-    times: np.ndarray
-    kappa: np.ndarray
-    lat: np.ndarray
-    lon: np.ndarray
-    target_log_prob: np.ndarray
-    model_log_prob: np.ndarray
-    residual: np.ndarray
-    target_samples: np.ndarray
-    model_samples: np.ndarray
-    trajectories: np.ndarray
 
 
 def _latlon(x: torch.Tensor) -> np.ndarray:
@@ -104,8 +89,3 @@ def write_frames(run: RunDir, **kwargs: object) -> float:
     frames = compute_frames(field, config, run.read_split()["train"], **kwargs)
     run.write_npz(run.frames, {k: getattr(frames, k) for k in Frames.__dataclass_fields__})
     return time.perf_counter() - t0
-
-
-def read_frames(run: RunDir) -> Frames:
-    """Read ``DIR/frames.npz`` (raises :class:`~cnfm_core.runs.RunError` when missing or unreadable)."""
-    return Frames(**run.read_npz(run.frames))

@@ -1,11 +1,19 @@
-"""Runs in the background: a store of run directories and a runner that starts worker processes.
+"""Work in the background: a store of run directories and the one runner that starts every job.
 
-A page (or any caller) asks the :class:`RunStore` for a new run, which writes
-``request.json`` and a ``queued`` status. :meth:`JobRunner.poll` starts queued runs, oldest
-first, while fewer than ``max_concurrent`` are active; each runs as ``python -m
-cnfm_core.worker DIR`` in its own process group (``subprocess.Popen``, never a thread or a
-multiprocessing spawn), with its output in ``DIR/worker.log``. Pages only read files, so any
-number of browser tabs can watch the same run, and runs started from the CLI appear too.
+A page (or any caller) asks the :class:`RunStore` for a job on a run: training a new run
+(:meth:`~RunStore.create`), more training (:meth:`~RunStore.request_resume`, also the Train page's Step), or
+the report or path frames of a trained run (:meth:`~RunStore.request_job`). Each writes ``request.json``
+and a ``queued`` status. :meth:`JobRunner.poll` starts queued jobs, oldest first, while fewer than
+``max_concurrent`` are active; each runs as ``python -m cnfm_core.worker DIR``, started by
+:func:`cnfm_core.procs.launch` (a process in its own session, never a thread), with its output in
+``DIR/worker.log``.
+
+The queue does not depend on a page being open: a worker that finishes polls the runner itself (under the
+store's lock), so the next job starts then, and a new runner (the dashboard's, after a restart) polls when
+it is made. A poll also ends jobs whose process is gone (killed, or the machine restarted): a process is
+known by its PID and its start time, so a PID reused by another process does not count as a live worker.
+Pages only read files, so any number of browser tabs can watch the same run, and runs started from the
+CLI appear too. This module does not import torch.
 """
 
 from __future__ import annotations
@@ -16,8 +24,6 @@ import fcntl
 import os
 import re
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,13 +31,21 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig, choose_threads
+from .procs import alive, launch
 from .runs import RunDir, RunError
 
-__all__ = ["ACTIVE", "FINISHED", "JobRunner", "RunInfo", "RunStore", "valid_run_id"]
+__all__ = ["ACTIVE", "FINISHED", "JOBS", "JobRunner", "RunInfo", "RunStore", "valid_run_id"]
 
 #: States of a run whose worker is (or should be) alive, and states it ends in.
 ACTIVE = ("queued", "running", "reporting")
 FINISHED = ("done", "stopped", "failed")
+#: Jobs on a trained run that leave its state as it was: a report (and frames), or the path frames alone.
+JOBS = ("report", "frames")
+#: Environment variables a runner gives its workers, so that a finishing worker can poll the same queue.
+SLOTS_ENV, THREADS_ENV = "CNFM_RUNNER_SLOTS", "CNFM_THREADS"
+#: Why a job whose process is gone was ended by a poll.
+GONE = ("the worker process (pid {pid}) ended without finishing; was it killed, or the server or machine "
+        "restarted? Its output is in worker.log in the run folder")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]{0,63}$")
 
 
@@ -56,23 +70,23 @@ class RunInfo:
     created: float
     config: dict[str, Any]
     queued: float = 0.0  # when it last entered the queue (orders the queue)
+    job: str = ""  # what the last request asked for: train, resume, report or frames
+    job_error: str = ""  # why the last report or frames job failed (the run's state is kept)
+    stale: bool = False  # status.json says running or reporting, but its process is gone
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process exists; reaps it first if it is our finished child (no zombies)."""
-    if pid <= 0:
-        return False
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _finish_job(run: RunDir, message: str) -> None:
+    """End the run's current job with ``message``: a report or frames job restores the state the run had
+    before it (with ``job_error``), anything else fails the run."""
+    status = run.read_json(run.status)
+    request = run.read_json(run.request) if run.request.exists() else {}
+    if request.get("action") in JOBS:
+        before = request.get("previous") or {}
+        status.update(state=before.get("state", "done"), message=before.get("message", ""), job_error=message)
+    else:
+        status.update(state="failed", message=message)
+    status["updated"] = time.time()
+    run.write_json(run.status, status)
 
 
 class RunStore:
@@ -81,6 +95,16 @@ class RunStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """The store's lock (a file lock, so it holds across processes): queue changes happen under it."""
+        with (self.root / ".jobs.lock").open("w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def run_dir(self, run_id: str) -> RunDir:
         if not valid_run_id(run_id):
@@ -113,15 +137,34 @@ class RunStore:
         run = self.run_dir(run_id)
         if not run.checkpoint.exists():
             raise RunError(f"run {run_id} has no checkpoint to resume from")
-        info = self.info(run_id)
-        if info.state in ACTIVE:
-            raise RunError(f"run {run_id} is {info.state}; stop it before resuming")
-        run.stop_request.unlink(missing_ok=True)
-        run.write_json(run.request, {"action": "resume", "steps": steps, "minutes": minutes, "quick": quick,
-                                     "created": time.time()})
-        status = run.read_json(run.status)
-        status.update(state="queued", message="", queued=time.time(), steps=steps, minutes=minutes)
-        run.write_json(run.status, status)
+        with self.lock():
+            info = self.info(run_id)
+            if info.state in ACTIVE:
+                raise RunError(f"run {run_id} is {info.state}; stop it before resuming")
+            run.stop_request.unlink(missing_ok=True)
+            run.write_json(run.request, {"action": "resume", "steps": steps, "minutes": minutes, "quick": quick,
+                                         "created": time.time()})
+            status = run.read_json(run.status)
+            status.update(state="queued", message="", job_error="", queued=time.time(), steps=steps, minutes=minutes)
+            run.write_json(run.status, status)
+
+    def request_job(self, run_id: str, action: str) -> None:
+        """Queue a job on a trained, idle run: ``"report"`` (report, then frames) or ``"frames"`` (the path
+        frames). The run returns to its state when the job ends; a failure is kept as its ``job_error``."""
+        if action not in JOBS:
+            raise ValueError(f"unknown job {action!r}; known: {', '.join(JOBS)}")
+        run = self.run_dir(run_id)
+        if not run.checkpoint.exists():
+            raise RunError(f"run {run_id} has no trained model")
+        with self.lock():
+            info = self.info(run_id)
+            if info.state in ACTIVE:
+                raise RunError(f"run {run_id} is {info.state}; its {action} is written when it finishes")
+            run.write_json(run.request, {"action": action, "created": time.time(),
+                                         "previous": {"state": info.state, "message": info.message}})
+            status = run.read_json(run.status) if run.status.exists() else {}
+            status.update(state="queued", message="", job_error="", queued=time.time())
+            run.write_json(run.status, status)
 
     def info(self, run_id: str) -> RunInfo:
         """What the run's files say; a run whose files cannot be read is ``unreadable`` (never an exception)."""
@@ -143,43 +186,54 @@ class RunStore:
             data_name, created = Path(config.get("data", "")).name, req.get("created", 0.0)
         else:
             config, data_name, created = {}, "", 0.0
+        try:  # only says which job ran last: an unreadable request does not make the run unreadable
+            job = run.read_json(run.request).get("action", "") if run.request.exists() else ""
+        except RunError:
+            job = ""
         state = status.get("state", "unknown")
         pid = int(status.get("pid") or 0)
-        if state in ("running", "reporting") and not _alive(pid):
+        stale = state in ("running", "reporting") and not alive(pid, status.get("pid_start"))
+        if stale:
             state, status["message"] = "failed", status.get("message") or "the worker process ended unexpectedly"
         return RunInfo(
             run_id=run_id, state=state, step=int(status.get("step") or 0), steps=status.get("steps"),
             minutes=status.get("minutes"), elapsed=float(status.get("elapsed") or 0.0),
             message=str(status.get("message") or ""), data_name=data_name,
             objective=str(config.get("objective", "")), created=float(created or 0.0), config=config,
-            queued=float(status.get("queued") or created or 0.0),
+            queued=float(status.get("queued") or created or 0.0), job=str(job),
+            job_error=str(status.get("job_error") or ""), stale=stale,
         )
 
     def runs(self) -> list[RunInfo]:
-        """All runs, newest first (folders without run files are ignored; unreadable ones are listed as such)."""
+        """All runs, newest first (folders without run files are ignored; unreadable ones are listed as such,
+        and a run that does not say when it was made counts from its folder's modification time)."""
         out = []
         for p in self.root.iterdir():
             if p.is_dir() and valid_run_id(p.name) and ((p / "status.json").exists() or (p / "config.json").exists()):
-                out.append(self.info(p.name))
+                info = self.info(p.name)
+                if not info.created:
+                    with contextlib.suppress(OSError):
+                        info = dataclasses.replace(info, created=p.stat().st_mtime)
+                out.append(info)
         return sorted(out, key=lambda r: r.created, reverse=True)
 
 
 class JobRunner:
-    """Starts queued runs as worker processes, at most ``max_concurrent`` at a time."""
+    """Starts queued jobs as worker processes, at most ``max_concurrent`` at a time (see the module doc)."""
 
     def __init__(self, store: RunStore, *, max_concurrent: int = 1, threads: int | None = None) -> None:
         self.store = store
         self.max_concurrent = max(1, int(max_concurrent))
         self.threads = threads or max(1, choose_threads(None) // self.max_concurrent)
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        with (self.store.root / ".jobs.lock").open("w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+    @classmethod
+    def of_worker(cls, store: RunStore) -> JobRunner | None:
+        """The runner that started this process (from the environment it gave its worker), or None."""
+        slots = os.environ.get(SLOTS_ENV, "")
+        threads = os.environ.get(THREADS_ENV, "")
+        if not slots.isdigit():
+            return None
+        return cls(store, max_concurrent=int(slots), threads=int(threads) if threads.isdigit() else None)
 
     def queue(self, infos: list[RunInfo] | None = None) -> list[str]:
         """Queued run ids in the order they will start (from ``infos`` when the caller has just read them)."""
@@ -187,41 +241,56 @@ class JobRunner:
         return [r.run_id for r in sorted((r for r in infos if r.state == "queued"), key=lambda r: (r.queued, r.run_id))]
 
     def poll(self) -> list[str]:
-        """Start queued runs while there is room; returns the ids started. Safe to call from many tabs."""
+        """End jobs whose process is gone, then start queued jobs while there is room; returns the ids started.
+
+        Safe to call from any number of tabs and workers at once (it holds the store's lock)."""
         started = []
-        with self._lock():
+        with self.store.lock():
             infos = self.store.runs()
+            for r in infos:
+                if r.stale:
+                    run = self.store.run_dir(r.run_id)
+                    pid = run.read_json(run.status).get("pid")
+                    _finish_job(run, GONE.format(pid=pid))
             active = sum(1 for r in infos if r.state in ("running", "reporting"))
             for run_id in self.queue(infos):
                 if active >= self.max_concurrent:
                     break
-                self._start(run_id)
-                started.append(run_id)
-                active += 1
+                if self._start(run_id):
+                    started.append(run_id)
+                    active += 1
         return started
 
-    def _start(self, run_id: str) -> None:
+    def _start(self, run_id: str) -> bool:
+        """Start the worker of a queued job and mark it running; False if no process could be started."""
         run = self.store.run_dir(run_id)
-        env = {**os.environ, "CNFM_THREADS": str(self.threads), "OMP_NUM_THREADS": str(self.threads)}
-        with run.worker_log.open("a") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "cnfm_core.worker", str(run.path)], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-            )
+        request = run.read_json(run.request) if run.request.exists() else {}
+        env = {THREADS_ENV: str(self.threads), "OMP_NUM_THREADS": str(self.threads),
+               SLOTS_ENV: str(self.max_concurrent)}
+        try:
+            proc = launch("cnfm_core.worker", [str(run.path)], log=run.worker_log, env=env)
+        except OSError as e:  # no process to wait for: the job ends here, with the reason
+            _finish_job(run, f"could not start the worker: {e}")
+            return False
         status = run.read_json(run.status)
-        status.update(state="running", pid=proc.pid, message="", updated=time.time())
+        status.update(state="reporting" if request.get("action") in JOBS else "running", pid=proc.pid,
+                      pid_start=proc.start, message="", updated=time.time())
         run.write_json(run.status, status)
+        return True
 
     def stop(self, run_id: str) -> None:
         """Stop a run: a queued one is cancelled; a running one finds ``stop.request`` at its next step and
-        ends with a checkpoint and a report (a file, not a signal, so a worker still starting up sees it too)."""
+        ends with a checkpoint and a report (a file, not a signal, so a worker still starting up sees it too).
+        A queued report or frames job is cancelled and the run keeps its state."""
         run = self.store.run_dir(run_id)
-        with self._lock():
+        with self.store.lock():
             status = run.read_json(run.status)
             state = status.get("state")
-            if state == "queued":
+            job = run.read_json(run.request).get("action") if run.request.exists() else None
+            if state == "queued" and job in JOBS:
+                _finish_job(run, f"the {job} job was cancelled before it started")
+            elif state == "queued":
                 status.update(state="stopped", message="cancelled before it started")
                 run.write_json(run.status, status)
             elif state in ("running", "reporting"):
                 run.stop_request.touch()
-

@@ -1,14 +1,16 @@
-"""The baseline every table carries: a vMF kernel density estimate with a uniform floor,
+"""The baseline every table carries: a kernel density estimate with a uniform floor, on S² the vMF one,
 
     p(x) = (1 - w) (1/N) sum_i vMF(x; y_i, kappa) + w / (4 pi),
 
-with ``kappa`` and ``w`` chosen on validation points. Computed in float64 (large ``kappa``
-needs it: ``kappa (<x, y> - 1)`` loses ``kappa * 1e-7`` in float32).
+with ``kappa`` and ``w`` chosen on validation points. It is the PPD target path at ``t = 1`` with a linear
+schedule ending at ``kappa``, so a manifold plugs in its kernel through
+:data:`cnfm_core.targets.TARGET_PATHS` (``manifold=`` names it; the floor is ``w / vol(M)``). Computed in
+float64 (large ``kappa`` needs it: ``kappa (<x, y> - 1)`` loses ``kappa * 1e-7`` in float32).
 
 The adaptive variant gives each kernel its own concentration from the local spacing of the data,
 ``kappa_i = a / r_k(y_i)^2`` with ``r_k`` the chord distance from ``y_i`` to its k-th nearest other
 (distinct) training location, clipped to :data:`ADAPTIVE_RANGE`; ``(k, a, w)`` are chosen on
-validation points (:func:`fit_adaptive_kde`).
+validation points (:func:`fit_adaptive_kde`). The adaptive variant is the sphere's only.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .paths import LinearSchedule, VMFMixturePath
-from .sphere import LOG_AREA
+from .paths import TargetPath
+from .schedules import LinearSchedule
+from .sphere import SPHERE
+from .targets import make_target_path
 
 __all__ = [
     "ADAPTIVE_RANGE",
@@ -55,19 +59,32 @@ LEVELS_PER_DOUBLING = 8
 _TABLE_ENTRIES = 1 << 22
 
 
-def kde_log_prob(x: np.ndarray, centers: np.ndarray, kappa: float | np.ndarray, weight: float) -> np.ndarray:
-    """Log-density of the floored vMF KDE at points ``x`` (``(B, 3)``), in float64.
+def kde_log_prob(x: np.ndarray, centers: np.ndarray, kappa: float | np.ndarray, weight: float, *,
+                 manifold: str = "sphere") -> np.ndarray:
+    """Log-density of the floored KDE at points ``x`` (``(B, D)``), in float64: the named manifold's target
+    path over ``centers`` at ``t = 1`` (:data:`cnfm_core.targets.TARGET_PATHS`).
 
     ``kappa`` is one concentration, or one per centre (the adaptive kernel).
     """
-    xt = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    return _log_prob(_kde_path(centers, kappa, weight, manifold), x)
+
+
+def _kde_path(centers: np.ndarray, kappa: float | np.ndarray, weight: float, manifold: str) -> TargetPath:
+    """The KDE as the manifold's target path at ``t = 1`` (float64)."""
     centers = torch.as_tensor(np.asarray(centers, dtype=np.float64))
     if np.ndim(kappa) == 0:
-        path = VMFMixturePath(centers, LinearSchedule(float(kappa)), floor=max(weight, 0.0))
-    else:
-        path = VMFMixturePath(centers, LinearSchedule(1.0), floor=max(weight, 0.0),
-                              scales=torch.as_tensor(np.asarray(kappa, dtype=np.float64)))
-    return path.log_prob(xt, 1.0).numpy()
+        return make_target_path(manifold, centers, LinearSchedule(float(kappa)), floor=max(weight, 0.0))
+    return make_target_path(manifold, centers, LinearSchedule(1.0), floor=max(weight, 0.0),
+                            scales=torch.as_tensor(np.asarray(kappa, dtype=np.float64)))
+
+
+def _log_prob(path: TargetPath, x: np.ndarray) -> np.ndarray:
+    return path.log_prob(torch.as_tensor(np.asarray(x, dtype=np.float64)), 1.0).numpy()
+
+
+def _floored(lp: np.ndarray, w: float, log_volume: float) -> np.ndarray:
+    """``log((1 - w) p + w / vol)`` from ``log p``."""
+    return lp if w <= 0 else np.logaddexp(math.log1p(-w) + lp, math.log(w) - log_volume)
 
 
 def _knn_chord2(centers: np.ndarray, ks: tuple[int, ...]) -> np.ndarray:
@@ -123,16 +140,16 @@ class KDEFit:
 
 
 def fit_kde(train: np.ndarray, val: np.ndarray, *, kappas: tuple[float, ...] = KAPPA_GRID,
-            weights: tuple[float, ...] = WEIGHT_GRID) -> KDEFit:
-    """Grid search of ``(kappa, w)`` minimising the mean validation NLL."""
+            weights: tuple[float, ...] = WEIGHT_GRID, manifold: str = "sphere") -> KDEFit:
+    """Grid search of ``(kappa, w)`` minimising the mean validation NLL, on the named manifold."""
     if len(val) == 0:
         raise ValueError("fit_kde needs at least one validation point")
     best = KDEFit(math.nan, math.nan, math.inf)
     for kappa in kappas:
-        lp = kde_log_prob(val, train, kappa, 0.0)
+        path = _kde_path(train, kappa, 0.0, manifold)
+        lp, log_volume = _log_prob(path, val), path.manifold.log_volume
         for w in weights:
-            mixed = lp if w <= 0 else np.logaddexp(math.log1p(-w) + lp, math.log(w) - LOG_AREA)
-            nll = float(-np.mean(mixed))
+            nll = float(-np.mean(_floored(lp, w, log_volume)))
             if nll < best.val_nll:
                 best = KDEFit(kappa, w, nll)
     return best
@@ -154,14 +171,14 @@ def fit_adaptive_kde(train: np.ndarray, val: np.ndarray, *, neighbours: tuple[in
     """Grid search of ``(k, a, w)`` for the adaptive KDE (module doc), minimising the mean validation NLL."""
     if len(val) == 0:
         raise ValueError("fit_adaptive_kde needs at least one validation point")
+    log_volume = SPHERE.log_volume
     best = AdaptiveKDEFit(0, math.nan, math.nan, math.inf)
     r2, inverse = _neighbour_distances(train, tuple(neighbours))
     for k in neighbours:
         for a in scales:
             lp = kde_log_prob(val, train, _kappas(r2, inverse, k, a), 0.0)
             for w in weights:
-                mixed = lp if w <= 0 else np.logaddexp(math.log1p(-w) + lp, math.log(w) - LOG_AREA)
-                nll = float(-np.mean(mixed))
+                nll = float(-np.mean(_floored(lp, w, log_volume)))
                 if nll < best.val_nll:
                     best = AdaptiveKDEFit(k, a, w, nll)
     return best

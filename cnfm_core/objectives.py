@@ -9,7 +9,11 @@ vanishes ``p_t``-almost everywhere. The loss is ``E_{t ~ U[0,1], x ~ p_t} |r(t, 
 no ODE is solved during training.
 
 RFM (Chen & Lipman, 2024), the baseline: ``x_0`` uniform, ``x_1`` a data point, ``x_t`` the
-geodesic between them at constant speed, and the loss ``E |v(t, x_t) - d/dt x_t|^2``.
+geodesic between them at constant speed (the manifold's :meth:`~cnfm_core.manifolds.base.Manifold.geodesic`),
+and the loss ``E |v(t, x_t) - d/dt x_t|^2``.
+
+Both work on any manifold: PPD through its target path (any :class:`~cnfm_core.paths.TargetPath`), RFM
+through the manifold's uniform sampling and geodesics.
 
 Both are built from a name in :data:`OBJECTIVES` and called as ``objective(field, batch_size,
 generator=...)``, returning an :class:`ObjectiveValue`.
@@ -24,8 +28,9 @@ import torch
 from torch import Tensor
 
 from .field import VectorField
-from .paths import VMFMixturePath
-from .sphere import sample_uniform
+from .manifolds.base import Manifold
+from .paths import TargetPath
+from .sphere import SPHERE
 
 __all__ = ["OBJECTIVES", "PPD", "RFM", "Objective", "ObjectiveValue", "geodesic_interpolant", "make_objective"]
 
@@ -41,7 +46,7 @@ class ObjectiveValue:
 class PPD:
     """``E |d/dt log p_t + <grad log p_t, v> + div v|^ell`` with ``t ~ U[0, 1]``, ``x ~ p_t``."""
 
-    def __init__(self, path: VMFMixturePath, *, ell: int = 2) -> None:
+    def __init__(self, path: TargetPath, *, ell: int = 2) -> None:
         if ell not in (1, 2):
             raise ValueError(f"ell must be 1 or 2, got {ell}")
         self.path, self.ell = path, ell
@@ -55,8 +60,7 @@ class PPD:
     def __call__(
         self, field: VectorField, batch_size: int, *, generator: torch.Generator | None = None
     ) -> ObjectiveValue:
-        dev = self.path.centers.device
-        t = torch.rand(batch_size, generator=generator, device=dev, dtype=self.path.centers.dtype)
+        t = torch.rand(batch_size, generator=generator, device=self.path.device, dtype=self.path.dtype)
         x = self.path.sample(t, generator=generator)
         r = self.residual(field, x, t)
         loss = r.abs().mean() if self.ell == 1 else r.square().mean()
@@ -64,31 +68,26 @@ class PPD:
 
 
 def geodesic_interpolant(x0: Tensor, x1: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-    """Point ``x_t`` and velocity ``d/dt x_t`` on the constant-speed great circle from ``x0`` to ``x1``.
-
-    With ``d`` the unit tangent at ``x0`` towards ``x1`` and ``theta`` their distance,
-    ``x_t = cos(t theta) x0 + sin(t theta) d`` and ``d/dt x_t = theta (-sin(t theta) x0 + cos(t theta) d)``.
-    """
-    w = x1 - (x0 * x1).sum(-1, keepdim=True) * x0
-    sin = torch.linalg.vector_norm(w, dim=-1, keepdim=True)
-    theta = torch.atan2(sin, (x0 * x1).sum(-1, keepdim=True))
-    d = w / sin.clamp_min(torch.finfo(x0.dtype).tiny)
-    a = t[:, None] * theta
-    xt = torch.cos(a) * x0 + torch.sin(a) * d
-    ut = theta * (torch.cos(a) * d - torch.sin(a) * x0)
-    return xt, ut
+    """Point ``x_t`` and velocity ``d/dt x_t`` on the constant-speed great circle from ``x0`` to ``x1``
+    on S² (:meth:`cnfm_core.manifolds.Sphere.geodesic`)."""
+    return SPHERE.geodesic(x0, x1, t)
 
 
 class RFM:
-    """Riemannian flow matching on the sphere with uniform noise and geodesic conditional paths.
+    """Riemannian flow matching with uniform noise and geodesic conditional paths on ``manifold``
+    (default the sphere).
 
     With ``floor=w`` the end point ``x_1`` is a uniform point with probability ``w``, so the flow
-    learns the same floored data distribution ``(1 - w) data + w / 4 pi`` as PPD with that floor.
+    learns the same floored data distribution ``(1 - w) data + w / vol(M)`` as PPD with that floor.
     """
 
-    def __init__(self, data: Tensor, *, floor: float = 0.0) -> None:
+    def __init__(self, data: Tensor, *, floor: float = 0.0, manifold: Manifold | None = None) -> None:
         if not 0.0 <= floor < 1.0:
             raise ValueError(f"floor must be in [0, 1), got {floor}")
+        self.manifold = SPHERE if manifold is None else manifold
+        if data.ndim != 2 or data.shape[1] != self.manifold.ambient_dim:
+            raise ValueError(f"data must have shape (N, {self.manifold.ambient_dim}) on {self.manifold!r}, "
+                             f"got {tuple(data.shape)}")
         self.data, self.floor = data, float(floor)
 
     def __call__(
@@ -97,12 +96,13 @@ class RFM:
         dev, dt = self.data.device, self.data.dtype
         t = torch.rand(batch_size, generator=generator, device=dev, dtype=dt)
         x1 = self.data[torch.randint(self.data.shape[0], (batch_size,), generator=generator, device=dev)]
-        x0 = sample_uniform(batch_size, generator=generator, dtype=dt, device=dev)
+        m = self.manifold
+        x0 = m.random_uniform(batch_size, generator=generator, dtype=dt, device=dev)
         if self.floor > 0.0:
             from_floor = torch.rand(batch_size, generator=generator, device=dev, dtype=dt) < self.floor
-            noise = sample_uniform(batch_size, generator=generator, dtype=dt, device=dev)
+            noise = m.random_uniform(batch_size, generator=generator, dtype=dt, device=dev)
             x1 = torch.where(from_floor[:, None], noise, x1)
-        xt, ut = geodesic_interpolant(x0, x1, t)
+        xt, ut = m.geodesic(x0, x1, t)
         r = (field(xt, t) - ut).square().sum(-1)
         loss = r.mean()
         return ObjectiveValue(loss, float(loss.detach()))
@@ -110,18 +110,20 @@ class RFM:
 
 Objective = PPD | RFM
 
-#: Objective names for configs and UIs; each builder takes the training points and the options.
+#: Objective names for configs and UIs; each builder takes the training points, the target path (or None),
+#: the options and the manifold.
 OBJECTIVES: dict[str, Callable[..., Objective]] = {
-    "ppd": lambda data, path, ell, floor: PPD(path, ell=ell),
-    "rfm": lambda data, path, ell, floor: RFM(data, floor=floor),
+    "ppd": lambda data, path, ell, floor, manifold: PPD(path, ell=ell),
+    "rfm": lambda data, path, ell, floor, manifold: RFM(data, floor=floor, manifold=manifold),
 }
 
 
-def make_objective(name: str, *, data: Tensor, path: VMFMixturePath | None, ell: int = 2,
-                   floor: float = 0.0) -> Objective:
+def make_objective(name: str, *, data: Tensor, path: TargetPath | None, ell: int = 2,
+                   floor: float = 0.0, manifold: Manifold | None = None) -> Objective:
     """Build an objective by name; unknown names raise ``ValueError`` listing the known ones.
 
-    PPD takes its floor from ``path``; ``floor`` is for RFM (and must then agree with the path's).
+    PPD takes its floor and manifold from ``path``; ``floor`` and ``manifold`` (default: the path's, else
+    the sphere) are for RFM, and must agree with the path's when both are given.
     """
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
@@ -129,4 +131,8 @@ def make_objective(name: str, *, data: Tensor, path: VMFMixturePath | None, ell:
         raise ValueError("the ppd objective needs a target path")
     if path is not None and path.floor != floor:
         raise ValueError(f"the path's floor {path.floor} differs from floor={floor}")
-    return OBJECTIVES[name](data, path, ell, floor)
+    if manifold is None:
+        manifold = SPHERE if path is None else path.manifold
+    elif path is not None and path.manifold.name != manifold.name:
+        raise ValueError(f"the path lives on {path.manifold!r}, not on {manifold!r}")
+    return OBJECTIVES[name](data, path, ell, floor, manifold)

@@ -1,4 +1,10 @@
-"""The target probability path: a von Mises-Fisher (vMF) kernel mixture over the data.
+"""The target probability path PPD matches: the interface (:class:`TargetPath`) and, on the sphere,
+a von Mises-Fisher (vMF) kernel mixture over the data.
+
+A target path on a manifold ``M`` is anything with ``log_prob(x, t)``, ``quantities(x, t)`` (``log p_t``,
+``d/dt log p_t`` and the Riemannian gradient of ``log p_t``: :class:`PathQuantities`), exact samples
+``sample(t)``, its ``manifold``, ``floor`` and ``schedule``, and the ``device`` and ``dtype`` of its
+tensors. Concentration schedules are shared by every manifold (:mod:`cnfm_core.schedules`).
 
 For data points ``y_1..y_N`` on S^2 and a concentration schedule ``kappa(t)`` with
 ``kappa(0) = 0``, the path is
@@ -45,12 +51,15 @@ points far from every training point would otherwise cost many nats.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
+from .manifolds.base import Manifold
+from .manifolds.sphere import Sphere
+from .schedules import SCHEDULES, ExponentialSchedule, LinearSchedule, Schedule, make_schedule
 from .sphere import LOG_AREA, projx, sample_uniform, tangent_frame
 
 __all__ = [
@@ -59,6 +68,7 @@ __all__ = [
     "LinearSchedule",
     "PathQuantities",
     "Schedule",
+    "TargetPath",
     "VMFMixturePath",
     "make_schedule",
     "sample_vmf",
@@ -71,52 +81,6 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _LOGIT_CLAMP = -80.0
 #: The adaptive path's smallest concentration (at t = 0): see :meth:`VMFMixturePath._fused_scaled`.
 _TINY_KAPPA = 1e-20
-
-
-# ----------------------------------------------------------------------------- schedules
-@dataclass(frozen=True)
-class ExponentialSchedule:
-    """``kappa(t) = (1 + kappa_max)^t - 1``: slow at first, so mass leaves the uniform gradually."""
-
-    kappa_max: float
-
-    def kappa(self, t: Tensor) -> Tensor:
-        return torch.expm1(t * math.log1p(self.kappa_max))
-
-    def dkappa(self, t: Tensor) -> Tensor:
-        a = math.log1p(self.kappa_max)
-        return a * torch.exp(t * a)
-
-
-@dataclass(frozen=True)
-class LinearSchedule:
-    """``kappa(t) = kappa_max * t``."""
-
-    kappa_max: float
-
-    def kappa(self, t: Tensor) -> Tensor:
-        return t * self.kappa_max
-
-    def dkappa(self, t: Tensor) -> Tensor:
-        return torch.full_like(t, self.kappa_max)
-
-
-Schedule = ExponentialSchedule | LinearSchedule
-
-#: Schedule names for configs and UIs.
-SCHEDULES: dict[str, Callable[[float], Schedule]] = {
-    "exponential": ExponentialSchedule,
-    "linear": LinearSchedule,
-}
-
-
-def make_schedule(name: str, kappa_max: float) -> Schedule:
-    """Build a schedule by name; unknown names raise ``ValueError`` listing the known ones."""
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
-    if not (kappa_max > 0 and math.isfinite(kappa_max)):
-        raise ValueError(f"kappa_max must be a positive finite number, got {kappa_max}")
-    return SCHEDULES[name](float(kappa_max))
 
 
 # ----------------------------------------------------------------------------- one vMF
@@ -176,15 +140,52 @@ def sample_vmf(mu: Tensor, kappa: Tensor, *, generator: torch.Generator | None =
 # ----------------------------------------------------------------------------- the mixture path
 @dataclass(frozen=True)
 class PathQuantities:
-    """What PPD needs of the target at points ``x`` and times ``t`` (all shape ``(B,)`` or ``(B, 3)``)."""
+    """What PPD needs of the target at points ``x`` and times ``t``: ``log p_t(x)`` and ``d/dt log p_t(x)``
+    (shape ``(B,)``) and the Riemannian gradient of ``log p_t`` at ``x``, a tangent vector (``(B, D)``)."""
 
     log_prob: Tensor
     dlog_prob_dt: Tensor
     grad_log_prob: Tensor
 
 
+@runtime_checkable
+class TargetPath(Protocol):
+    """A probability path ``p_t`` on ``manifold``, ``t`` in [0, 1], uniform at ``t = 0`` (module doc).
+
+    ``floor`` is the weight of the uniform component mixed in at every ``t`` (RFM is checked against it);
+    ``device`` and ``dtype`` are those of the samples it draws (PPD draws its times there).
+    """
+
+    manifold: Manifold
+    floor: float
+    schedule: Schedule
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    def log_prob(self, x: Tensor, t: Tensor | float) -> Tensor:
+        """``log p_t(x)`` w.r.t. the volume of ``manifold`` for points ``(B, D)``; ``t`` a scalar or ``(B,)``."""
+        ...
+
+    def quantities(self, x: Tensor, t: Tensor | float) -> PathQuantities:
+        """``log p_t``, ``d/dt log p_t`` and the Riemannian gradient of ``log p_t`` at ``x``."""
+        ...
+
+    def sample(self, t: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Exact samples ``x_j ~ p_{t_j}``, one per entry of ``t`` (shape ``(n,)``): ``(n, D)``."""
+        ...
+
+    def to(self, device: torch.device | str) -> TargetPath:
+        """Move the path's tensors to ``device`` (returns the path)."""
+        ...
+
+
 class VMFMixturePath:
-    """The vMF mixture path over ``centers`` (``(N, 3)`` unit vectors) with a concentration schedule.
+    """The vMF mixture path over ``centers`` (``(N, 3)`` unit vectors) with a concentration schedule: the
+    :class:`TargetPath` on the sphere.
 
     ``floor`` is the weight ``w`` in ``[0, 1)`` of a uniform component mixed in at every ``t``.
     ``scales`` (``(N,)``, positive, one per row of ``centers``) gives centre ``i`` the concentration
@@ -205,6 +206,7 @@ class VMFMixturePath:
             raise ValueError(f"centers must have shape (N, 3) with N >= 1, got {tuple(centers.shape)}")
         if not 0.0 <= floor < 1.0:
             raise ValueError(f"floor must be in [0, 1), got {floor}")
+        self.manifold: Manifold = Sphere()
         self.schedule = schedule
         self.floor = float(floor)
         self.chunk_entries = int(chunk_entries)
@@ -237,6 +239,14 @@ class VMFMixturePath:
         # [y, 1] as rows, so one product gives the weighted sums of y_i and of 1 (the normaliser). It is
         # (4, N) @ (N, B) on purpose: for a thin right factor that order runs several times faster on CPU.
         self._moments_t = torch.cat([unique, ones[:, None]], dim=1).T.contiguous()
+
+    @property
+    def device(self) -> torch.device:
+        return self.centers.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.centers.dtype
 
     def to(self, device: torch.device | str) -> VMFMixturePath:
         """Move the centres to ``device`` (returns ``self``)."""

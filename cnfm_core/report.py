@@ -20,19 +20,13 @@ import torch
 from .builders import load_field
 from .data import write_points
 from .grid import cell_areas
-from .integrate import density_grid, log_likelihood, sample
+from .integrate import density_grid, evaluate_nll, mean_sem, sample
 from .kde import fit_kde, kde_log_prob
 from .runs import RunDir
-from .sphere import LOG_AREA, grid_points
+from .sphere import grid_points
 from .synthetic import known_density
 
 __all__ = ["mean_sem", "write_report"]
-
-
-def mean_sem(nll: np.ndarray) -> tuple[float, float]:
-    """Mean and its standard error (``std(ddof=1) / sqrt(n)``; 0 for a single value)."""
-    sem = float(nll.std(ddof=1) / np.sqrt(len(nll))) if len(nll) > 1 else 0.0
-    return float(nll.mean()), sem
 
 
 def write_report(run: RunDir, *, n_lat: int = 90, n_lon: int = 180, n_samples: int = 2000, seed: int = 0,
@@ -41,15 +35,13 @@ def write_report(run: RunDir, *, n_lat: int = 90, n_lon: int = 180, n_samples: i
     t0 = time.perf_counter()
     field, config = load_field(run, device=device)
     split = run.read_split()
-    report: dict[str, Any] = {"uniform_nll": LOG_AREA, "objective": config.objective, "ell": config.ell,
-                              "split": config.split, "n_train": int(len(split["train"])),
+    report: dict[str, Any] = {"uniform_nll": field.manifold.log_volume, "objective": config.objective,
+                              "ell": config.ell, "split": config.split, "n_train": int(len(split["train"])),
                               "n_test": int(len(split["test"]))}
     test = split["test"]
     if len(test):
-        res = log_likelihood(field, torch.as_tensor(test, dtype=torch.float32, device=device),
-                             rtol=config.rtol, atol=config.atol)
-        report["test_nll"], report["test_nll_sem"] = mean_sem(-res.log_prob.double().cpu().numpy())
-        report.update(solver=res.method, rtol=res.rtol, atol=res.atol)
+        est = evaluate_nll(field, test, rtol=config.rtol, atol=config.atol)
+        report.update(test_nll=est.mean, test_nll_sem=est.sem, solver=est.solver, rtol=est.rtol, atol=est.atol)
         if len(split["val"]):
             kde = fit_kde(split["train"], split["val"])
             kde_nll = -kde_log_prob(test, split["train"], kde.kappa, kde.weight)
@@ -64,7 +56,7 @@ def write_report(run: RunDir, *, n_lat: int = 90, n_lon: int = 180, n_samples: i
         if len(test):
             report["true_nll"] = float(-truth.log_prob(torch.as_tensor(test)).mean())
         report["true_entropy"] = truth.entropy(n=100_000)[0]
-    np.savez(run.density, **arrays)
+    run.write_npz(run.density, arrays)
     g = torch.Generator(device=device).manual_seed(seed)
     write_points(run.samples, sample(field, n_samples, generator=g), decimals=5)
     # Total mass of the grid (should be close to 1): a visible check on the density map.

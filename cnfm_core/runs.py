@@ -11,26 +11,31 @@
     DIR/frames.npz       target and model paths, PPD residual and samples over t (frames.py)
     DIR/stop.request     present when someone asked the run to stop (checked by the training loop)
 
-Files are replaced atomically (write to a temporary file, then rename), so a reader never
-sees half a file, and a failed write never destroys the previous version.
+Files are replaced atomically by :func:`atomic_write` (write to a temporary file, then rename), so a
+reader never sees half a file, and a failed write never destroys the previous version. This module does
+not import torch (pages read runs through it); only checkpoint saving and loading import it, when called.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
     "RunDir",
     "RunError",
+    "atomic_write",
 ]
 
 CHECKPOINT_FORMAT = "cnfm-checkpoint/1"
@@ -44,7 +49,8 @@ class CheckpointError(RunError):
     """A checkpoint that cannot be trusted: unreadable, tampered with, or of another format."""
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` atomically: a reader sees the old file or the new one, never a part."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -79,7 +85,7 @@ class RunDir:
     # -- JSON files
     def write_json(self, path: Path, obj: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+        atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
     def read_json(self, path: Path) -> dict[str, Any]:
         try:
@@ -111,15 +117,11 @@ class RunDir:
 
     # -- arrays
     def write_npz(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
+        """Write an ``.npz`` of the run atomically (:func:`atomic_write`)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{path.stem}.", suffix=".npz")
-        os.close(fd)
-        try:
-            np.savez(tmp, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write(path, buf.getvalue())
 
     def read_npz(self, path: Path) -> dict[str, np.ndarray]:
         """All arrays of an ``.npz`` file of the run (no pickles)."""
@@ -139,18 +141,18 @@ class RunDir:
 
     # -- checkpoints
     def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Save ``state`` with the format tag, atomically (:func:`atomic_write`)."""
+        import torch
+
         self.path.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".checkpoint.", suffix=".pt")
-        os.close(fd)
-        try:
-            torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
-            os.replace(tmp, self.checkpoint)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buf = io.BytesIO()
+        torch.save({"format": CHECKPOINT_FORMAT, **state}, buf)
+        atomic_write(self.checkpoint, buf.getvalue())
 
     def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         """Load with ``weights_only=True`` (no code runs) and check the format and required keys."""
+        import torch
+
         if not self.checkpoint.exists():
             raise RunError(f"{self.checkpoint}: no such file; is {self.path} a run directory?")
         try:

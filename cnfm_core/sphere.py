@@ -5,10 +5,10 @@ given in the order **(lat, lon)**, in degrees, with
 
     x = cos(lat) cos(lon),   y = cos(lat) sin(lon),   z = sin(lat).
 
-Manifold operations (projections, exponential map) come from :mod:`geoopt`. The geodesic
-distance is computed here as ``atan2(|x × y|, x · y)``: geoopt's float32 distance is an
-``acos`` of a clamped dot product, which cannot resolve angles below about 0.014 rad
-(tests/test_sphere.py measures the gap).
+The manifold operations (projections, exponential map, the exact float32 geodesic distance
+``atan2(|x × y|, x · y)``, uniform sampling, the tangent frame) are those of the manifold object
+:data:`SPHERE` (:class:`cnfm_core.manifolds.Sphere`, on geoopt where geoopt is exact enough); the
+functions here are shorthands for them.
 
 >>> import torch
 >>> x = latlon_to_xyz(torch.tensor([90.0]), torch.tensor([0.0]))
@@ -18,15 +18,16 @@ True
 
 from __future__ import annotations
 
-import geoopt
 import numpy as np
 import torch
 from torch import Tensor
 
 from .geo import LOG_AREA
+from .manifolds.sphere import Sphere
 
 __all__ = [
     "LOG_AREA",
+    "SPHERE",
     "dist",
     "expmap",
     "grid_points",
@@ -40,7 +41,8 @@ __all__ = [
 ]
 
 
-_SPHERE = geoopt.Sphere()
+#: The sphere as a :class:`~cnfm_core.manifolds.base.Manifold`.
+SPHERE = Sphere()
 
 
 def latlon_to_xyz(lat: Tensor, lon: Tensor) -> Tensor:
@@ -72,31 +74,22 @@ def xyz_to_latlon(x: Tensor) -> tuple[Tensor, Tensor]:
 
 def projx(x: Tensor) -> Tensor:
     """Project ambient points onto the sphere, ``x / |x|``."""
-    return _SPHERE.projx(x)
+    return SPHERE.projx(x)
 
 
 def proju(x: Tensor, u: Tensor) -> Tensor:
     """Project ambient vectors ``u`` onto the tangent plane at ``x``: ``u - <x, u> x``."""
-    return _SPHERE.proju(x, u)
+    return SPHERE.proju(x, u)
 
 
 def expmap(x: Tensor, u: Tensor) -> Tensor:
     """Exponential map: follow the great circle from ``x`` with initial velocity ``u`` for unit time."""
-    return _SPHERE.expmap(x, u)
+    return SPHERE.expmap(x, u)
 
 
 def dist(x: Tensor, y: Tensor) -> Tensor:
-    """Geodesic (great-circle) distance in radians, ``atan2(|x × y|, x · y)``.
-
-    Exact to relative float precision at every angle, including tiny ones, unlike
-    ``acos(clamp(x · y))``. The cross product is formed as ``x × (y - x)`` (``x × (y + x)`` for
-    obtuse pairs): the difference of nearby points is exact, whereas ``x × y`` of two generic
-    float32 points cancels to an absolute error of about 1e-7 (30% at 1e-7 rad).
-    """
-    dot = (x * y).sum(-1)
-    d = torch.where(dot[..., None] >= 0, y - x, y + x)
-    cross = torch.linalg.vector_norm(torch.linalg.cross(x, d, dim=-1), dim=-1)
-    return torch.atan2(cross, dot)
+    """Geodesic (great-circle) distance in radians, ``atan2(|x × y|, x · y)`` (:meth:`Sphere.dist`)."""
+    return SPHERE.dist(x, y)
 
 
 def sample_uniform(
@@ -104,25 +97,16 @@ def sample_uniform(
     device: torch.device | str | None = None,
 ) -> Tensor:
     """Draw ``n`` points uniformly on the sphere (normalised Gaussians)."""
-    g = torch.randn(n, 3, generator=generator, dtype=dtype, device=device)
-    return projx(g)
+    return SPHERE.random_uniform(n, generator=generator, dtype=dtype, device=device)
 
 
 def uniform_log_prob(x: Tensor) -> Tensor:
     """Log-density of the uniform distribution w.r.t. area: ``-log(4 pi)`` at every point."""
-    return torch.full(x.shape[:-1], -LOG_AREA, dtype=x.dtype, device=x.device)
+    return SPHERE.uniform_log_prob(x)
 
 
 def tangent_frame(x: Tensor) -> tuple[Tensor, Tensor]:
-    """An orthonormal basis ``(e1, e2)`` of the tangent plane at each unit vector ``x``.
-
-    ``e1`` is built from the coordinate axis least aligned with ``x``, so it is well
-    conditioned everywhere (poles included); ``e2 = x × e1``.
-    """
-    axis = torch.zeros_like(x)
-    idx = x.abs().argmin(dim=-1, keepdim=True)
-    axis.scatter_(-1, idx, 1.0)
-    e1 = torch.linalg.cross(x, axis, dim=-1)
-    e1 = e1 / torch.linalg.vector_norm(e1, dim=-1, keepdim=True)
-    e2 = torch.linalg.cross(x, e1, dim=-1)
+    """An orthonormal basis ``(e1, e2)`` of the tangent plane at each unit vector ``x``
+    (:meth:`Sphere.tangent_frame`: ``e1`` from the axis least aligned with ``x``, ``e2 = x × e1``)."""
+    e1, e2 = SPHERE.tangent_frame(x)
     return e1, e2

@@ -1,4 +1,5 @@
-"""One readable training loop: a flow on S^2 trained with PPD or RFM, logged to a run directory.
+"""One readable training loop: a flow on S² or the torus Tᵈ trained with PPD or RFM, logged to a run
+directory.
 
     config = TrainConfig(data="volcano.csv", steps=2000)
     result = train(config, "runs/volcano")          # or train(None, "runs/volcano", resume=True)
@@ -28,14 +29,18 @@ from typing import Any
 
 import torch
 
+from .angles import read_angles
 from .auto import choose_settings
 from .builders import build_field, build_path, device_name, resolve_device
 from .config import ADAPTIVE_FIELDS, AUTO_FIELDS, TrainConfig, choose_threads
-from .data import make_split, read_points
+from .data import read_points
 from .field import VectorField
 from .integrate import log_likelihood
 from .objectives import make_objective
+from .procs import start_time
 from .runs import RunDir, RunError
+from .splits import make_split
+from .torus_auto import choose_torus_settings
 
 __all__ = ["TrainResult", "request_stop", "resolve_auto", "train"]
 
@@ -67,9 +72,29 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class _AngleRows:
+    """What a split reads of a point set (its number of rows ``n``, and ``xyz``, the rows compared to drop
+    repeated points): for the torus, the angles in radians ``(n, d)``."""
+
+    n: int
+    xyz: Any
+    lines: Any
+
+
 def _prepare(config: TrainConfig, run: RunDir) -> dict[str, Any]:
-    """Read and split the data, write config.json and split.npz; return the facts recorded."""
-    points = read_points(config.data)
+    """Read and split the data, write config.json and split.npz; return the facts recorded.
+
+    On the sphere the split holds unit vectors; on the torus angles in radians in ``[-π, π)``, and the facts
+    hold the data's column names (``columns``, which ``sample`` writes back) and their number (``manifold_dim``).
+    """
+    facts: dict[str, Any] = {}
+    if config.manifold == "torus":
+        angles = read_angles(config.data)
+        points: Any = _AngleRows(angles.n, angles.radians, angles.lines)
+        facts.update(columns=list(angles.names), manifold_dim=angles.dim)
+    else:
+        points = read_points(config.data)
     split = make_split(points, mode=config.split, seed=config.seed)
     if split.train.size < 1:
         raise ValueError(f"{config.data}: no training points after the {config.split} split")
@@ -79,14 +104,14 @@ def _prepare(config: TrainConfig, run: RunDir) -> dict[str, Any]:
         arrays[part] = points.xyz[idx]
         arrays[f"{part}_lines"] = points.lines[idx]
     run.write_split(arrays)
-    facts = {
+    facts.update({
         "data_name": Path(config.data).name,
         "data_sha256": _sha256(Path(config.data)),
         "n_points": int(points.n),
         "n_train": int(split.train.size),
         "n_val": int(split.val.size),
         "n_test": int(split.test.size),
-    }
+    })
     return facts
 
 
@@ -99,7 +124,11 @@ def resolve_auto(config: TrainConfig, train_xyz: Any, val_xyz: Any) -> tuple[Tra
               and (config.kernel == "adaptive" or name not in ADAPTIVE_FIELDS)]
     if not fields:
         return config, None
-    choice = choose_settings(train_xyz, val_xyz, seed=config.seed, adaptive=config.kernel == "adaptive")
+    choice: Any
+    if config.manifold == "torus":
+        choice = choose_torus_settings(train_xyz, val_xyz, seed=config.seed)
+    else:
+        choice = choose_settings(train_xyz, val_xyz, seed=config.seed, adaptive=config.kernel == "adaptive")
     config = dataclasses.replace(config, **{name: getattr(choice, name) for name in fields})
     return config, {"fields": fields, "description": choice.describe(tuple(fields)), **dataclasses.asdict(choice)}
 
@@ -159,6 +188,11 @@ def train(
     torch.set_num_threads(threads)
     if state is None:
         facts = _prepare(config, run)
+        if "manifold_dim" in facts:
+            if config.manifold_dim not in (None, facts["manifold_dim"]):
+                raise ValueError(f"{config.data}: {facts['manifold_dim']} columns of angles, but the config asks "
+                                 f"for a torus of dimension {config.manifold_dim}")
+            config = dataclasses.replace(config, manifold_dim=facts["manifold_dim"])
         split = run.read_split()
         config, facts["auto"] = resolve_auto(config, split["train"], split["val"])
         config.validate()
@@ -187,7 +221,8 @@ def train(
         if "generator" in state and device.type == "cpu":
             generator.set_state(state["generator"])
     path = build_path(config, train_x) if config.objective == "ppd" else None
-    objective = make_objective(config.objective, data=train_x, path=path, ell=config.ell, floor=config.floor)
+    objective = make_objective(config.objective, data=train_x, path=path, ell=config.ell, floor=config.floor,
+                               manifold=model.manifold)
     max_steps, max_seconds = config.budget()
 
     def checkpoint() -> None:
@@ -200,7 +235,8 @@ def train(
     def status(state_name: str, message: str = "") -> None:
         run.write_json(run.status, {
             "state": state_name, "step": step, "steps": max_steps, "minutes": config.minutes,
-            "elapsed": elapsed, "pid": os.getpid(), "message": message, "updated": time.time(),
+            "elapsed": elapsed, "pid": os.getpid(), "pid_start": start_time(os.getpid()), "message": message,
+            "updated": time.time(),
         })
 
     def done() -> bool:

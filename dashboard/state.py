@@ -2,7 +2,9 @@
 
 Pages call these functions and never touch session state or the URL themselves. What a user
 chose that matters for sharing (the data set and the run) lives in the URL as ``?data=...&run=...``,
-so a reload or a second tab shows the same thing.
+so a reload or a second tab shows the same thing; so do the Train page's settings, the Path page's
+time ``?t=`` and the two runs compared on the Runs page ``?a=...&b=...``. Nothing here (nor in any page)
+imports torch: pages read files through the torch-free parts of ``cnfm_core``.
 
 Settings come from environment variables:
 
@@ -22,29 +24,42 @@ from pathlib import Path
 
 import streamlit as st
 
+from cnfm_core import devices
 from cnfm_core.data import DataError, PointSet, parse_points, read_points
 from cnfm_core.jobs import JobRunner, RunStore, valid_run_id
-from cnfm_core.runs import RunDir, RunError
+from cnfm_core.runs import RunDir, RunError, atomic_write
 
 __all__ = [
     "BUNDLED",
     "Dataset",
     "Settings",
+    "auto_description",
+    "compared_runs",
     "current_dataset",
+    "current_frame",
     "current_run_id",
     "datasets",
+    "device_label",
     "load_points",
+    "open_run",
+    "path_playing",
+    "run_device",
+    "path_slider_key",
+    "pick_compared",
     "runner",
     "save_upload",
     "select_dataset",
+    "select_dataset_from",
+    "set_compared_runs",
+    "set_frame",
+    "set_path_playing",
     "set_run_id",
+    "set_train_settings",
     "settings",
+    "slider_moved",
     "store",
     "sync_widget",
-    "current_frame",
-    "set_frame",
     "train_settings",
-    "set_train_settings",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,7 +112,11 @@ def _store(root: str) -> RunStore:
 
 @st.cache_resource
 def _runner(root: str, max_concurrent: int) -> JobRunner:
-    return JobRunner(_store(root), max_concurrent=max_concurrent)
+    """The server's runner. It polls once when made, so after a restart queued jobs start and jobs whose
+    process is gone are ended, before any page asks."""
+    runner = JobRunner(_store(root), max_concurrent=max_concurrent)
+    runner.poll()
+    return runner
 
 
 def store() -> RunStore:
@@ -140,6 +159,17 @@ def current_dataset() -> Dataset:
 def select_dataset(key: str) -> None:
     st.session_state["dataset"] = key
     st.query_params["data"] = key
+
+
+def select_dataset_from(widget: str) -> None:
+    """Callback of a data set picker: the data set its widget ``widget`` now shows."""
+    select_dataset(st.session_state[widget])
+
+
+@st.cache_resource
+def device_label() -> str:
+    """The device a run started here trains on (:func:`cnfm_core.devices.detect`, read once per server)."""
+    return devices.detect().label
 
 
 def sync_widget(key: str, value: object) -> None:
@@ -186,17 +216,19 @@ def current_run_id() -> str | None:
 
 
 def current_frame(times: list[float]) -> int:
-    """Index of the Path page's time ``?t=`` (nearest frame), else the session's, else 0."""
+    """Index of the Path page's frame: the session's once it has one, else the URL's time ``?t=`` (nearest
+    frame; so a shared link picks the first frame shown), else 0."""
+    k = st.session_state.get("path_frame")
+    if isinstance(k, int):
+        return min(max(k, 0), max(0, len(times) - 1))
     raw = st.query_params.get("t")
-    if raw is not None:
+    if raw is not None and times:
         try:
             t = float(raw)
         except ValueError:
-            t = None
-        if t is not None and times:
-            return min(range(len(times)), key=lambda i: abs(times[i] - t))
-    k = st.session_state.get("path_frame", 0)
-    return k if isinstance(k, int) and 0 <= k < max(1, len(times)) else 0
+            return 0
+        return min(range(len(times)), key=lambda i: abs(times[i] - t))
+    return 0
 
 
 def set_frame(k: int, times: list[float]) -> None:
@@ -205,12 +237,67 @@ def set_frame(k: int, times: list[float]) -> None:
         st.query_params["t"] = f"{times[k]:.2f}"
 
 
+def path_playing() -> bool:
+    """Whether the Path page is playing its frames."""
+    return bool(st.session_state.get("path_playing"))
+
+
+def set_path_playing(on: bool, times: list[float] | None = None) -> None:
+    """Play or pause the Path page; playing from the last frame starts again at t = 0 (``times`` given)."""
+    if on and times and current_frame(times) >= len(times) - 1:
+        set_frame(0, times)
+    if path_playing() != on:
+        st.session_state["path_generation"] = st.session_state.get("path_generation", 0) + 1
+    st.session_state["path_playing"] = on
+
+
+def path_slider_key() -> str:
+    """The Path page's time slider key, new each time playing starts or stops.
+
+    A timer tick sends the browser's widget values as they were when it fired, which can be a frame
+    behind; under a fresh key no stale value of an earlier slider can move the frame back.
+    """
+    return f"path_t_{st.session_state.get('path_generation', 0)}"
+
+
+def slider_moved(key: str, options: list[float]) -> None:
+    """Callback of the time slider ``key``: its value becomes the frame (ignored while playing)."""
+    if not path_playing() and st.session_state.get(key) in options:
+        set_frame(options.index(st.session_state[key]), options)
+
+
+def compared_runs(ids: list[str], default: dict[str, str]) -> dict[str, str]:
+    """The Runs page's two compared runs ``{"a": id, "b": id}``: the URL's ``?a=``/``?b=`` where they name
+    one of ``ids``, else ``default``."""
+    return {slot: st.query_params[slot] if st.query_params.get(slot) in ids else run_id
+            for slot, run_id in default.items()}
+
+
+def set_compared_runs(pair: dict[str, str]) -> None:
+    """Put the compared runs in the URL and in their pickers (widgets ``run_a``, ``run_b``)."""
+    for slot, run_id in pair.items():
+        if st.query_params.get(slot) != run_id:
+            st.query_params[slot] = run_id
+        sync_widget(f"run_{slot}", run_id)
+
+
+def pick_compared(slot: str) -> None:
+    """Callback of the picker of run ``slot`` ("a" or "b"): its choice goes to the URL."""
+    st.query_params[slot] = st.session_state[f"run_{slot}"]
+
+
 def set_run_id(run_id: str | None) -> None:
     st.session_state["run_id"] = run_id
     if run_id:
         st.query_params["run"] = run_id
     elif "run" in st.query_params:
         del st.query_params["run"]
+
+
+def open_run(run_id: str, page: str) -> None:
+    """Go to ``page`` (a file under ``views/``) showing run ``run_id``."""
+    set_run_id(run_id)
+    st.switch_page(page, query_params={"run": run_id})
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -238,10 +325,8 @@ def save_upload(name: str, data: bytes, lat_col: str | None, lon_col: str | None
     s.uploads.mkdir(parents=True, exist_ok=True)
     out = s.uploads / f"{stem}-{digest}.csv"
     if not out.exists():
-        tmp = out.with_suffix(".tmp")
         lines = ["lat,lon"] + [f"{a:.6f},{b:.6f}" for a, b in zip(points.lat, points.lon, strict=True)]
-        tmp.write_text("\n".join(lines) + "\n")
-        tmp.replace(out)
+        atomic_write(out, ("\n".join(lines) + "\n").encode())
     ds = Dataset(f"upload:{out.stem}", f"{out.stem} (uploaded)", out, "upload")
     select_dataset(ds.key)
     return ds, points
@@ -254,3 +339,13 @@ def auto_description(run: RunDir) -> str | None:
     except (RunError, OSError, ValueError, AttributeError):
         return None
     return auto.get("description") if isinstance(auto, dict) else None
+
+
+def run_device(run: RunDir) -> str | None:
+    """The device a run trains on, as its worker recorded it in ``config.json`` (None before it starts)."""
+    try:
+        meta = run.read_json(run.config) if run.config.exists() else {}
+    except (RunError, OSError, ValueError):
+        return None
+    device = meta.get("device")
+    return devices.device_label(str(device), str(meta.get("device_name") or "")) if device else None

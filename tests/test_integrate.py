@@ -17,11 +17,21 @@ import numpy as np
 import pytest
 import torch
 from conftest import random_unit_vectors
+from manifold_helpers import Circle
 from scipy.integrate import solve_ivp
 from torch import nn
 
 from cnfm_core.field import VectorField
-from cnfm_core.integrate import FIXED_STEP, density_grid, flow, log_likelihood, sample
+from cnfm_core.integrate import (
+    FIXED_STEP,
+    NLLEstimate,
+    density_grid,
+    evaluate_nll,
+    flow,
+    log_likelihood,
+    mean_sem,
+    sample,
+)
 from cnfm_core.sphere import LOG_AREA, latlon_to_xyz, sample_uniform
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -267,3 +277,28 @@ def test_density_grid_orientation_against_closed_form() -> None:
     x = latlon_to_xyz(torch.tensor(la, dtype=F64), torch.tensor(lo, dtype=F64)).numpy()
     expected = closed_form_log_q1(x.reshape(-1, 3), np.array(AXIS), 0.8).reshape(7, 9)
     np.testing.assert_allclose(grid.log_prob, expected, rtol=0, atol=1e-6)
+
+
+def test_density_grid_is_the_sphere_s_only() -> None:
+    with pytest.raises(ValueError, match="sphere"):
+        density_grid(VectorField(hidden=8, layers=1, manifold=Circle()), n_lat=4, n_lon=4)
+
+
+# ----------------------------------------------------------------------------- the test-set NLL
+def test_evaluate_nll_against_closed_form() -> None:
+    field = GradientField(AXIS, c_const)
+    x = sphere_points(40, 12)
+    nll = -closed_form_log_q1(x.numpy(), np.array(AXIS), 0.8)
+    x_file = x.numpy().copy()
+    x_file.flags.writeable = False  # points read from a file are read-only
+    est = evaluate_nll(field, x_file, rtol=1e-9, atol=1e-9)
+    assert isinstance(est, NLLEstimate) and est.n == 43 and est.solver == "dopri5"
+    assert (est.rtol, est.atol) == (1e-9, 1e-9) and est.nfe > 0 and est.seconds >= 0
+    assert est.mean == pytest.approx(float(nll.mean()), abs=1e-7)
+    assert est.sem == pytest.approx(float(nll.std(ddof=1) / math.sqrt(len(nll))), rel=1e-6)
+    assert est.sem > 0.01  # a non-uniform density: the points' NLLs differ
+    single = evaluate_nll(field, x[:1])
+    assert single.n == 1 and single.sem == 0.0
+    assert mean_sem(np.array([1.0, 3.0])) == (2.0, 1.0)
+    with pytest.raises(ValueError, match="at least one point"):
+        evaluate_nll(field, np.zeros((0, 3)))

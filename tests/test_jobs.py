@@ -1,14 +1,25 @@
-"""The run store and job runner without a browser: ids, listing, broken runs, cancelling."""
+"""The run store and job runner without a browser: ids, listing, broken runs, cancelling, and the queue
+advancing with no page open (workers start the next job; a new runner recovers a store after a restart)."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from cnfm_core.config import TrainConfig
-from cnfm_core.jobs import JobRunner, RunStore, valid_run_id
+from cnfm_core.jobs import ACTIVE, FINISHED, JobRunner, RunStore, valid_run_id
+from cnfm_core.pathframes import read_frames
+from cnfm_core.procs import alive, start_time
 from cnfm_core.runs import RunError
+from cnfm_core.train import train
 
 
 @pytest.mark.parametrize("run_id, ok", [("20261128-run-ab12", True), ("a", True), ("flood-lr=1e-2,batch=1024", True),
@@ -60,3 +71,121 @@ def test_resume_clears_an_old_stop_request(tmp_path, synthetic_csv):
     assert json.loads(run.request.read_text())["quick"] is True and store.info(run_id).state == "queued"
     with pytest.raises(RunError, match="stop it before resuming"):
         store.request_resume(run_id, steps=20)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes and the queue without a page: real workers, waited for by their state (never by wall time)
+
+#: Generous limits for waiting on workers: each imports torch and trains on two cores shared with other work.
+WAIT = 300.0
+
+
+def _tiny(data: Path, steps: int = 3) -> TrainConfig:
+    return TrainConfig(data=str(data), steps=steps, hidden=16, layers=2, eval_every=10**6, threads=1)
+
+
+def _wait_until(store: RunStore, run_id: str, done: Callable[[str], bool]) -> str:
+    """Read the run's state until ``done(state)``; returns it. Fails after :data:`WAIT` seconds."""
+    t0 = time.time()
+    while time.time() - t0 < WAIT:
+        state = store.info(run_id).state
+        if done(state):
+            return state
+        time.sleep(0.2)
+    log = store.run_dir(run_id).worker_log
+    pytest.fail(f"run {run_id} stayed {store.info(run_id).state}: {log.read_text() if log.exists() else ''}")
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_process_identity_is_pid_and_start_time():
+    me = os.getpid()
+    assert alive(me, start_time(me)) and alive(me)
+    assert not alive(me, start_time(me) + 1)  # the same PID, started at another time: another process
+    assert not alive(_dead_pid()) and not alive(0)
+
+
+def test_the_queue_advances_with_no_page_open(tmp_path, synthetic_csv):
+    store = RunStore(tmp_path)
+    runner = JobRunner(store, max_concurrent=1, threads=1)
+    first = store.create(_tiny(synthetic_csv), name="first", quick=True)
+    second = store.create(_tiny(synthetic_csv), name="second", quick=True)
+    assert runner.poll() == [first] and store.info(second).state == "queued"
+    status = json.loads(store.run_dir(first).status.read_text())
+    assert status["pid_start"] == start_time(status["pid"])  # the runner records more than the PID
+    # No page and no further poll from here: the first worker starts the second as it exits.
+    assert _wait_until(store, first, lambda s: s in FINISHED) == "done"
+    assert _wait_until(store, second, lambda s: s != "queued") in ("running", "reporting", "done")
+    assert _wait_until(store, second, lambda s: s in FINISHED) == "done"
+
+
+def test_a_new_dashboard_runner_recovers_the_store(tmp_path, synthetic_csv, monkeypatch):
+    store = RunStore(tmp_path)
+    queued = [store.create(_tiny(synthetic_csv), name=f"q{i}", quick=True) for i in range(2)]
+    dead, reused = (store.create(_tiny(synthetic_csv), name=n) for n in ("dead", "reused"))
+    for run_id, pid, start in ((dead, _dead_pid(), None), (reused, os.getpid(), start_time(os.getpid()) + 1)):
+        run = store.run_dir(run_id)
+        status = json.loads(run.status.read_text())
+        status.update(state="running", pid=pid, pid_start=start)
+        run.status.write_text(json.dumps(status))
+    monkeypatch.setenv("CNFM_RUNS", str(tmp_path))
+    monkeypatch.setenv("CNFM_MAX_CONCURRENT", "2")
+    from dashboard import state
+
+    state.runner()  # what the server does on its first page after a restart
+    for run_id in (dead, reused):
+        status = json.loads(store.run_dir(run_id).status.read_text())  # written, not only shown as failed
+        assert status["state"] == "failed" and "ended without finishing" in status["message"]
+    assert all(store.info(q).state != "queued" for q in queued)
+    for q in queued:
+        assert _wait_until(store, q, lambda s: s in FINISHED) == "done"
+
+
+@pytest.fixture(scope="module")
+def trained_store(tmp_path_factory, single_thread) -> Path:
+    """A store with one tiny run trained in this process: a checkpoint, a split, no report and no frames."""
+    root = tmp_path_factory.mktemp("store")
+    train(_tiny(Path(__file__).resolve().parents[1] / "assets" / "synthetic_mixture.csv", steps=5), root / "old")
+    return root
+
+
+def test_path_frames_are_a_job_of_the_runner(trained_store, tmp_path):
+    shutil.copytree(trained_store, tmp_path, dirs_exist_ok=True)
+    store = RunStore(tmp_path)
+    runner = JobRunner(store, max_concurrent=1, threads=1)
+    store.request_job("old", "frames")
+    assert store.info("old").state == "queued" and store.info("old").job == "frames"
+    assert runner.poll() == ["old"] and store.info("old").state == "reporting"
+    assert _wait_until(store, "old", lambda s: s not in ACTIVE) == "done"  # the run's own state comes back
+    frames = read_frames(store.run_dir("old"))
+    assert frames.target_log_prob.shape[0] == len(frames.times) == 11 and not store.info("old").job_error
+    store.request_job("old", "frames")
+    with pytest.raises(RunError, match="is queued"):  # one job at a time on a run
+        store.request_job("old", "frames")
+
+
+def test_a_failed_frames_job_keeps_the_run_and_says_why(trained_store, tmp_path):
+    shutil.copytree(trained_store, tmp_path, dirs_exist_ok=True)
+    store = RunStore(tmp_path)
+    store.run_dir("old").checkpoint.write_bytes(b"not a checkpoint")
+    store.request_job("old", "frames")
+    JobRunner(store, max_concurrent=1, threads=1).poll()
+    assert _wait_until(store, "old", lambda s: s not in ACTIVE) == "done"
+    info = store.info("old")
+    assert "frames failed" in info.job_error and "not a readable checkpoint" in info.job_error
+    assert not store.run_dir("old").frames.exists()
+
+
+def test_cancelling_a_queued_frames_job_keeps_the_run(trained_store, tmp_path):
+    shutil.copytree(trained_store, tmp_path, dirs_exist_ok=True)
+    store = RunStore(tmp_path)
+    store.request_job("old", "frames")
+    JobRunner(store).stop("old")
+    info = store.info("old")
+    assert info.state == "done" and "cancelled" in info.job_error
+    with pytest.raises(ValueError, match="unknown job"):
+        store.request_job("old", "sample")

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from cnfm_core.data import DataError, csv_columns, parse_points, unique_rows
+from cnfm_core.data import LAT_NAMES, LON_NAMES, DataError, csv_columns, parse_points, unique_rows
 from dashboard import export, figures, state
 
 st.title("Points on the globe")
@@ -13,12 +13,13 @@ sets = state.datasets()
 current = state.current_dataset()
 state.sync_widget("data_select", current.key)
 st.selectbox("Data set", list(sets), format_func=lambda k: sets[k].label, key="data_select",
-             on_change=lambda: state.select_dataset(st.session_state["data_select"]))
+             on_change=state.select_dataset_from, args=("data_select",))
 
 with st.expander("Upload a CSV", expanded=False):
     limit = state.settings().max_upload_mb
     st.markdown(
-        f"One point per row, with a header. Columns named `lat`/`latitude` and `lon`/`lng`/`long`/`longitude` "
+        f"One point per row, with a header. Columns named {'/'.join(f'`{n}`' for n in LAT_NAMES)} and "
+        f"{'/'.join(f'`{n}`' for n in LON_NAMES)} "
         f"(degrees) are found automatically, or `x,y,z`. **Size limit: {limit} MB.**"
     )
     upload = st.file_uploader("CSV file", type=["csv", "txt"], key="upload")
@@ -33,8 +34,8 @@ with st.expander("Upload a CSV", expanded=False):
             columns = []
         if columns:
             lower = [c.strip().lower() for c in columns]
-            lat_guess = next((i for i, c in enumerate(lower) if c in ("lat", "latitude")), 0)
-            lon_guess = next((i for i, c in enumerate(lower) if c in ("lon", "lng", "long", "longitude")),
+            lat_guess = next((i for i, c in enumerate(lower) if c in LAT_NAMES), 0)
+            lon_guess = next((i for i, c in enumerate(lower) if c in LON_NAMES),
                              min(1, len(columns) - 1))
             c1, c2 = st.columns(2)
             lat_col = c1.selectbox("Latitude column", columns, index=lat_guess, key="lat_col")

@@ -2,21 +2,19 @@
 
 For one run it shows, at a time ``t`` chosen on a slider (or played to ``t = 1``), the target path
 ``p_t`` next to the model's path ``q_t``, samples of both, particle trajectories, and the PPD residual.
-Everything comes from the run's ``frames.npz``; a run without it gets a button that computes it in a
-separate process (``python -m cnfm_core frames``), never in the server.
+Everything comes from the run's ``frames.npz``; a run without it gets a button that queues a frames job
+with the dashboard's job runner (a worker process, never the server).
 """
 
 import functools
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from cnfm_core.frames import Frames, read_frames
 from cnfm_core.jobs import ACTIVE
+from cnfm_core.pathframes import Frames, read_frames
 from cnfm_core.runs import RunDir, RunError
 from dashboard import export, figures, state
 
@@ -113,47 +111,31 @@ def _path_gif(path: str, mtime: float, which: str) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------
-# Computing frames for older runs (a separate process; pages only watch for the file)
-
-
-@st.cache_resource
-def _frame_jobs() -> dict[str, subprocess.Popen]:
-    """Frame computations started by this server, by run directory (shared by every session)."""
-    return {}
-
-
-def _start_frames(run: RunDir) -> None:
-    threads = state.runner().threads
-    with (run.path / "frames.log").open("a") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cnfm_core", "frames", "--run-dir", str(run.path), "--threads", str(threads)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-    _frame_jobs()[str(run.path)] = proc
+# Computing frames for older runs (a job of the runner; the page only watches the run's files)
 
 
 def _log_tail(run: RunDir, lines: int = 5) -> str:
-    log = run.path / "frames.log"
+    log = run.worker_log
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
 
 
 @st.fragment(run_every=2)
-def _wait_for_frames(path: str, started: float) -> None:
-    """Shown while frames are computed: rerun the page when the file appears or the process ends."""
-    run = RunDir(path)
-    job = _frame_jobs().get(path)
-    if run.frames.exists() or job is None or job.poll() is not None:
+def _wait_for_frames(run_id: str) -> None:
+    """Shown while the frames job is queued or running: rerun the page when it ends."""
+    info = state.store().info(run_id)
+    if info.job != "frames" or info.state not in ACTIVE:
         st.rerun()
-    st.info(f":material/hourglass_top: Computing the path frames of this run… {time.time() - started:.0f} s "
-            "(usually under a minute). They appear here when ready.")
+    where = "waiting for a free worker" if info.state == "queued" else "computing"
+    st.info(f":material/hourglass_top: Computing the path frames of this run ({where})… "
+            f"{max(0.0, time.time() - info.queued):.0f} s (usually under a minute). They appear here when ready.")
 
 
 def _offer_frames(run_id: str, run: RunDir) -> None:
     """A run without frames: why, and a button that computes them (or the progress of that)."""
-    info = state.store().info(run_id)
-    job = _frame_jobs().get(str(run.path))
-    if job is not None and job.poll() is None:
-        _wait_for_frames(str(run.path), st.session_state.setdefault(f"path_started_{run_id}", time.time()))
+    store, runner = state.store(), state.runner()
+    info = store.info(run_id)
+    if info.job == "frames" and info.state in ACTIVE:
+        _wait_for_frames(run_id)
         return
     if info.state in ACTIVE:
         st.info(f"Run `{run_id}` is {info.state}. Its path frames are computed when training finishes.")
@@ -161,49 +143,22 @@ def _offer_frames(run_id: str, run: RunDir) -> None:
     if not run.checkpoint.exists():
         st.warning(f"Run `{run_id}` has no trained model ({info.state}), so it has no path to show.")
         return
-    if job is not None and job.returncode != 0:
-        st.error(f"Computing the frames failed (exit code {job.returncode}).\n\n```\n{_log_tail(run)}\n```")
+    if info.job_error:
+        st.error(f"{info.job_error[:1].upper()}{info.job_error[1:]}\n\n```\n{_log_tail(run)}\n```")
     st.info("This run has no path frames yet (it was trained before they were written with every run). "
             "Computing them takes about a minute in the background; the page updates by itself.")
     if st.button("Compute frames", key="compute_frames", type="primary", icon=":material/play_circle:"):
-        st.session_state[f"path_started_{run_id}"] = time.time()
-        _start_frames(run)
+        try:
+            store.request_job(run_id, "frames")
+        except RunError as e:
+            st.error(f"Not started: {e}")
+            return
+        runner.poll()
         st.rerun()
 
 
 # ---------------------------------------------------------------------------------------------
 # The time control and everything that depends on t
-
-
-def _frame() -> int:
-    """The frame shown (an index into the frame times); the slider only edits it."""
-    return int(st.session_state.get("path_frame", 0))
-
-
-def _slider_key() -> str:
-    """The slider's key, new each time playing starts or stops.
-
-    A timer tick sends the browser's widget values as they were when it fired, which can be a frame
-    behind; under a fresh key no stale value of an earlier slider can move the frame back.
-    """
-    return f"path_t_{st.session_state.get('path_generation', 0)}"
-
-
-def _set_playing(on: bool) -> None:
-    if bool(st.session_state.get("path_playing")) != on:
-        st.session_state["path_generation"] = st.session_state.get("path_generation", 0) + 1
-    st.session_state["path_playing"] = on
-
-
-def _slider_moved(key: str, options: list[float]) -> None:
-    if not st.session_state.get("path_playing") and st.session_state.get(key) in options:
-        st.session_state["path_frame"] = options.index(st.session_state[key])
-
-
-def _play(last: int) -> None:
-    if _frame() >= last:
-        st.session_state["path_frame"] = 0  # at the end: play again from t = 0
-    _set_playing(True)
 
 
 def _download(col: DeltaGenerator, label: str, data: Callable[[], bytes], name: str, mime: str) -> None:
@@ -214,32 +169,31 @@ def _download(col: DeltaGenerator, label: str, data: Callable[[], bytes], name: 
 
 def _path_view(run_id: str, path: str, mtime: float, ticking: bool, floor: float, kernel: str) -> None:
     """Everything that changes with t, drawn as a fragment; ``ticking`` says whether it has a timer."""
-    if bool(st.session_state.get("path_playing")) != ticking:
+    if state.path_playing() != ticking:
         st.rerun()  # Play or stop was pressed: redraw the page, with or without the timer
     f = _frames(path, mtime)
     options = [round(float(t), 4) for t in f.times]
     last = len(options) - 1
-    # A shared link's ?t= picks the first frame shown; after that the session's frame rules.
-    k = state.current_frame(options) if "path_frame" not in st.session_state else min(max(_frame(), 0), last)
+    k = state.current_frame(options)  # a shared link's ?t= picks the first frame shown; then the session's
     if ticking:  # one frame per tick, stopping at t = 1
         k = min(k + 1, last)
         if k == last:
-            _set_playing(False)
+            state.set_path_playing(False)
     state.set_frame(k, options)  # the session's frame and the URL's ?t=
     t = options[k]
 
-    playing = bool(st.session_state.get("path_playing"))
-    key = _slider_key()
+    playing = state.path_playing()
+    key = state.path_slider_key()
     state.sync_widget(key, t)
     c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
-    c1.select_slider("t", options, key=key, format_func=lambda v: f"{v:.2f}", on_change=_slider_moved,
+    c1.select_slider("t", options, key=key, format_func=lambda v: f"{v:.2f}", on_change=state.slider_moved,
                      args=(key, options), disabled=playing, help="t = 0 is uniform noise, t = 1 the data.")
     if playing:
-        c2.button("Pause", key="path_pause", icon=":material/pause:", on_click=_set_playing, args=(False,),
+        c2.button("Pause", key="path_pause", icon=":material/pause:", on_click=state.set_path_playing, args=(False,),
                   width="stretch")
     else:
-        c2.button("Play", key="path_play", icon=":material/play_arrow:", on_click=_play, args=(last,),
-                  width="stretch")
+        c2.button("Play", key="path_play", icon=":material/play_arrow:", on_click=state.set_path_playing,
+                  args=(True, options), width="stretch")
     floor_text = (f" A share of {floor:.0%} of the target stays uniform at every t (its floor), so no region is "
                   "left with zero density." if floor > 0 else "")
     kappa_text = (f"vMF concentration κ(t) = {f.kappa[k]:.3g}" if kernel != "adaptive" else
@@ -331,7 +285,8 @@ store = state.store()
 runs = store.runs()
 with_frames = [r.run_id for r in runs if store.run_dir(r.run_id).frames.exists()]
 computable = [r.run_id for r in runs if r.run_id not in with_frames and r.state not in ACTIVE
-              and store.run_dir(r.run_id).checkpoint.exists()]
+              and store.run_dir(r.run_id).checkpoint.exists()
+              and (r.config or {}).get("manifold", "sphere") == "sphere"]
 run_id = state.current_run_id()
 ids = with_frames + computable
 if run_id is not None and run_id not in ids:
@@ -349,6 +304,10 @@ chosen = st.selectbox("Run", ids, format_func=lambda i: labels.get(i, i), key="p
 if chosen != run_id:
     state.set_run_id(chosen)
 run = store.run_dir(chosen)
+manifold = (store.info(chosen).config or {}).get("manifold", "sphere")
+if manifold != "sphere":
+    st.info(f"Run `{chosen}` is on the {manifold}: path frames are lat/lon maps, drawn for sphere runs only.")
+    st.stop()
 if not run.frames.exists():
     _offer_frames(chosen, run)
     st.stop()
@@ -359,6 +318,6 @@ except (RunError, OSError, ValueError, TypeError) as e:
     st.error(f"The path frames of this run cannot be read: {e}")
     st.stop()
 
-playing = bool(st.session_state.get("path_playing"))
+playing = state.path_playing()
 st.fragment(_path_view, run_every=PLAY_SECONDS if playing else None)(chosen, path, mtime, playing,
                                                                     *_target(path))

@@ -7,9 +7,9 @@ import numpy as np
 import streamlit as st
 
 from cnfm_core.data import PointSet
+from cnfm_core.geo import LOG_AREA
 from cnfm_core.jobs import ACTIVE
 from cnfm_core.runs import RunError
-from cnfm_core.sphere import LOG_AREA
 from dashboard import export, figures, state
 
 store = state.store()
@@ -29,6 +29,10 @@ if chosen != run_id:
     state.set_run_id(chosen)
 run = store.run_dir(chosen)
 info = store.info(chosen)
+if (info.config or {}).get("manifold", "sphere") != "sphere":
+    st.info(f"Run `{chosen}` is on the {info.config['manifold']}: this page shows sphere runs (lat/lon maps). "
+            f"Score it with `python -m cnfm_core evaluate --run-dir {run.path}` and sample it with `sample`.")
+    st.stop()
 if not run.report.exists():
     if info.state in ACTIVE:
         st.info(f"Run `{chosen}` is {info.state}; results appear here when it finishes.")

@@ -4,12 +4,9 @@ The store lists runs started here and runs started with ``python -m cnfm_core tr
 when DIR lies inside the store's folder (``$CNFM_RUNS``). A run whose files cannot be read still
 gets a row, with "–" where a value is missing.
 
-URL: the two compared runs are ``?a=<run id>&b=<run id>``. This page reads and writes those two
-keys of ``st.query_params`` itself (``dashboard.state`` owns ``data``, ``run`` and the Train keys);
-like the Data page, it reads its own widgets' values from ``st.session_state`` in their callbacks.
+URL: the two compared runs are ``?a=<run id>&b=<run id>`` (kept by ``dashboard.state``).
 """
 
-import dataclasses
 import math
 from datetime import datetime
 from typing import Any
@@ -18,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from cnfm_core.config import LEGACY_DEFAULTS
-from cnfm_core.jobs import RunInfo, RunStore, valid_run_id
+from cnfm_core.jobs import RunInfo, RunStore
 from cnfm_core.runs import RunError
 from dashboard import figures, state
 
@@ -31,26 +28,6 @@ _TEXT_CONFIG = ("split", "kernel")
 def _filled(config: dict[str, Any]) -> dict[str, Any]:
     """A run's config with the fields added since it was made at the values it was trained with."""
     return {**LEGACY_DEFAULTS, **config} if config else {}
-
-
-def _runs(store: RunStore) -> list[RunInfo]:
-    """Every run folder, newest first; one whose files cannot be read is an ``unreadable`` run.
-
-    Like ``RunStore.runs``, which leaves such runs out.
-    """
-    out = []
-    for p in store.root.iterdir():
-        if not (p.is_dir() and valid_run_id(p.name) and any((p / f).exists() for f in ("status.json", "config.json"))):
-            continue
-        try:
-            info = store.info(p.name)
-        except _BROKEN as e:
-            info = RunInfo(run_id=p.name, state="unreadable", step=0, steps=None, minutes=None, elapsed=0.0,
-                           message=str(e), data_name="", objective="", created=0.0, config={})
-        if not info.created:
-            info = dataclasses.replace(info, created=p.stat().st_mtime)
-        out.append(info)
-    return sorted(out, key=lambda r: r.created, reverse=True)
 
 
 def _report(store: RunStore, run_id: str) -> dict[str, Any]:
@@ -76,6 +53,17 @@ def _objective(config: dict[str, Any]) -> str | None:
     return name.upper() or None
 
 
+def _manifold(config: dict[str, Any]) -> str | None:
+    """``sphere``, or ``torus (T³)`` with the torus dimension, from a config dict (None when it has none)."""
+    if not config:
+        return None
+    filled = _filled(config)
+    name, dim = str(filled.get("manifold") or "sphere"), filled.get("manifold_dim")
+    if name == "torus" and isinstance(dim, int):
+        return f"torus (T{str(dim).translate(str.maketrans('0123456789', '⁰¹²³⁴⁵⁶⁷⁸⁹'))})"
+    return name
+
+
 def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
@@ -92,6 +80,7 @@ def _table(runs: list[RunInfo], reports: dict[str, dict[str, Any]]) -> dict[str,
     """The runs table as columns (None where a value is missing; the table shows "–")."""
     cols: dict[str, list[Any]] = {"Run": [r.run_id for r in runs],
                                   "Data set": [r.data_name or None for r in runs],
+                                  "Manifold": [_manifold(r.config) for r in runs],
                                   "Objective": [_objective(r.config) for r in runs]}
     for key, label in _KEY_CONFIG.items():
         kind = str if key in _TEXT_CONFIG else int | float
@@ -119,10 +108,6 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
-def _pick(slot: str) -> None:
-    st.query_params[slot] = st.session_state[f"run_{slot}"]
-
-
 def _density(store: RunStore, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     run = store.run_dir(run_id)
     try:
@@ -134,7 +119,7 @@ def _density(store: RunStore, run_id: str) -> tuple[np.ndarray, np.ndarray, np.n
 
 store = state.store()
 st.title("Runs")
-runs = _runs(store)
+runs = store.runs()
 if not runs:
     st.info("No runs yet. Start one on the **Train** page, or from a terminal with "
             f"`python -m cnfm_core train --run-dir {store.root}/NAME ...` (runs whose folder is inside the "
@@ -169,25 +154,17 @@ selected = [ids[i] for i in event.selection.rows if 0 <= i < len(ids)]
 if len(selected) == 1:
     c1, c2, _ = st.columns([1, 1, 4])
     if c1.button("Open in Results", key="open_results"):
-        state.set_run_id(selected[0])
-        st.switch_page("views/results.py", query_params={"run": selected[0]})
+        state.open_run(selected[0], "views/results.py")
     if c2.button("Open in Train", key="open_train"):
-        state.set_run_id(selected[0])
-        st.switch_page("views/train.py", query_params={"run": selected[0]})
+        state.open_run(selected[0], "views/train.py")
 
 st.subheader("Compare two runs")
 with_results = [i for i in ids if reports[i]] + [i for i in ids if not reports[i]]
-pair = {"a": with_results[0], "b": with_results[min(1, len(ids) - 1)]}
-for slot in pair:
-    if st.query_params.get(slot) in by_id:
-        pair[slot] = st.query_params[slot]
+pair = state.compared_runs(ids, {"a": with_results[0], "b": with_results[min(1, len(ids) - 1)]})
 from_table = len(selected) == 2
 if from_table:
     pair = {"a": selected[0], "b": selected[1]}
-for slot, run_id in pair.items():
-    if st.query_params.get(slot) != run_id:
-        st.query_params[slot] = run_id
-    state.sync_widget(f"run_{slot}", run_id)
+state.set_compared_runs(pair)
 
 
 def _label(run_id: str) -> str:
@@ -196,8 +173,9 @@ def _label(run_id: str) -> str:
 
 
 c1, c2 = st.columns(2)
-c1.selectbox("Run A", ids, key="run_a", format_func=_label, on_change=_pick, args=("a",), disabled=from_table)
-c2.selectbox("Run B", ids, key="run_b", format_func=_label, on_change=_pick, args=("b",), disabled=from_table)
+for col, slot in zip((c1, c2), ("a", "b"), strict=True):
+    col.selectbox(f"Run {slot.upper()}", ids, key=f"run_{slot}", format_func=_label, on_change=state.pick_compared,
+                  args=(slot,), disabled=from_table)
 if from_table:
     st.caption("Comparing the two rows selected in the table; clear the selection to choose with the boxes.")
 if pair["a"] == pair["b"]:

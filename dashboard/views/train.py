@@ -4,9 +4,7 @@ import math
 
 import streamlit as st
 
-from cnfm_core.auto import KAPPA_CAP, KAPPA_MIN
-from cnfm_core.builders import resolve_device
-from cnfm_core.config import TrainConfig
+from cnfm_core.config import KAPPA_CAP, KAPPA_MIN, TrainConfig
 from cnfm_core.jobs import ACTIVE
 from cnfm_core.runs import RunError
 from dashboard import figures, state
@@ -19,18 +17,10 @@ SPLITS = {"standard": "standard (RFM protocol)", "dedup": "deduplicated", "none"
 STEP = 50
 
 
-@st.cache_resource
-def _device_label() -> str:
-    import torch
-
-    dev = resolve_device("auto")
-    return f"GPU: {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "CPU (no GPU found)"
-
-
 ds = state.current_dataset()
 store, runner = state.store(), state.runner()
 st.title("Train a flow")
-st.caption(f"Data set: **{ds.label}** (change it on the Data page). Device: **{_device_label()}**.")
+st.caption(f"Data set: **{ds.label}** (change it on the Data page). Device: **{state.device_label()}**.")
 
 choice = state.train_settings({"obj": list(OBJECTIVES), "size": list(SIZES), "kappa": KAPPAS,
                                "split": list(SPLITS)})
@@ -140,9 +130,11 @@ def live() -> None:
         cols[3].warning(f"Stopped at step {info.step}. {info.message}".strip())
     elif info.state == "failed":
         cols[3].error(f"Failed: {info.message}")
-    chosen = state.auto_description(run)
+    chosen, used = state.auto_description(run), state.run_device(run)
     if chosen:
         st.caption(f"Settings from the data: {chosen}")
+    if used:
+        st.caption(f"Device of this run: **{used}**.")
     st.plotly_chart(figures.curves(metrics), use_container_width=True, key="curves")
     if info.state not in ACTIVE and run.density.exists():
         try:

@@ -1,0 +1,92 @@
+"""Settings chosen from the data on the torus: how sharp the target is at ``t = 1``.
+
+One rule, read off the von Mises product KDE that fits the held-out points best
+(:func:`cnfm_core.torus_kde.fit_torus_kde`, concentration ``κ_kde`` per coordinate):
+
+    κ_max = clamp(KAPPA_FACTOR · κ_kde, TORUS_KAPPA_MIN, TORUS_KAPPA_CAP),
+
+and no random Fourier features (the field already sees the periodic features ``[cos θ, sin θ]``).
+``KAPPA_FACTOR = 10``: a target sharper than the validation-optimal KDE, as on the sphere (where κ_max 3000
+beat the smooth mixture's KDE κ of about 300, docs/defaults.md). It was chosen on validation NLL (512
+validation points, PPD ℓ = 1, one CPU thread) on the T⁷ mixture of bench/bench_torus.py (κ_kde = 5.6):
+factor 1 cannot do better than the KDE, whose test NLL is 0.53 nats above the truth (at 1.5 minutes it was
+0.66 above); after 3 minutes factor 10 reached a validation NLL of 8.637 against 8.668 for factor 3 (their
+test gaps to the truth, 0.176 ± 0.018 and 0.164 ± 0.015, are equal within noise), while factor 100 was
+2.4 nats worse at 1.5 minutes. On T² (κ_kde = 178) factors 1 and 10 tied at 1.5 minutes (2.2625 and
+2.2619). Without a validation
+split (or with fewer than 10 validation points) a seeded tenth of the training points stands in for it;
+with fewer than :data:`MIN_POINTS` points nothing is read and ``κ_max = TORUS_KAPPA_DEFAULT``. Large sets are
+subsampled (at most :data:`MAX_CENTRES` centres and :data:`MAX_HELD_OUT` held-out points), as on the sphere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .torus_kde import fit_torus_kde
+
+__all__ = ["KAPPA_FACTOR", "TORUS_KAPPA_CAP", "TORUS_KAPPA_DEFAULT", "TORUS_KAPPA_MIN", "TorusAutoChoice",
+           "choose_torus_settings"]
+
+#: κ_max is this multiple of the validation KDE's concentration.
+KAPPA_FACTOR = 10.0
+#: Bounds of κ_max: below 1 a kernel is nearly uniform; above 1e5 (a kernel width of 0.2 degrees) float32
+#: loses more than ``κ d`` 6e-8 ≈ 0.04 nats per logit in 7 dimensions (cnfm_core/torus_path.py).
+TORUS_KAPPA_MIN = 1.0
+TORUS_KAPPA_CAP = 1e5
+#: κ_max when too few points are given to read anything.
+TORUS_KAPPA_DEFAULT = 100.0
+MIN_POINTS = 20
+MAX_CENTRES = 10_000
+MAX_HELD_OUT = 1_000
+
+
+@dataclass(frozen=True)
+class TorusAutoChoice:
+    """What the rule chose (``kappa_max``; never Fourier features) and what it read (None: nothing read)."""
+
+    kappa_max: float
+    kde_kappa: float | None
+    kde_weight: float | None
+    held_out: str  # "the validation split", "a tenth of the training points" or "none"
+    space_frequencies: int = 0
+    space_scale: float = 10.0
+
+    def describe(self, fields: tuple[str, ...] = ("kappa_max", "space_frequencies")) -> str:
+        """One sentence for a person: what was read, and what was chosen of ``fields``."""
+        parts = []
+        if "kappa_max" in fields:
+            parts.append(f"κ_max = {self.kappa_max:,.3g}")
+        if "space_frequencies" in fields:
+            parts.append("no random Fourier features (the field sees cos θ, sin θ)")
+        chosen = ", ".join(parts)
+        if self.kde_kappa is None:
+            return f"Too few points to read the data's sharpness; fixed settings: {chosen}."
+        return f"The best von Mises kernel density on {self.held_out} has κ = {self.kde_kappa:,.3g}: {chosen}."
+
+
+def choose_torus_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0) -> TorusAutoChoice:
+    """Apply the rule (module doc) to angles in radians ``train`` ``(N, d)`` and ``val`` ``(M, d)``."""
+    train = np.asarray(train, dtype=np.float64)
+    val = np.asarray(val, dtype=np.float64).reshape(-1, train.shape[1])
+    rng = np.random.default_rng(seed)
+    held_out = "the validation split"
+    if len(val) < 10:
+        if len(train) < MIN_POINTS:
+            return TorusAutoChoice(TORUS_KAPPA_DEFAULT, None, None, "none")
+        order = rng.permutation(len(train))
+        cut = len(train) // 10
+        val, train = train[order[:cut]], train[order[cut:]]
+        held_out = "a tenth of the training points"
+    if len(train) > MAX_CENTRES:
+        train = train[rng.choice(len(train), MAX_CENTRES, replace=False)]
+    if len(val) > MAX_HELD_OUT:
+        val = val[rng.choice(len(val), MAX_HELD_OUT, replace=False)]
+    fit = fit_torus_kde(train, val)
+    if not math.isfinite(fit.kappa):
+        return TorusAutoChoice(TORUS_KAPPA_DEFAULT, None, None, "none")
+    kappa = min(max(KAPPA_FACTOR * fit.kappa, TORUS_KAPPA_MIN), TORUS_KAPPA_CAP)
+    return TorusAutoChoice(kappa, fit.kappa, fit.weight, held_out)

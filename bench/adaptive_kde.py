@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnfm_core.data import make_split, read_points
+from cnfm_core.data import read_points
 from cnfm_core.kde import adaptive_kappas, fit_adaptive_kde, fit_kde, kde_log_prob
+from cnfm_core.splits import make_split
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared/data/earth"
 

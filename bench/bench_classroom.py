@@ -1,86 +1,390 @@
-"""The classroom check: from pressing Start with the default settings to a learned density on screen.
+"""The classroom loop, timed in a real browser against the targets of issue 15.
 
-    python bench/bench_classroom.py [--out out/classroom]
+    python bench/bench_classroom.py [--load N] [--out out/classroom] [--minutes 1.0]
 
-Starts the dashboard on a fresh run store, opens it in headless Chromium (Debian's chromium),
-presses *Start training* on the Train page with every setting at its default (bundled synthetic
-data), waits until the Train page says the results are ready, opens the Results page, and prints the
-seconds from the click to each milestone and the run's test NLL. Screenshots go to ``--out``.
+Starts the dashboard on a fresh run store, opens it in headless Chromium (Debian's chromium) and times what a
+teacher does with the default settings (bundled synthetic mixture, PPD l = 1, 1 minute):
+
+1. first open: the Results page of a fresh server and browser, until a learned density (the bundled demo run)
+   is drawn;
+2. Start training on the Train page, until the first live density (``live.npz``, drawn as a preview map);
+3. Start until a recognisable density: the run's test NLL <= 0.6 (its ``report.json``) and all six modes of
+   the mixture (each true centre has a local maximum of the density grid, above the uniform level, within
+   10 degrees);
+4. end of training (``status.json`` turns ``reporting``) until the density is drawn on the Results page, the
+   exact test NLL is shown there, and the path frames are written (``frames.npz``);
+5. once the run is done, Step (+50 steps) until the Train page redraws the model 50 steps on.
+
+``--load N`` starts N busy-loop processes (one per core: ``--load 2`` on the 2-core machine) for the whole
+measurement and ends them at the end. Prints the machine's load average, the run's numbers and a markdown table
+of each milestone's seconds beside its targets. Screenshots go to ``--out``. Timeouts are generous (minutes),
+since the machine may be shared: a milestone that does not come in time is reported as not reached.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from playwright.sync_api import sync_playwright
+import numpy as np
+
+__all__ = ["TARGETS", "FileWatch", "Milestones", "main", "modes_found", "plot_steps", "table"]
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
          "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+#: milestone: (what it measures, target seconds idle, target seconds loaded).
+TARGETS: dict[str, tuple[str, float, float]] = {
+    "first_open": ("first open -> a learned density on Results", 5, 10),
+    "first_live": ("Start -> first live density on Train", 15, 30),
+    "recognisable": ("Start -> recognisable density (test NLL <= 0.6, six modes)", 60, 120),
+    "results_density": ("end of training -> density on Results", 5, 10),
+    "exact_nll": ("end of training -> exact test NLL on Results", 20, 40),
+    "frames": ("end of training -> path frames written", 60, 120),
+    "step": ("Step (+50) -> redrawn density on Train", 10, 20),
+}
+#: The recognisable-density criteria of the issue.
+NLL_RECOGNISABLE = 0.6
+MODE_RADIUS_DEG = 10.0
+
+#: Every plotly chart on the page: the ``st-key-*`` class of its element, its title, its trace types, and whether
+#: a heat map has been painted (plotly draws it as an image in the heatmap layer).
+PLOTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => {
+  const holder = gd.closest('[class*="st-key-"]');
+  const key = holder ? [...holder.classList].find(c => c.startsWith('st-key-')) : '';
+  const t = gd.layout && gd.layout.title;
+  return {key: key || '', title: String((t && (t.text !== undefined ? t.text : t)) || ''),
+          types: (gd.data || []).map(d => d.type), painted: !!gd.querySelector('.heatmaplayer image')};
+})"""
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Pure checks (tested in tests/test_bench_classroom.py)
+
+
+def modes_found(lat: np.ndarray, lon: np.ndarray, log_prob: np.ndarray, centre_lat: np.ndarray,
+                centre_lon: np.ndarray, *, radius_deg: float = MODE_RADIUS_DEG) -> list[bool]:
+    """For each centre, whether the grid has a local maximum within ``radius_deg`` of it (great-circle), above
+    the uniform density's level ``-log 4 pi``.
+
+    A local maximum is a cell at least as high as its eight neighbours (longitude wraps around; beyond the poles
+    there is nothing). ``log_prob[i, j]`` is at ``(lat[i], lon[j])``; non-finite cells never count.
+    """
+    lat = np.asarray(lat, dtype=np.float64).ravel()
+    lon = np.asarray(lon, dtype=np.float64).ravel()
+    v = np.asarray(log_prob, dtype=np.float64)
+    if v.shape != (lat.size, lon.size):
+        raise ValueError(f"log_prob must have shape ({lat.size}, {lon.size}), got {v.shape}")
+    v = np.where(np.isfinite(v), v, -np.inf)
+    pad = np.pad(v, ((1, 1), (0, 0)), constant_values=-np.inf)
+    pad = np.concatenate([pad[:, -1:], pad, pad[:, :1]], axis=1)
+    peak = np.isfinite(v) & (v > -math.log(4 * math.pi))
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            if di or dj:
+                peak &= v >= pad[1 + di : 1 + di + lat.size, 1 + dj : 1 + dj + lon.size]
+    la, lo = np.meshgrid(np.radians(lat), np.radians(lon), indexing="ij")
+    la, lo = la[peak], lo[peak]
+    found = []
+    for a, b in zip(np.radians(np.asarray(centre_lat, dtype=np.float64)),
+                    np.radians(np.asarray(centre_lon, dtype=np.float64)), strict=True):
+        cos_d = np.sin(la) * math.sin(a) + np.cos(la) * math.cos(a) * np.cos(lo - b)
+        found.append(bool(la.size) and bool(np.any(np.degrees(np.arccos(np.clip(cos_d, -1.0, 1.0))) <= radius_deg)))
+    return found
+
+
+def plot_steps(plots: list[dict[str, Any]], key: str) -> list[int]:
+    """The step numbers in the titles of the painted heat maps of the charts with ``st-key-<key>``.
+
+    >>> plot_steps([{"key": "st-key-live_density", "title": "The model at step 1,250 (preview)",
+    ...              "types": ["heatmap"], "painted": True}], "live_density")
+    [1250]
+    """
+    out = []
+    for p in plots:
+        if p.get("key") == f"st-key-{key}" and "heatmap" in p.get("types", []) and p.get("painted"):
+            out += [int(m.replace(",", "")) for m in re.findall(r"step ([\d,]+)", str(p.get("title", "")))]
+    return out
+
+
+@dataclass
+class Milestones:
+    """Seconds of each milestone (None: not reached), with a note each."""
+
+    seconds: dict[str, float | None] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def set(self, name: str, value: float | None, note: str = "") -> None:
+        self.seconds[name] = value
+        if note:
+            self.notes[name] = note
+
+
+def table(m: Milestones, *, loaded: bool) -> str:
+    """A markdown table: each milestone, its targets idle and loaded, the seconds measured, and whether it met the
+    target of this condition (``loaded``)."""
+    lines = [f"| milestone | target idle (s) | target loaded (s) | measured {'loaded' if loaded else 'idle'} (s) "
+             "| met | note |", "|---|---:|---:|---:|---|---|"]
+    for name, (what, idle, busy) in TARGETS.items():
+        s = m.seconds.get(name)
+        target = busy if loaded else idle
+        shown = f"{s:.1f}" if s is not None else "not reached"
+        met = "–" if s is None else ("yes" if s <= target else "no")
+        lines.append(f"| {what} | {idle:g} | {busy:g} | {shown} | {met} | {m.notes.get(name, '')} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The run directory, watched from the side
+
+
+class FileWatch(threading.Thread):
+    """Polls the run store every 0.2 s and records when each file of the (single) new run first appears and when
+    its state first is ``reporting`` and first is finished (``time.perf_counter`` clock)."""
+
+    FILES = ("live", "density", "report", "frames")
+
+    def __init__(self, runs: Path) -> None:
+        super().__init__(daemon=True)
+        self.runs, self.first = runs, {}
+        self.run_path: Path | None = None
+        self.density_at_report: dict[str, np.ndarray] | None = None
+        self._stop = threading.Event()
+
+    def state(self) -> str:
+        try:
+            return str(json.loads((self.run_path / "status.json").read_text()).get("state", ""))  # type: ignore[operator]
+        except (OSError, ValueError, TypeError):
+            return ""
+
+    def poll(self) -> None:
+        now = time.perf_counter()
+        if self.run_path is None:
+            found = [p for p in self.runs.iterdir() if (p / "config.json").exists()] if self.runs.is_dir() else []
+            if not found:
+                return
+            self.run_path = found[0]
+        for name, file in zip(self.FILES, ("live.npz", "density.npz", "report.json", "frames.npz"), strict=True):
+            if name not in self.first and (self.run_path / file).exists():
+                self.first[name] = now
+                if name == "report":  # the density a reader saw when the exact NLL came
+                    self.density_at_report = _read_density(self.run_path)
+        s = self.state()
+        if s == "reporting" and "reporting" not in self.first:
+            self.first["reporting"] = now
+        if s in ("done", "stopped", "failed") and "finished" not in self.first:
+            self.first["finished"] = now
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll()
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _read_density(path: Path) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path / "density.npz", allow_pickle=False) as z:
+            return {k: np.array(z[k]) for k in z.files}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The browser side
+
+
+def _wait_until(what: Callable[[], Any], timeout_s: float, every_s: float = 0.25) -> Any:
+    """``what()`` once it is truthy, polled every ``every_s`` seconds; None after ``timeout_s``."""
+    end = time.perf_counter() + timeout_s
+    while time.perf_counter() < end:
+        value = what()
+        if value:
+            return value
+        time.sleep(every_s)
+    return None
+
+
+def _plots(page: Any) -> list[dict[str, Any]]:
+    try:
+        return page.evaluate(PLOTS_JS)
+    except Exception:  # noqa: BLE001 - a page in the middle of a rerun or a navigation: ask again
+        return []
+
+
+def _shows(page: Any, text: str) -> bool:
+    """Whether the page shows ``text``: in its visible text or as the value of an input (a selectbox's choice)."""
+    try:
+        return bool(page.evaluate("""t => document.body.innerText.includes(t)
+            || [...document.querySelectorAll('input')].some(i => (i.value || '').includes(t))""", text))
+    except Exception:  # noqa: BLE001 - a page in the middle of a rerun or a navigation: ask again
+        return False
+
+
+def _painted(page: Any, key: str, title_has: str = "") -> bool:
+    return any(p["key"] == f"st-key-{key}" and "heatmap" in p["types"] and p["painted"] and title_has in p["title"]
+               for p in _plots(page))
+
+
+def _busy(n: int) -> list[subprocess.Popen[bytes]]:
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def _server(runs: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard/app.py"),
+                             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=REPO, env={**os.environ, "CNFM_RUNS": str(runs)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=2).read()
+            return True
+        except OSError:
+            return False
+
+    # generous: the server imports numpy, plotly and pydeck first, on a loaded machine
+    if not _wait_until(healthy, 120.0, 0.3):
+        proc.terminate()
+        raise SystemExit("the dashboard did not start within 120 s")
+    return proc, url
+
+
+def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from cnfm_core.synthetic import DEFAULT_MIXTURE
+
+    watch = FileWatch(runs)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+
+        # 1. First open: Results of a fresh server, the bundled demo run
+        t0 = time.perf_counter()
+        page.goto(url + "/results", wait_until="domcontentloaded")
+        ok = _wait_until(lambda: _painted(page, "density_map"), 120.0)
+        demo = page.get_by_text("Demo run (bundled, read-only)").count() > 0
+        m.set("first_open", time.perf_counter() - t0 if ok else None, "demo run" if demo else "no demo caption")
+        page.screenshot(path=str(out / "1-first-open.png"))
+
+        # 2. Start with the defaults; the first live density
+        page.goto(url + "/train", wait_until="domcontentloaded")
+        start = page.get_by_role("button", name="Start training")
+        start.wait_for(timeout=120_000)
+        page.wait_for_timeout(1000)  # let the page settle: a click during a rerun can be lost
+        watch.start()
+        t_start = time.perf_counter()
+        start.click(no_wait_after=True)
+        ok = _wait_until(lambda: _painted(page, "live_density", "preview"), 300.0)
+        m.set("first_live", time.perf_counter() - t_start if ok else None)
+        page.screenshot(path=str(out / "2-first-live.png"))
+        found = re.search(r"[?&]run=([^&#]+)", page.url)
+        run_id = found.group(1) if found else None
+        info["run_id"] = run_id
+
+        # 3-4. End of training: go to Results as a teacher would, and wait there. Generous: a run trains its
+        # minute and on to at least 300 steps, which takes several minutes on a loaded machine.
+        ended = _wait_until(lambda: watch.first.get("reporting") or watch.first.get("finished"), 1200.0, 0.2)
+        if ended:
+            page.locator('[data-testid="stSidebarNav"] a', has_text="Results").click(no_wait_after=True)
+            ok = _wait_until(lambda: bool(run_id) and _painted(page, "density_map") and _shows(page, run_id)
+                             and not _shows(page, "Demo run (bundled, read-only)"), 300.0)
+            m.set("results_density", time.perf_counter() - ended if ok else None)
+            page.screenshot(path=str(out / "3-results-density.png"))
+            ok = _wait_until(lambda: page.get_by_text("This model (exact likelihood)").count(), 600.0)
+            m.set("exact_nll", time.perf_counter() - ended if ok else None,
+                  "" if ok else "not shown within 600 s")
+            page.screenshot(path=str(out / "4-results-nll.png"))
+            frames = _wait_until(lambda: watch.first.get("frames"), 900.0, 0.5)
+            m.set("frames", frames - ended if frames else None, "frames.npz written" if frames else "")
+        info["train_seconds"] = (ended - t_start) if ended else None
+
+        # 3. Recognisable: the exact test NLL and the modes of the density a reader had when it came
+        report = json.loads((watch.run_path / "report.json").read_text()) if watch.run_path and \
+            (watch.run_path / "report.json").exists() else {}
+        nll = report.get("test_nll")
+        grid = watch.density_at_report
+        modes = (modes_found(grid["lat"], grid["lon"], grid["log_prob"], DEFAULT_MIXTURE.lat, DEFAULT_MIXTURE.lon)
+                 if grid is not None else [])
+        info.update(test_nll=nll, modes=modes, preview=bool(grid is not None and int(grid.get("preview", 0))))
+        good = nll is not None and nll <= NLL_RECOGNISABLE and len(modes) == 6 and all(modes)
+        note = (f"test NLL {nll:.3f}, {sum(modes)} of 6 modes" if nll is not None else "no test NLL")
+        m.set("recognisable", watch.first.get("report", time.perf_counter()) - t_start if good else None, note)
+
+        # 5. Step, once the run is done (its report and frames may take minutes: generous)
+        finished = _wait_until(lambda: watch.first.get("finished"), 1200.0, 0.5)
+        if finished and run_id:
+            page.goto(url + f"/train?run={run_id}", wait_until="domcontentloaded")
+            step_button = page.get_by_role("button", name=re.compile(r"^Step \(\+\d+ steps\)"))
+            step_button.wait_for(timeout=120_000)
+            _wait_until(lambda: step_button.is_enabled(), 60.0)
+            page.wait_for_timeout(1000)
+            before = int(json.loads((watch.run_path / "status.json").read_text()).get("step", 0))
+            t_step = time.perf_counter()
+            step_button.click(no_wait_after=True)
+            ok = _wait_until(lambda: any(s >= before + 50 for s in plot_steps(_plots(page), "live_density")), 600.0)
+            m.set("step", time.perf_counter() - t_step if ok else None, f"step {before} -> {before + 50}")
+            page.screenshot(path=str(out / "5-step.png"))
+        else:
+            m.set("step", None, "the run did not finish in time")
+        browser.close()
+    watch.stop()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--load", type=int, default=0, help="busy-loop processes to run meanwhile (one per core: 2)")
     ap.add_argument("--out", type=Path, default=Path("out/classroom"))
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    runs = Path(tempfile.mkdtemp()) / "runs"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard/app.py"),
-                               "--server.port", str(port), "--server.address", "127.0.0.1"],
-                              cwd=REPO, env={**os.environ, "CNFM_RUNS": str(runs)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    marks: dict[str, float] = {}
+    runs = Path(tempfile.mkdtemp(prefix="cnfm-classroom-")) / "runs"
+    load_start = os.getloadavg()
+    busy = _busy(a.load)
+    m, info = Milestones(), {}
+    server = None
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.3)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url + "/train", wait_until="domcontentloaded")
-            page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
-            t0 = time.perf_counter()
-            page.get_by_role("button", name="Start training").click()
-            page.get_by_text("training:", exact=False).first.wait_for(timeout=60_000)
-            marks["training started"] = time.perf_counter() - t0
-            page.get_by_text("Results are ready", exact=False).or_(page.get_by_text("Done. See the Results page.")) \
-                .first.wait_for(timeout=600_000)
-            marks["results ready"] = time.perf_counter() - t0
-            page.screenshot(path=str(a.out / "train.png"), full_page=True)
-            page.locator('[data-testid="stSidebarNav"] a', has_text="Results").click()
-            page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-            page.wait_for_timeout(1500)
-            marks["density map on screen"] = time.perf_counter() - t0
-            page.screenshot(path=str(a.out / "results.png"), full_page=True)
-            browser.close()
+        server, url = _server(runs)
+        _measure(url, runs, a.out, m, info)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-    run_dir = next(p for p in runs.iterdir() if (p / "report.json").exists())
-    report = json.loads((run_dir / "report.json").read_text())
-    status = json.loads((run_dir / "status.json").read_text())
-    print(f"cores={os.cpu_count()} steps={status.get('step')} test NLL={report.get('test_nll'):.3f} "
-          f"(true density {report.get('true_nll', float('nan')):.3f}, KDE {report.get('kde_nll'):.3f}, "
-          f"uniform {report['uniform_nll']:.3f})\n")
-    print("| milestone after pressing Start | seconds |\n|---|---:|")
-    for k, v in marks.items():
-        print(f"| {k} | {v:.0f} |")
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+    load_end = os.getloadavg()
+    nll = info.get("test_nll")
+    print(f"cores={os.cpu_count()} busy processes={a.load} load average at start "
+          f"{load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, at end {load_end[0]:.2f} {load_end[1]:.2f} "
+          f"{load_end[2]:.2f}; run {info.get('run_id')}: trained {info.get('train_seconds') or 0:.0f} s, test NLL "
+          f"{f'{nll:.3f}' if nll is not None else 'not computed'}, modes {info.get('modes')}\n")
+    print(table(m, loaded=a.load > 0))
 
 
 if __name__ == "__main__":

@@ -66,11 +66,12 @@ import torch
 from cnfm_core.auto import choose_settings
 from cnfm_core.builders import load_field, resolve_device
 from cnfm_core.config import LEGACY_DEFAULTS, TrainConfig
-from cnfm_core.data import DataError, PointSet, make_split, read_points
+from cnfm_core.data import DataError, PointSet, read_points
 from cnfm_core.integrate import evaluate_nll
 from cnfm_core.kde import fit_kde, kde_log_prob
 from cnfm_core.runs import RunDir, RunError
 from cnfm_core.sphere import LOG_AREA
+from cnfm_core.splits import make_split
 
 __all__ = ["METHODS", "PROFILES", "PUBLISHED", "main"]
 

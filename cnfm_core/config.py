@@ -23,6 +23,7 @@ __all__ = [
     "LEGACY_DEFAULTS",
     "MANIFOLD_NAMES",
     "OBJECTIVE_NAMES",
+    "OPENMP_ENV",
     "SCHEDULE_NAMES",
     "TrainConfig",
     "choose_threads",
@@ -43,6 +44,13 @@ KAPPA_MIN: float = 3000.0
 #: split, whose KDE wants 1e8, 3e5 beat 3e4, 1e5 and 1e6). float32 loses up to about ``kappa * 3e-7``
 #: nats in log p_t (0.09 here; tests/test_paths.py bounds it by ``kappa * 1e-6``).
 KAPPA_CAP: float = 3e5
+#: OpenMP settings for every process that trains or evaluates (:func:`cnfm_core.procs.launch` and
+#: ``python -m cnfm_core`` set them unless the environment already does). Waiting threads sleep instead of
+#: spinning: when the cores are busy with other processes (a shared classroom server), a spinning thread
+#: waits for a peer that is not scheduled, and a 2-thread PPD step took 0.3-4.8 s instead of 0.05-0.13 s
+#: with one thread (bench/bench_step.py --compare, docs/benchmarks.md). Results are the same: only how
+#: idle threads wait changes, not the work or its order.
+OPENMP_ENV: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
 #: Fields that, left at None, are chosen from the data when a run starts.
 AUTO_FIELDS: tuple[str, ...] = ("kappa_max", "space_frequencies", "kernel_neighbours", "kernel_scale")
 #: Config fields added after the first runs were made, with the values those runs were trained with.
@@ -91,6 +99,9 @@ class TrainConfig:
     batch_size: int = 512
     steps: int | None = None
     minutes: float | None = None
+    #: With a time budget (``minutes``), train on past it until this many steps are done (None: no minimum),
+    #: so that a busy machine still reaches a recognisable density (the Train page's default).
+    min_steps: int | None = None
     warmup_steps: int = 100
     grad_clip: float = 10.0
     ema_decay: float = 0.999
@@ -127,6 +138,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.steps is not None and self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.min_steps is not None and self.min_steps < 0:
+            raise ValueError(f"min_steps must be >= 0, got {self.min_steps}")
         if self.minutes is not None and not self.minutes > 0:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
         if self.kappa_max is not None and not (self.kappa_max > 0 and math.isfinite(self.kappa_max)):

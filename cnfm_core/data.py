@@ -1,4 +1,4 @@
-"""Reading point sets on the sphere from CSV files, and splitting them into train/val/test.
+"""Reading point sets on the sphere from CSV files.
 
 A CSV file holds one point per row, found by header name (case-insensitive, surrounding
 whitespace ignored):
@@ -12,8 +12,7 @@ a tab, whichever occurs most in the header line. Every problem with the input is
 :class:`DataError` whose one-line message names the source, the line and the problem.
 
 This module is torch-free (pages read data through it). The train/val/test splits live in
-:mod:`cnfm_core.splits`, which draws its permutation with torch; ``make_split``, ``Split`` and
-``SPLITS`` are still importable from here and load that module only when first used.
+:mod:`cnfm_core.splits`, which draws its permutation with torch.
 
 >>> pts = parse_points("Latitude,Longitude\\n-30.2,-178.47\\n10,200\\n")
 >>> pts.n, pts.lines.tolist()
@@ -390,11 +389,3 @@ def _check_latlon(lat: float, lon: float, source: str, line: int) -> float:
         raise DataError(f"lon {lon:g} is outside [-180, 360)", source=source, line=line)
     return lon - 360.0 if lon > 180.0 else lon
 
-
-def __getattr__(name: str) -> Any:
-    """``make_split``, ``Split`` and ``SPLITS`` from :mod:`cnfm_core.splits`, imported (with torch) on first use."""
-    if name in ("SPLITS", "Split", "make_split"):
-        from cnfm_core import splits
-
-        return getattr(splits, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

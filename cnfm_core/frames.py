@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -49,8 +50,11 @@ def _latlon(x: torch.Tensor) -> np.ndarray:
 def compute_frames(
     field: VectorField, config: TrainConfig, train_points: np.ndarray, *, n_frames: int = 11, n_lat: int = 45,
     n_lon: int = 90, n_samples: int = 1000, n_trajectories: int = 200, step_size: float = 0.1, seed: int = 0,
+    on_frame: Callable[[int, int], None] | None = None,
 ) -> Frames:
-    """Evaluate both paths, the PPD residual and samples at ``n_frames`` times from 0 to 1."""
+    """Evaluate both paths, the PPD residual and samples at ``n_frames`` times from 0 to 1.
+
+    ``on_frame(k, n_frames)`` is called after each frame (progress; it may raise to stop the work)."""
     p = next(field.parameters())
     dev = p.device
     times = np.linspace(0.0, 1.0, n_frames)
@@ -74,6 +78,8 @@ def compute_frames(
         resid[k] = residual_of(field, grid, tt).cpu().numpy().reshape(n_lat, n_lon)
         ts = torch.full((n_samples,), float(t), device=dev)
         target_samples[k] = _latlon(path.sample(ts, generator=g))
+        if on_frame is not None:
+            on_frame(k + 1, n_frames)
     model_samples = np.stack([_latlon(x) for x in model_traj])
     return Frames(
         times=times, kappa=schedule.kappa(torch.as_tensor(times)).numpy(), lat=lat, lon=lon,

@@ -13,7 +13,12 @@ store's lock), so the next job starts then, and a new runner (the dashboard's, a
 it is made. A poll also ends jobs whose process is gone (killed, or the machine restarted): a process is
 known by its PID and its start time, so a PID reused by another process does not count as a live worker.
 Pages only read files, so any number of browser tabs can watch the same run, and runs started from the
-CLI appear too. This module does not import torch.
+CLI appear too.
+
+The store also lists the bundled demo runs (``assets/demo/<name>``, made by ``scripts/make_demo_runs.py``) as
+read-only runs with the ids ``demo-<name>`` and :attr:`RunInfo.demo` set: pages can show a trained density on
+first open. Everything that writes to a run refuses a demo with a :class:`~cnfm_core.runs.RunError`. A run of
+the user's own with the same id as a demo hides that demo. This module does not import torch.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import fcntl
 import os
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +40,8 @@ from .config import TrainConfig, choose_threads
 from .procs import alive, launch
 from .runs import RunDir, RunError
 
-__all__ = ["ACTIVE", "FINISHED", "JOBS", "JobRunner", "RunInfo", "RunStore", "valid_run_id"]
+__all__ = ["ACTIVE", "DEFAULT_DEMO_ROOT", "DEMO_PREFIX", "FINISHED", "JOBS", "JobRunner", "RunInfo", "RunStore",
+           "valid_run_id"]
 
 #: States of a run whose worker is (or should be) alive, and states it ends in.
 ACTIVE = ("queued", "running", "reporting")
@@ -46,6 +53,9 @@ SLOTS_ENV, THREADS_ENV = "CNFM_RUNNER_SLOTS", "CNFM_THREADS"
 #: Why a job whose process is gone was ended by a poll.
 GONE = ("the worker process (pid {pid}) ended without finishing; was it killed, or the server or machine "
         "restarted? Its output is in worker.log in the run folder")
+#: Where the bundled demo runs live, and the prefix of their run ids (``demo-synthetic`` is ``assets/demo/synthetic``).
+DEFAULT_DEMO_ROOT = Path(__file__).resolve().parents[1] / "assets" / "demo"
+DEMO_PREFIX = "demo-"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]{0,63}$")
 
 
@@ -73,6 +83,7 @@ class RunInfo:
     job: str = ""  # what the last request asked for: train, resume, report or frames
     job_error: str = ""  # why the last report or frames job failed (the run's state is kept)
     stale: bool = False  # status.json says running or reporting, but its process is gone
+    demo: bool = False  # a bundled demo run (read-only; see the module doc)
 
 
 def _finish_job(run: RunDir, message: str) -> None:
@@ -90,11 +101,14 @@ def _finish_job(run: RunDir, message: str) -> None:
 
 
 class RunStore:
-    """The run directories under ``root`` (one folder per run id)."""
+    """The run directories under ``root`` (one folder per run id), and the read-only demo runs under
+    ``demo_root`` (None: no demos)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *,
+                 demo_root: str | os.PathLike[str] | None = DEFAULT_DEMO_ROOT) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.demo_root = Path(demo_root) if demo_root is not None else None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -107,12 +121,30 @@ class RunStore:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def run_dir(self, run_id: str) -> RunDir:
+        """The run's directory: under ``root``, or under ``demo_root`` for a demo run (read it only)."""
         if not valid_run_id(run_id):
             raise RunError(f"{run_id!r} is not a valid run id")
+        if self.is_demo(run_id):
+            return RunDir(self._demo_path(run_id))
         return RunDir(self.root / run_id)
 
     def exists(self, run_id: str) -> bool:
-        return valid_run_id(run_id) and (self.root / run_id).is_dir()
+        return valid_run_id(run_id) and ((self.root / run_id).is_dir() or self.is_demo(run_id))
+
+    def _demo_path(self, run_id: str) -> Path:
+        return (self.demo_root or self.root) / run_id.removeprefix(DEMO_PREFIX)
+
+    def is_demo(self, run_id: str) -> bool:
+        """Whether ``run_id`` names a bundled demo run (and no run of the user's own has that id)."""
+        return (self.demo_root is not None and valid_run_id(run_id) and run_id.startswith(DEMO_PREFIX)
+                and len(run_id) > len(DEMO_PREFIX) and self._demo_path(run_id).is_dir()
+                and not (self.root / run_id).is_dir())
+
+    def refuse_demo(self, run_id: str, what: str) -> None:
+        """Raise a one-line :class:`RunError` when ``run_id`` is a demo run, which nothing may change."""
+        if self.is_demo(run_id):
+            raise RunError(f"{run_id} is a bundled demo run (read-only), so it cannot be {what}; "
+                           "start a run of your own on the Train page")
 
     def create(self, config: TrainConfig, *, name: str = "run", quick: bool = False) -> str:
         """Queue a new training run; returns its id. The config is validated first. ``quick``: see
@@ -134,6 +166,7 @@ class RunStore:
         """Queue more training for a finished or stopped run (new total budget).
 
         ``quick`` asks the worker for a coarse report and no path frames (step mode)."""
+        self.refuse_demo(run_id, "trained further")
         run = self.run_dir(run_id)
         if not run.checkpoint.exists():
             raise RunError(f"run {run_id} has no checkpoint to resume from")
@@ -153,6 +186,7 @@ class RunStore:
         frames). The run returns to its state when the job ends; a failure is kept as its ``job_error``."""
         if action not in JOBS:
             raise ValueError(f"unknown job {action!r}; known: {', '.join(JOBS)}")
+        self.refuse_demo(run_id, f"given a new {action}")
         run = self.run_dir(run_id)
         if not run.checkpoint.exists():
             raise RunError(f"run {run_id} has no trained model")
@@ -166,13 +200,35 @@ class RunStore:
             status.update(state="queued", message="", job_error="", queued=time.time())
             run.write_json(run.status, status)
 
+    def request_cancel(self, run_id: str) -> None:
+        """Ask a reporting run to skip the rest of its report (``cancel.request``, seen by the worker between
+        evaluations): it ends done or stopped with what it has, and a ``report`` job can complete it later."""
+        self.refuse_demo(run_id, "cancelled")
+        run = self.run_dir(run_id)
+        info = self.info(run_id)
+        if info.state != "reporting":
+            raise RunError(f"run {run_id} is {info.state}, not computing its report; there is nothing to cancel")
+        run.cancel_request.touch()
+
+    def delete(self, run_id: str) -> None:
+        """Delete a run of the user's own that is not queued, training or reporting (its folder and files)."""
+        self.refuse_demo(run_id, "deleted")
+        run = self.run_dir(run_id)
+        if not run.path.is_dir():
+            raise RunError(f"there is no run {run_id}")
+        with self.lock():
+            info = self.info(run_id)
+            if info.state in ACTIVE:
+                raise RunError(f"run {run_id} is {info.state}; stop it before deleting it")
+            shutil.rmtree(run.path)
+
     def info(self, run_id: str) -> RunInfo:
         """What the run's files say; a run whose files cannot be read is ``unreadable`` (never an exception)."""
         try:
             return self._info(run_id)
         except (RunError, OSError, ValueError, TypeError, AttributeError) as e:
             msg = " ".join(str(e).split())[:300]
-            return RunInfo(run_id, "unreadable", 0, None, None, 0.0, msg, "", "", 0.0, {})
+            return RunInfo(run_id, "unreadable", 0, None, None, 0.0, msg, "", "", 0.0, {}, demo=self.is_demo(run_id))
 
     def _info(self, run_id: str) -> RunInfo:
         run = self.run_dir(run_id)
@@ -201,16 +257,21 @@ class RunStore:
             message=str(status.get("message") or ""), data_name=data_name,
             objective=str(config.get("objective", "")), created=float(created or 0.0), config=config,
             queued=float(status.get("queued") or created or 0.0), job=str(job),
-            job_error=str(status.get("job_error") or ""), stale=stale,
+            job_error=str(status.get("job_error") or ""), stale=stale, demo=self.is_demo(run_id),
         )
 
     def runs(self) -> list[RunInfo]:
-        """All runs, newest first (folders without run files are ignored; unreadable ones are listed as such,
-        and a run that does not say when it was made counts from its folder's modification time)."""
+        """All runs, the user's and the demos, newest first (folders without run files are ignored; unreadable
+        ones are listed as such, and a run that does not say when it was made counts from its folder's
+        modification time)."""
+        folders = [(p, p.name) for p in self.root.iterdir()]
+        if self.demo_root is not None and self.demo_root.is_dir():
+            folders += [(p, DEMO_PREFIX + p.name) for p in sorted(self.demo_root.iterdir())
+                        if self.is_demo(DEMO_PREFIX + p.name)]
         out = []
-        for p in self.root.iterdir():
-            if p.is_dir() and valid_run_id(p.name) and ((p / "status.json").exists() or (p / "config.json").exists()):
-                info = self.info(p.name)
+        for p, run_id in folders:
+            if p.is_dir() and valid_run_id(run_id) and ((p / "status.json").exists() or (p / "config.json").exists()):
+                info = self.info(run_id)
                 if not info.created:
                     with contextlib.suppress(OSError):
                         info = dataclasses.replace(info, created=p.stat().st_mtime)
@@ -238,7 +299,8 @@ class JobRunner:
     def queue(self, infos: list[RunInfo] | None = None) -> list[str]:
         """Queued run ids in the order they will start (from ``infos`` when the caller has just read them)."""
         infos = self.store.runs() if infos is None else infos
-        return [r.run_id for r in sorted((r for r in infos if r.state == "queued"), key=lambda r: (r.queued, r.run_id))]
+        queued = (r for r in infos if r.state == "queued" and not r.demo)
+        return [r.run_id for r in sorted(queued, key=lambda r: (r.queued, r.run_id))]
 
     def poll(self) -> list[str]:
         """End jobs whose process is gone, then start queued jobs while there is room; returns the ids started.
@@ -248,11 +310,11 @@ class JobRunner:
         with self.store.lock():
             infos = self.store.runs()
             for r in infos:
-                if r.stale:
+                if r.stale and not r.demo:
                     run = self.store.run_dir(r.run_id)
                     pid = run.read_json(run.status).get("pid")
                     _finish_job(run, GONE.format(pid=pid))
-            active = sum(1 for r in infos if r.state in ("running", "reporting"))
+            active = sum(1 for r in infos if r.state in ("running", "reporting") and not r.demo)
             for run_id in self.queue(infos):
                 if active >= self.max_concurrent:
                     break
@@ -281,7 +343,8 @@ class JobRunner:
     def stop(self, run_id: str) -> None:
         """Stop a run: a queued one is cancelled; a running one finds ``stop.request`` at its next step and
         ends with a checkpoint and a report (a file, not a signal, so a worker still starting up sees it too).
-        A queued report or frames job is cancelled and the run keeps its state."""
+        A queued report or frames job is cancelled and the run keeps its state. A demo run is refused."""
+        self.store.refuse_demo(run_id, "stopped")
         run = self.store.run_dir(run_id)
         with self.store.lock():
             status = run.read_json(run.status)

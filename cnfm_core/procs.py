@@ -20,6 +20,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import OPENMP_ENV
+
 __all__ = ["Process", "alive", "launch", "start_time"]
 
 
@@ -72,10 +74,13 @@ def alive(pid: int, start: int | None = None) -> bool:
 
 
 def launch(module: str, args: list[str], *, log: Path, env: dict[str, str] | None = None) -> Process:
-    """Start ``python -m module *args`` in a new session, output appended to ``log``; ``env`` adds variables."""
+    """Start ``python -m module *args`` in a new session, output appended to ``log``; ``env`` adds variables.
+
+    The process also gets :data:`cnfm_core.config.OPENMP_ENV` where neither ``env`` nor this process's
+    environment sets those variables (threads that sleep while waiting, for busy shared machines)."""
     with log.open("a") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", module, *args], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, start_new_session=True,
+            env={**OPENMP_ENV, **os.environ, **(env or {})}, start_new_session=True,
         )
     return Process(proc.pid, start_time(proc.pid))

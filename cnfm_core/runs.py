@@ -10,6 +10,8 @@
     DIR/density.npz      the model's log-density on a lat/lon grid; DIR/samples.csv: model samples
     DIR/frames.npz       target and model paths, PPD residual and samples over t (frames.py)
     DIR/stop.request     present when someone asked the run to stop (checked by the training loop)
+    DIR/cancel.request   present when someone asked to cancel the rest of the report (checked by stages.py)
+    DIR/live.npz         a coarse preview of the model density and samples, rewritten during training (live.py)
 
 Files are replaced atomically by :func:`atomic_write` (write to a temporary file, then rename), so a
 reader never sees half a file, and a failed write never destroys the previous version. This module does
@@ -78,6 +80,8 @@ class RunDir:
         self.worker_log = self.path / "worker.log"
         self.frames = self.path / "frames.npz"
         self.stop_request = self.path / "stop.request"
+        self.live = self.path / "live.npz"
+        self.cancel_request = self.path / "cancel.request"
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"

@@ -7,11 +7,14 @@ directory.
 What happens, in order: read and split the data (the split is saved, so evaluation never
 needs the file again); set the settings left to ``auto`` from the data (:mod:`cnfm_core.auto`);
 build the target path, the field and the objective; then loop: a
-minibatch loss, a gradient step, an EMA update; every ``log_every`` steps a metrics line,
-every ``eval_every`` steps the exact validation NLL of the EMA weights, every
-``checkpoint_every`` steps a checkpoint. The run ends at the step or time budget, or early
-when :func:`request_stop` was called (SIGTERM does this in the CLI), always with a final
-checkpoint and status.
+minibatch loss, a gradient step, an EMA update; every ``log_every`` steps (or :data:`LOG_SECONDS` of
+wall time, whichever comes first) a metrics line, every :data:`STATUS_SECONDS` a ``status.json`` (so a page
+never looks frozen), every ``eval_every`` steps the exact validation NLL of the EMA weights, every
+``checkpoint_every`` steps a checkpoint, and, with a ``live`` hook (:class:`cnfm_core.live.LiveSnapshots`),
+a coarse picture of the EMA model now and then and always at the end. The run ends at the step or time
+budget (a time budget with ``min_steps`` runs on until that many steps are done, so that a busy machine
+still gets a recognisable density), or early when :func:`request_stop` was called (SIGTERM does this in
+the CLI), always with a final checkpoint and status.
 """
 
 from __future__ import annotations
@@ -42,9 +45,15 @@ from .runs import RunDir, RunError
 from .splits import make_split
 from .torus_auto import choose_torus_settings
 
-__all__ = ["TrainResult", "request_stop", "resolve_auto", "train"]
+__all__ = ["LOG_SECONDS", "STATUS_SECONDS", "LiveHook", "TrainResult", "request_stop", "resolve_auto", "train"]
 
 _STOP = {"requested": False}
+#: Longest wall time between two ``status.json`` writes while training, and between two metrics lines.
+STATUS_SECONDS: float = 2.0
+LOG_SECONDS: float = 5.0
+#: The live-picture hook: ``hook(ema_field, step, elapsed, final)``, called every step and once at the end
+#: with ``final=True``; it decides itself when to do its (bounded) work.
+LiveHook = Callable[[VectorField, int, float, bool], object]
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,7 @@ def train(
     on_log: Callable[[dict[str, Any]], None] | None = None,
     final_status: bool = True,
     stop_file: bool = False,
+    live: LiveHook | None = None,
 ) -> TrainResult:
     """Train a flow and write the run directory (see the module doc).
 
@@ -167,7 +177,8 @@ def train(
     a directory that already holds a run is refused, so nothing is overwritten. With
     ``final_status=False`` the closing ``status.json`` is left to the caller (a worker that
     writes a report afterwards). With ``stop_file=True`` the run also stops when
-    ``DIR/stop.request`` appears (how the dashboard stops a worker, free of signal races).
+    ``DIR/stop.request`` appears (how the dashboard stops a worker, free of signal races). ``live`` is
+    called every step with the EMA field (see :data:`LiveHook`); its time counts as training time.
     """
     run = RunDir(run_dir)
     state: dict[str, Any] | None = None
@@ -224,6 +235,7 @@ def train(
     objective = make_objective(config.objective, data=train_x, path=path, ell=config.ell, floor=config.floor,
                                manifold=model.manifold)
     max_steps, max_seconds = config.budget()
+    min_steps = (config.min_steps or 0) if max_seconds is not None else 0
 
     def checkpoint() -> None:
         run.save_checkpoint({
@@ -234,17 +246,22 @@ def train(
 
     def status(state_name: str, message: str = "") -> None:
         run.write_json(run.status, {
-            "state": state_name, "step": step, "steps": max_steps, "minutes": config.minutes,
+            "state": state_name, "step": step, "steps": max_steps, "minutes": config.minutes, "min_steps": min_steps,
             "elapsed": elapsed, "pid": os.getpid(), "pid_start": start_time(os.getpid()), "message": message,
             "updated": time.time(),
         })
 
     def done() -> bool:
-        return (max_steps is not None and step >= max_steps) or (max_seconds is not None and elapsed >= max_seconds)
+        out_of_time = max_seconds is not None and elapsed >= max_seconds and step >= min_steps
+        return (max_steps is not None and step >= max_steps) or out_of_time
 
     def progress() -> float:
-        parts = [step / max_steps if max_steps else 0.0, elapsed / max_seconds if max_seconds else 0.0]
-        return max(parts)
+        """How far the budget is used (drives the learning-rate schedule); with ``min_steps``, the time and
+        the step count must both be used up, so the schedule ends when training does."""
+        by_time = elapsed / max_seconds if max_seconds else 0.0
+        if min_steps:
+            by_time = min(by_time, step / min_steps)
+        return max(step / max_steps if max_steps else 0.0, by_time)
 
     run.append_metrics({"event": "resume" if state is not None else "start", "step": step, "time": time.time()})
     if state is None and meta.get("auto") and on_log:
@@ -252,6 +269,7 @@ def train(
     status("running")
     val_nll: float | None = None
     t_last, steps_since, loss_sum = time.perf_counter(), 0, 0.0
+    t_status = t_last
     try:
         while not done() and not _STOP["requested"] and not (stop_file and run.stop_request.exists()):
             t0 = time.perf_counter()
@@ -273,15 +291,18 @@ def train(
             last_loss = float(value.loss.detach())
             loss_sum += last_loss
             steps_since += 1
-            if step % config.log_every == 0 or done():
-                now = time.perf_counter()
+            now = time.perf_counter()
+            logged = step % config.log_every == 0 or done() or now - t_last >= LOG_SECONDS
+            if logged:
                 rec = {"step": step, "loss": loss_sum / steps_since, "lr": lr, "grad_norm": grad_norm,
                        "elapsed": elapsed, "steps_per_s": steps_since / max(now - t_last, 1e-9)}
                 run.append_metrics(rec)
                 if on_log:
                     on_log(rec)
                 t_last, steps_since, loss_sum = now, 0, 0.0
+            if logged or now - t_status >= STATUS_SECONDS:
                 status("running")
+                t_status = now
             if step % config.eval_every == 0 or done():
                 t0 = time.perf_counter()
                 val_nll = _val_nll(ema, val_x, config)
@@ -294,6 +315,10 @@ def train(
                 t_last = time.perf_counter()
             if step % config.checkpoint_every == 0:
                 checkpoint()
+            if live is not None:  # its time counts, so steps/s and the time budget stay honest
+                t0 = time.perf_counter()
+                live(ema, step, elapsed, False)
+                elapsed += time.perf_counter() - t0
     except BaseException as e:
         checkpoint()
         status("failed" if not isinstance(e, KeyboardInterrupt) else "stopped", f"{type(e).__name__}: {e}")
@@ -301,6 +326,8 @@ def train(
         raise
     finally:
         _STOP["requested"] = False  # a stop request applies to one run only
+    if live is not None:
+        live(ema, step, elapsed, True)
     checkpoint()
     final = "done" if done() else "stopped"
     if final_status:

@@ -1,13 +1,17 @@
 """The background worker: ``python -m cnfm_core.worker RUN_DIR``, started by :class:`cnfm_core.jobs.JobRunner`.
 
 Reads ``RUN_DIR/request.json`` (written by :class:`cnfm_core.jobs.RunStore`) and does the job it names:
-train or resume, then write the report and the path frames; or, for a trained run, only its report and
-frames (``report``) or only its frames (``frames``). Its state goes to ``status.json``: running, reporting,
+train or resume (writing the live picture, ``live.npz``, as it goes), then write the report and the path
+frames in stages (:mod:`cnfm_core.stages`: a preview map within seconds, the exact test NLL, the frames, the exact
+map; ``DIR/cancel.request`` skips the rest; a quick Step skips them all: its live picture is its result); or,
+for a trained run, a ``report`` job (what the run lacks: the exact NLL always) or a ``frames`` job.
+Its state goes to ``status.json``: running, reporting,
 then done, stopped or failed (with a one-line message); a report or frames job gives the run back the
 state it had, keeping a failure as ``job_error``. As it exits, the worker polls its runner, so the next
 queued job starts whether or not a page is open. ``DIR/stop.request`` (what the dashboard's Stop
 writes) or SIGTERM stops training after the current step;
-the checkpoint is saved and a report is still written, so nothing trained is lost.
+the checkpoint is saved and a report is still written, so nothing trained is lost (a stop.request that
+appears during the report skips the rest of it, as cancel.request does).
 """
 
 from __future__ import annotations
@@ -17,17 +21,19 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 # A stop can arrive while torch is still being imported: note it now, act on it once training starts.
 _EARLY_STOP: list[int] = []
 signal.signal(signal.SIGTERM, lambda *_: _EARLY_STOP.append(1))
 
 from .config import TrainConfig  # noqa: E402
-from .frames import write_frames  # noqa: E402
 from .jobs import JOBS, JobRunner, RunStore  # noqa: E402
+from .live import LiveSnapshots  # noqa: E402
 from .procs import start_time  # noqa: E402
-from .report import write_report  # noqa: E402
 from .runs import RunDir  # noqa: E402
+from .stages import run_stages  # noqa: E402
 from .train import request_stop, train  # noqa: E402
 
 __all__ = ["main"]
@@ -48,17 +54,25 @@ def _job(run: RunDir, request: dict[str, object]) -> int:
     previous = request.get("previous")
     before: dict[str, object] = previous if isinstance(previous, dict) else {}
     state, message = str(before.get("state", "done")), str(before.get("message", ""))
+    for old in (run.cancel_request, run.stop_request):  # meant for an earlier job: this one starts afresh
+        old.unlink(missing_ok=True)
     _status(run, "reporting", job_error="")
-    try:
+    try:  # a report job completes what the run lacks (after a cancel, say); a frames job recomputes its frames
         if request.get("action") == "report":
-            write_report(run)
-        write_frames(run)
+            run_stages(run, _publisher(run), keep=True)
+        else:
+            run_stages(run, _publisher(run), only=("frames",))
     except Exception as e:
         traceback.print_exc()
         _status(run, state, message, job_error=f"computing the {request.get('action')} failed: {_one_line(e)}")
         return 1
     _status(run, state, message)
     return 0
+
+
+def _publisher(run: RunDir, **extra: object) -> Callable[[list[dict[str, Any]]], None]:
+    """Where the report's stages go: ``status.json`` (state ``reporting``, with ``stages``)."""
+    return lambda stages: _status(run, "reporting", stages=stages, **extra)
 
 
 def _next_job(run: RunDir) -> None:
@@ -91,19 +105,23 @@ def _run(run: RunDir) -> int:
         request = run.read_json(run.request)
         if request.get("action") in JOBS:
             return _job(run, request)
+        live = LiveSnapshots(run)  # DIR/live.npz every few seconds and at the end: the Train page's picture
         if request.get("action") == "resume":
             budget = TrainConfig(steps=request.get("steps"), minutes=request.get("minutes"))
-            result = train(budget, run.path, resume=True, final_status=False, stop_file=True)
+            result = train(budget, run.path, resume=True, final_status=False, stop_file=True, live=live)
         else:
             config = TrainConfig.from_dict(request["config"])
-            result = train(config, run.path, final_status=False, stop_file=True)
-        _status(run, "reporting", step=result.step, elapsed=result.elapsed)
-        if request.get("quick"):  # step mode: a coarse report, fast enough to redraw after a few steps
-            write_report(run, n_lat=45, n_lon=90, n_samples=500)
-            run.frames.unlink(missing_ok=True)  # stale now; the Path page can recompute them
-        else:
-            write_report(run)
-            write_frames(run)
+            result = train(config, run.path, final_status=False, stop_file=True, live=live)
+        if request.get("quick"):  # step mode: the live picture written at the end of training is the result
+            for stale in (run.report, run.density, run.samples, run.frames):  # they describe an older model
+                stale.unlink(missing_ok=True)
+            _status(run, result.state, step=result.step, elapsed=result.elapsed)
+            return 0
+        # The report in stages (cnfm_core/stages.py); the results of an older model go first, and so do
+        # requests that training has already honoured (a stop) or that were meant for an older report.
+        for stale in (run.report, run.density, run.samples, run.frames, run.stop_request, run.cancel_request):
+            stale.unlink(missing_ok=True)
+        run_stages(run, _publisher(run, step=result.step, elapsed=result.elapsed))
         _status(run, result.state, step=result.step, elapsed=result.elapsed)
         return 0
     except Exception as e:  # the worker's last word: one line for the page, the traceback for the log

@@ -12,6 +12,7 @@ Settings come from environment variables:
     CNFM_RUNS            the run store (default ./runs)
     CNFM_MAX_UPLOAD_MB   largest accepted upload (default 50)
     CNFM_MAX_CONCURRENT  runs that train at the same time; more wait in a queue (default 1)
+    CNFM_DEMO_RUNS       folder of the bundled, read-only demo runs (default assets/demo; empty: none)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import streamlit as st
 
 from cnfm_core import devices
 from cnfm_core.data import DataError, PointSet, parse_points, read_points
-from cnfm_core.jobs import JobRunner, RunStore, valid_run_id
+from cnfm_core.jobs import DEFAULT_DEMO_ROOT, JobRunner, RunStore, valid_run_id
 from cnfm_core.runs import RunDir, RunError, atomic_write
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "current_frame",
     "current_run_id",
     "datasets",
+    "demo_fallback",
     "device_label",
     "load_points",
     "open_run",
@@ -71,6 +73,7 @@ class Settings:
     runs_root: Path
     max_upload_mb: int
     max_concurrent: int
+    demo_root: Path | None = None
 
     @property
     def uploads(self) -> Path:
@@ -102,30 +105,37 @@ def settings() -> Settings:
         runs_root=Path(env.get("CNFM_RUNS", str(REPO / "runs"))),
         max_upload_mb=int(env.get("CNFM_MAX_UPLOAD_MB", "50")),
         max_concurrent=int(env.get("CNFM_MAX_CONCURRENT", "1")),
+        demo_root=Path(env["CNFM_DEMO_RUNS"]) if env.get("CNFM_DEMO_RUNS") else
+        None if "CNFM_DEMO_RUNS" in env else DEFAULT_DEMO_ROOT,
     )
 
 
 @st.cache_resource
-def _store(root: str) -> RunStore:
-    return RunStore(root)
+def _store(root: str, demo_root: str | None) -> RunStore:
+    return RunStore(root, demo_root=demo_root)
 
 
 @st.cache_resource
-def _runner(root: str, max_concurrent: int) -> JobRunner:
+def _runner(root: str, demo_root: str | None, max_concurrent: int) -> JobRunner:
     """The server's runner. It polls once when made, so after a restart queued jobs start and jobs whose
     process is gone are ended, before any page asks."""
-    runner = JobRunner(_store(root), max_concurrent=max_concurrent)
+    runner = JobRunner(_store(root, demo_root), max_concurrent=max_concurrent)
     runner.poll()
     return runner
 
 
+def _demo_key(s: Settings) -> str | None:
+    return str(s.demo_root) if s.demo_root is not None else None
+
+
 def store() -> RunStore:
-    return _store(str(settings().runs_root))
+    s = settings()
+    return _store(str(s.runs_root), _demo_key(s))
 
 
 def runner() -> JobRunner:
     s = settings()
-    return _runner(str(s.runs_root), s.max_concurrent)
+    return _runner(str(s.runs_root), _demo_key(s), s.max_concurrent)
 
 
 def datasets() -> dict[str, Dataset]:
@@ -201,10 +211,13 @@ def set_train_settings(values: dict[str, str]) -> None:
 
 
 def current_run_id() -> str | None:
-    """The run in the URL (``?run=``), else the session's run, if it names a run of the store.
+    """The run in the URL (``?run=``), else the session's run, if it names a run of the store; else, while
+    the store holds no run of the user's own, the newest bundled demo run (so Results and Path have something
+    to show on first open).
 
     The two are kept in step: page links in the sidebar drop the URL's parameters, so the session
-    remembers the run, and the URL gets it back (a link copied from any page opens the same run).
+    remembers the run, and the URL gets it back (a link copied from any page opens the same run). The demo
+    fallback is not written to either, so it ends by itself once the user has a run.
     """
     run_id = st.query_params.get("run") or st.session_state.get("run_id")
     if run_id and valid_run_id(run_id) and store().exists(run_id):
@@ -212,7 +225,15 @@ def current_run_id() -> str | None:
         if st.query_params.get("run") != run_id:
             st.query_params["run"] = run_id
         return run_id
-    return None
+    return demo_fallback()
+
+
+def demo_fallback() -> str | None:
+    """The newest demo run when the store has no run of the user's own (None otherwise, or without demos)."""
+    runs = store().runs()
+    if any(not r.demo for r in runs):
+        return None
+    return next((r.run_id for r in runs if r.demo), None)
 
 
 def current_frame(times: list[float]) -> int:

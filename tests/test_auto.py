@@ -13,8 +13,9 @@ import cnfm_core.auto as auto
 from cnfm_core.auto import KAPPA_CAP, KAPPA_MIN, choose_settings
 from cnfm_core.builders import build_path, load_field
 from cnfm_core.config import TrainConfig
-from cnfm_core.data import make_split, read_points
+from cnfm_core.data import read_points
 from cnfm_core.kde import AdaptiveKDEFit, KDEFit, adaptive_kappas, fit_adaptive_kde, kde_log_prob
+from cnfm_core.splits import make_split
 from cnfm_core.synthetic import DEFAULT_MIXTURE
 from cnfm_core.train import train
 

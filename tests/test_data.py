@@ -12,17 +12,15 @@ import torch
 
 from cnfm_core.data import (
     DEFAULT_MAX_BYTES,
-    SPLITS,
     DataError,
     PointSet,
-    Split,
     csv_columns,
-    make_split,
     parse_points,
     read_points,
     unique_rows,
 )
 from cnfm_core.sphere import latlon_to_xyz
+from cnfm_core.splits import SPLITS, Split, make_split
 
 EARTH_ROWS = {"volcano": 827, "earthquake": 6120, "flood": 4875}
 EARTH_UNIQUE = {"volcano": 267, "earthquake": 5447, "flood": 4861}

@@ -20,8 +20,9 @@ from scipy.special import logsumexp
 
 from cnfm_core.auto import KAPPA_CAP, KAPPA_MIN
 from cnfm_core.config import TrainConfig
-from cnfm_core.data import make_split, read_points
+from cnfm_core.data import read_points
 from cnfm_core.sphere import xyz_to_latlon
+from cnfm_core.splits import make_split
 from cnfm_core.synthetic import DEFAULT_MIXTURE
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "earth_table.py"

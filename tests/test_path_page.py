@@ -151,6 +151,7 @@ def trained_adaptive(tmp_path_factory, single_thread) -> Path:
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("CNFM_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("CNFM_THREADS", "1")
+    monkeypatch.setenv("CNFM_DEMO_RUNS", "")  # no bundled demo runs here (tests/test_demo_runs.py has them)
     (tmp_path / "runs").mkdir()
     return tmp_path / "runs"
 

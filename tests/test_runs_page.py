@@ -49,6 +49,12 @@ def env(store_dir, monkeypatch):
     return store_dir
 
 
+@pytest.fixture(autouse=True)
+def no_demos(monkeypatch):
+    """The runs of these tests only: the bundled demo runs are tested in tests/test_demo_runs.py."""
+    monkeypatch.setenv("CNFM_DEMO_RUNS", "")
+
+
 def _runs_page(**query: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()

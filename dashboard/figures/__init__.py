@@ -7,6 +7,7 @@ One module per concept, every public name re-exported here as ``figures.NAME``:
 - :mod:`~dashboard.figures.geometry`: pure numpy on points, paths and grids (view centre, great-circle
   paths cut at the antimeridian, the weighted PPD residual);
 - :mod:`~dashboard.figures.maps`: plotly flat maps and training curves;
+- :mod:`~dashboard.figures.pointmaps`: a plotly flat map of a point set, framed on the points;
 - :mod:`~dashboard.figures.globes`: pydeck globes.
 
 Every figure works offline: no map tiles, no basemap style, no topojson fetched from a CDN. Coastlines
@@ -51,7 +52,8 @@ from dashboard.figures.globes import (
     trajectories_globe,
 )
 from dashboard.figures.land import LAND_PATH, LandLines, land_lines, load_land
-from dashboard.figures.maps import UNIFORM_NLL, curves, density_map, residual_map
+from dashboard.figures.maps import LIVE_RANGE, UNIFORM_NLL, curves, density_map, live_density_map, residual_map
+from dashboard.figures.pointmaps import lon_window, points_map
 
 __all__ = [
     "COAST_COLOR",
@@ -61,6 +63,7 @@ __all__ = [
     "EARTH_RADIUS_M",
     "LAND_COLOR",
     "LAND_PATH",
+    "LIVE_RANGE",
     "OCEAN_COLOR",
     "SAMPLE_COLOR",
     "TEST_COLOR",
@@ -75,8 +78,11 @@ __all__ = [
     "globe",
     "globe_zoom",
     "land_lines",
+    "live_density_map",
     "legend_html",
     "load_land",
+    "lon_window",
+    "points_map",
     "points_payload",
     "residual_map",
     "shared_log_range",

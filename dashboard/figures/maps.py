@@ -22,11 +22,16 @@ from dashboard.figures.colours import COLORSCALE, DIVERGING_COLORSCALE, SAMPLE_C
 from dashboard.figures.geometry import as_latlon, subsample
 from dashboard.figures.land import land_lines
 
-__all__ = ["UNIFORM_NLL", "curves", "density_map", "residual_map"]
+__all__ = ["LIVE_RANGE", "UNIFORM_NLL", "curves", "density_map", "live_density_map", "residual_map"]
 
 #: Negative log-likelihood of the uniform density on the unit sphere, log(4 pi) nats.
 UNIFORM_NLL: float = LOG_AREA
 _MAX_MAP_POINTS: int = 20_000
+#: The live preview's fixed colour range (log density, nats): from 4 nats below the uniform density to 5 above,
+#: so the colours mean the same thing in every redraw while the blobs form (uniform sits at 44 %).
+LIVE_RANGE: tuple[float, float] = (-UNIFORM_NLL - 4.0, -UNIFORM_NLL + 5.0)
+#: Up to this many points a curve also draws markers (so that one point shows, and a few are visible).
+_MARKERS_UP_TO: int = 40
 
 
 def _degree_labels(values: Sequence[float], positive: str, negative: str) -> list[str]:
@@ -134,6 +139,24 @@ def density_map(
     return fig
 
 
+def live_density_map(
+    lat: np.ndarray, lon: np.ndarray, log_prob: np.ndarray, samples: np.ndarray | None, *, land: dict[str, Any],
+    title: str = "",
+) -> go.Figure:
+    """The live preview of a run in training (``live.npz``): a coarse log-density map, smoothed between cell
+    centres, in the fixed :data:`LIVE_RANGE`, with model ``samples`` ``(S, 2)`` (lat, lon) over it."""
+    points = None
+    if samples is not None and len(samples):
+        samples = np.asarray(samples, dtype=np.float64).reshape(-1, 2)
+        points = (samples[:, 0], samples[:, 1])
+    fig = density_map(lat, lon, log_prob, land=land, title=title, points=points, zmin=LIVE_RANGE[0],
+                      zmax=LIVE_RANGE[1])
+    fig.update_traces(selector={"type": "heatmap"}, zsmooth="best",
+                      colorbar={"thickness": 12, "len": 0.9, "title": {"text": "log density", "side": "right"}})
+    fig.update_layout(height=340)
+    return fig
+
+
 def residual_map(
     lat: np.ndarray, lon: np.ndarray, values: np.ndarray, *, land: dict[str, Any], title: str = "",
     label: str = "p_t · r", limit: float | None = None,
@@ -176,8 +199,9 @@ def curves(metrics: Sequence[dict[str, Any]]) -> go.Figure:
 
     Records are dicts as in a run's ``metrics.jsonl``: those with ``step`` and ``loss`` feed the
     top panel, those with ``step`` and ``val_nll`` the bottom one; others (events) are ignored.
-    The NLL panel has a dashed line at the uniform density's NLL, log(4 pi) = 2.531 nats. With no
-    usable record the figure is empty and says "no data yet".
+    The NLL panel has a dashed line at the uniform density's NLL, log(4 pi) = 2.531 nats. A series of
+    up to 40 points also has markers, so a single point is drawn. With no usable record the figure is empty
+    and says "no data yet".
     """
     loss = _series(metrics, "loss")
     nll = _series(metrics, "val_nll")
@@ -190,10 +214,13 @@ def curves(metrics: Sequence[dict[str, Any]]) -> go.Figure:
         return fig
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=("training loss", "validation NLL (nats)"))
-    fig.add_trace(go.Scatter(x=loss[0], y=loss[1], mode="lines", name="loss", line={"color": "#4c72b0"}),
-                  row=1, col=1)
+    def mode(series: tuple[list[float], list[float]]) -> str:
+        return "lines+markers" if len(series[0]) <= _MARKERS_UP_TO else "lines"
+
+    fig.add_trace(go.Scatter(x=loss[0], y=loss[1], mode=mode(loss), name="loss", line={"color": "#4c72b0"},
+                             marker={"size": 6}), row=1, col=1)
     fig.add_trace(go.Scatter(x=nll[0], y=nll[1], mode="lines+markers", name="val NLL",
-                             line={"color": css_color(SAMPLE_COLOR)}), row=2, col=1)
+                             line={"color": css_color(SAMPLE_COLOR)}, marker={"size": 6}), row=2, col=1)
     fig.add_hline(y=UNIFORM_NLL, line_dash="dash", line_color="gray", row=2, col=1,
                   annotation_text=f"uniform, log 4π = {UNIFORM_NLL:.3f}", annotation_position="top right")
     fig.update_xaxes(title_text="step", row=2, col=1)

@@ -1,4 +1,5 @@
-"""Data page: pick a bundled data set, a CSV from the data folder, or upload one; preview it on a globe."""
+"""Data page: pick a bundled data set, a CSV from the data folder, or upload one; see it on a globe turned to face
+it and on a flat map framed on it; then go on to train a flow on it."""
 
 import numpy as np
 import streamlit as st
@@ -8,6 +9,21 @@ from dashboard import export, figures, state
 
 st.title("Points on the globe")
 st.caption("Pick a data set, or upload a CSV of points with latitude and longitude columns, then train a flow on it.")
+
+#: The globe's and the flat map's smallest width and their height in pixels: two fit side by side in the
+#: wide layout's column of a 1440 px window (about 980 px), and wrap onto two rows in a narrower one.
+_VIEW_MIN_WIDTH_PX = 420
+_VIEW_HEIGHT_PX = 540
+#: The width a view gets in both windows (measured: 474 px at 1440 px, 468 px at 800 px).
+_VIEW_WIDTH_HINT_PX = 470
+#: The globe's zoom at the equator: a globe about 450 px across (measured: 379 px at zoom 1.55).
+_GLOBE_ZOOM = 1.8
+
+
+def _dot_radius_m(n: int) -> float:
+    """Dots on the globe: large enough to find a handful of points, small enough not to blot out thousands."""
+    return 150_000.0 if n <= 100 else 70_000.0 if n <= 3_000 else 40_000.0
+
 
 sets = state.datasets()
 current = state.current_dataset()
@@ -64,16 +80,34 @@ if n_unique < points.n * 0.9:
     st.info("Many points repeat a location. On the standard split, test points then often sit exactly on "
             "training points, which rewards memorising; the deduplicated split (Train page) avoids that.")
 
+# The next step, above the fold.
+if st.button("Train a flow on these points", type="primary", icon=":material/model_training:", key="to_train"):
+    # The Train page, keeping the URL's data set and any settings already in it.
+    st.switch_page("views/train.py", query_params={**st.query_params.to_dict(), "data": current.key})
+
 land = figures.load_land()
-layer = figures.PointLayer("data", np.asarray(points.lat), np.asarray(points.lon), figures.DATA_COLOR, 40_000)
-st.pydeck_chart(figures.globe(land=land, point_layers=[layer]), height=520)
-st.caption(f"{current.label}: {current.path.name}. Drag to turn the globe, scroll to zoom."
-           + (" Showing a random subset of 20,000 points." if points.n > 20_000 else ""))
+lat, lon = np.asarray(points.lat), np.asarray(points.lon)
+c_lat, c_lon = figures.view_centre(lat, lon)
+subset = " Showing a random subset of 20,000 points." if points.n > 20_000 else ""
+# Two views side by side that share the column, and wrap onto two rows when it is narrower than two views at
+# their smallest (as in an 800 px window with the sidebar open). Streamlit stretches the children of a
+# horizontal container without a lower bound, so the bound is set on the wrappers of its children.
+st.html(f"<style>.st-key-data_views > div {{ flex: 1 1 {_VIEW_MIN_WIDTH_PX}px; "
+        f"min-width: {_VIEW_MIN_WIDTH_PX}px; }}</style>")
+views = st.container(horizontal=True, gap="medium", key="data_views")
+with views.container(key="data_globe"):
+    layer = figures.PointLayer("data", lat, lon, figures.DATA_COLOR, _dot_radius_m(points.n))
+    deck = figures.globe(land=land, point_layers=[layer], view_lat=c_lat, view_lon=c_lon,
+                         zoom=figures.globe_zoom(c_lat, _GLOBE_ZOOM), height=_VIEW_HEIGHT_PX)
+    st.pydeck_chart(deck, height=_VIEW_HEIGHT_PX, key="data_globe_chart")
+    st.caption(f"Turned to face the points. Drag to turn the globe, scroll to zoom.{subset}")
+with views.container(key="data_flat"):
+    flat = figures.points_map(lat, lon, land=land, height=_VIEW_HEIGHT_PX, width_hint=_VIEW_WIDTH_HINT_PX)
+    st.plotly_chart(flat, key="data_points_map", config={"displaylogo": False})
+    st.caption(f"A flat map of the same points, framed on them. {current.label}: {current.path.name}.")
 
 
 def _globe_png() -> bytes:
-    lat, lon = np.asarray(points.lat), np.asarray(points.lon)
-    c_lat, c_lon = figures.view_centre(lat, lon)
     return export.globe_png([export.GlobePoints(lat, lon, figures.DATA_COLOR, current.label)], land=land,
                             center_lat=c_lat, center_lon=c_lon, title=current.label)
 

@@ -3,7 +3,8 @@
 For one run it shows, at a time ``t`` chosen on a slider (or played to ``t = 1``), the target path
 ``p_t`` next to the model's path ``q_t``, samples of both, particle trajectories, and the PPD residual.
 Everything comes from the run's ``frames.npz``; a run without it gets a button that queues a frames job
-with the dashboard's job runner (a worker process, never the server).
+with the dashboard's job runner (a worker process, never the server). A bundled demo run (read-only, shown
+until the user has a run of their own) brings its frames with it and is never given a job.
 """
 
 import functools
@@ -25,6 +26,8 @@ MAP_HEIGHT = 340
 #: Plotly's "download as PNG" button in the chart toolbar, at twice the screen resolution.
 PLOTLY_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 2}}
 TARGET_COLOR, MODEL_COLOR = figures.DATA_COLOR, figures.SAMPLE_COLOR
+#: The side-by-side maps' shared colour bar lies under each map, so that in a narrow column the map keeps the width.
+BELOW = {"orientation": "h", "y": -0.12, "yanchor": "top", "thickness": 10, "title": {"side": "top"}}
 
 RESIDUAL_TEXT = """
 **What this map measures.** The target path $p_t$ says how much probability should be near each point
@@ -134,6 +137,10 @@ def _offer_frames(run_id: str, run: RunDir) -> None:
     """A run without frames: why, and a button that computes them (or the progress of that)."""
     store, runner = state.store(), state.runner()
     info = store.info(run_id)
+    if info.demo:
+        st.warning(f"The demo run `{run_id}` has no path frames: its files are incomplete. Regenerate the demo runs "
+                   "with `python scripts/make_demo_runs.py`.")
+        return
     if info.job == "frames" and info.state in ACTIVE:
         _wait_for_frames(run_id)
         return
@@ -185,7 +192,7 @@ def _path_view(run_id: str, path: str, mtime: float, ticking: bool, floor: float
     playing = state.path_playing()
     key = state.path_slider_key()
     state.sync_widget(key, t)
-    c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
     c1.select_slider("t", options, key=key, format_func=lambda v: f"{v:.2f}", on_change=state.slider_moved,
                      args=(key, options), disabled=playing, help="t = 0 is uniform noise, t = 1 the data.")
     if playing:
@@ -210,11 +217,13 @@ def _path_view(run_id: str, path: str, mtime: float, ticking: bool, floor: float
         st.markdown("**Target path p_t**")
         fig = figures.density_map(f.lat, f.lon, f.target_log_prob[k], land=land, zmin=lo, zmax=hi)
         fig.update_layout(height=MAP_HEIGHT)
+        fig.update_traces(colorbar=BELOW, selector={"type": "heatmap"})
         st.plotly_chart(fig, key="path_target_map", config=PLOTLY_CONFIG)
     with right:
         st.markdown("**Model path q_t**")
         fig = figures.density_map(f.lat, f.lon, f.model_log_prob[k], land=land, zmin=lo, zmax=hi)
         fig.update_layout(height=MAP_HEIGHT)
+        fig.update_traces(colorbar=BELOW, selector={"type": "heatmap"})
         st.plotly_chart(fig, key="path_model_map", config=PLOTLY_CONFIG)
     st.caption(f"Both maps share one colour scale, from {lo:.1f} to {hi:.1f} nats (lower values get the lowest "
                "colour), so equal colours mean equal density.")
@@ -284,7 +293,7 @@ st.markdown("A flow turns uniform noise on the sphere (t = 0) into the data (t =
 store = state.store()
 runs = store.runs()
 with_frames = [r.run_id for r in runs if store.run_dir(r.run_id).frames.exists()]
-computable = [r.run_id for r in runs if r.run_id not in with_frames and r.state not in ACTIVE
+computable = [r.run_id for r in runs if r.run_id not in with_frames and r.state not in ACTIVE and not r.demo
               and store.run_dir(r.run_id).checkpoint.exists()
               and (r.config or {}).get("manifold", "sphere") == "sphere"]
 run_id = state.current_run_id()
@@ -296,15 +305,21 @@ if not with_frames:
             "finishes. A run trained before that gets a **Compute frames** button here once it is chosen.")
 if not ids:
     st.stop()
-labels = {r.run_id: f"{r.run_id} · {r.data_name} · {r.objective}" + ("" if r.run_id in with_frames else
-                                                                     " · no frames yet") for r in runs}
+labels = {r.run_id: f"{r.run_id} · {r.data_name} · {r.objective}" + (" · demo" if r.demo else "")
+          + ("" if r.run_id in with_frames else " · no frames yet") for r in runs}
 if run_id in ids:
     state.sync_widget("path_run", run_id)
 chosen = st.selectbox("Run", ids, format_func=lambda i: labels.get(i, i), key="path_run")
 if chosen != run_id:
     state.set_run_id(chosen)
 run = store.run_dir(chosen)
-manifold = (store.info(chosen).config or {}).get("manifold", "sphere")
+chosen_info = store.info(chosen)
+if chosen_info.demo:
+    st.caption("Demo run (bundled, read-only): trained with the default settings on "
+               f"{chosen_info.data_name or 'bundled data'}. Train a run of your own on the **Train** page to see its "
+               "path here." + (" Data: GeoNames, geonames.org (CC BY 4.0)." if chosen_info.data_name == "cities.csv"
+                               else ""))
+manifold = (chosen_info.config or {}).get("manifold", "sphere")
 if manifold != "sphere":
     st.info(f"Run `{chosen}` is on the {manifold}: path frames are lat/lon maps, drawn for sphere runs only.")
     st.stop()

@@ -2,7 +2,8 @@
 
 The store lists runs started here and runs started with ``python -m cnfm_core train --run-dir DIR``
 when DIR lies inside the store's folder (``$CNFM_RUNS``). A run whose files cannot be read still
-gets a row, with "–" where a value is missing.
+gets a row, with "–" where a value is missing. The bundled demo runs (``assets/demo``) are listed too, marked
+"demo": they open like any run, read-only.
 
 URL: the two compared runs are ``?a=<run id>&b=<run id>`` (kept by ``dashboard.state``).
 """
@@ -79,6 +80,7 @@ def _status(info: RunInfo) -> str:
 def _table(runs: list[RunInfo], reports: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
     """The runs table as columns (None where a value is missing; the table shows "–")."""
     cols: dict[str, list[Any]] = {"Run": [r.run_id for r in runs],
+                                  "Source": ["demo (read-only)" if r.demo else "yours" for r in runs],
                                   "Data set": [r.data_name or None for r in runs],
                                   "Manifold": [_manifold(r.config) for r in runs],
                                   "Objective": [_objective(r.config) for r in runs]}
@@ -129,13 +131,19 @@ if not runs:
 by_id = {r.run_id: r for r in runs}
 ids = list(by_id)
 reports = {r.run_id: _report(store, r.run_id) for r in runs}
-st.caption(f"{len(runs)} run(s) in `{store.root}`, newest first. Select one row to open it, or two to compare them.")
+n_demo = sum(r.demo for r in runs)
+where = f"{len(runs) - n_demo} run(s) in `{store.root}`" + (f" and {n_demo} bundled demo run(s)" if n_demo else "")
+st.caption(f"{where}, newest first. Select one row to open it, or two to compare them."
+           + (" Demo runs were trained with the default settings and ship with the app; they are read-only."
+              if n_demo else ""))
 event = st.dataframe(
     _table(runs, reports),
     hide_index=True,
     placeholder="–",
     column_config={
         "Run": st.column_config.TextColumn(pinned=True),
+        "Source": st.column_config.TextColumn(help="Demo runs ship with the app (read-only); yours are in the run "
+                                                   "store"),
         "Hidden": st.column_config.NumberColumn(format="%d"),
         "κ_max": st.column_config.NumberColumn(format="%g"),
         "lr": st.column_config.NumberColumn(format="%g"),
@@ -152,10 +160,12 @@ event = st.dataframe(
 selected = [ids[i] for i in event.selection.rows if 0 <= i < len(ids)]
 
 if len(selected) == 1:
-    c1, c2, _ = st.columns([1, 1, 4])
+    c1, c2, c3, _ = st.columns([1, 1, 1, 3])
     if c1.button("Open in Results", key="open_results"):
         state.open_run(selected[0], "views/results.py")
-    if c2.button("Open in Train", key="open_train"):
+    if c2.button("Open in Path", key="open_path"):
+        state.open_run(selected[0], "views/path.py")
+    if not by_id[selected[0]].demo and c3.button("Open in Train", key="open_train"):
         state.open_run(selected[0], "views/train.py")
 
 st.subheader("Compare two runs")
@@ -169,7 +179,8 @@ state.set_compared_runs(pair)
 
 def _label(run_id: str) -> str:
     r = by_id[run_id]
-    return f"{run_id} · {r.data_name or '–'} · {_objective(r.config) or '–'} · {r.state}"
+    return (f"{run_id} · {r.data_name or '–'} · {_objective(r.config) or '–'} · {r.state}"
+            + (" · demo" if r.demo else ""))
 
 
 c1, c2 = st.columns(2)

@@ -49,19 +49,23 @@ sys.path.insert(0, str(REPO))
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
          "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 
-#: milestone: (what it measures, target seconds idle, target seconds loaded).
-TARGETS: dict[str, tuple[str, float, float]] = {
+#: milestone: (what it measures, target seconds idle, target seconds loaded); None: measured, no target.
+TARGETS: dict[str, tuple[str, float | None, float | None]] = {
     "first_open": ("first open -> a learned density on Results", 5, 10),
+    "reopen": ("second open (warm server, new tab) -> density on Results", None, None),
     "first_live": ("Start -> first live density on Train", 15, 30),
     "recognisable": ("Start -> recognisable density (test NLL <= 0.6, six modes)", 60, 120),
+    "live_modes": ("Start -> six modes in the live preview (coarse; no NLL yet)", None, None),
     "results_density": ("end of training -> density on Results", 5, 10),
     "exact_nll": ("end of training -> exact test NLL on Results", 20, 40),
     "frames": ("end of training -> path frames written", 60, 120),
     "step": ("Step (+50) -> redrawn density on Train", 10, 20),
 }
-#: The recognisable-density criteria of the issue.
+#: The recognisable-density criteria of the issue; the live preview's cells are 12 degrees, so a mode there may
+#: be a cell from its centre.
 NLL_RECOGNISABLE = 0.6
 MODE_RADIUS_DEG = 10.0
+LIVE_MODE_RADIUS_DEG = 12.0
 
 #: Every plotly chart on the page: the ``st-key-*`` class of its element, its title, its trace types, and whether
 #: a heat map has been painted (plotly draws it as an image in the heatmap layer).
@@ -145,8 +149,9 @@ def table(m: Milestones, *, loaded: bool) -> str:
         s = m.seconds.get(name)
         target = busy if loaded else idle
         shown = f"{s:.1f}" if s is not None else "not reached"
-        met = "–" if s is None else ("yes" if s <= target else "no")
-        lines.append(f"| {what} | {idle:g} | {busy:g} | {shown} | {met} | {m.notes.get(name, '')} |")
+        met = "–" if s is None or target is None else ("yes" if s <= target else "no")
+        targets = " | ".join(f"{t:g}" if t is not None else "–" for t in (idle, busy))
+        lines.append(f"| {what} | {targets} | {shown} | {met} | {m.notes.get(name, '')} |")
     return "\n".join(lines)
 
 
@@ -156,16 +161,34 @@ def table(m: Milestones, *, loaded: bool) -> str:
 
 class FileWatch(threading.Thread):
     """Polls the run store every 0.2 s and records when each file of the (single) new run first appears and when
-    its state first is ``reporting`` and first is finished (``time.perf_counter`` clock)."""
+    its state first is ``reporting`` and first is finished (``time.perf_counter`` clock). Given ``centres``
+    (lat, lon), it also reads every new ``live.npz`` and records when its preview first has a mode near each
+    (``live_modes``, with the step in ``live_modes_step``)."""
 
     FILES = ("live", "density", "report", "frames")
 
-    def __init__(self, runs: Path) -> None:
+    def __init__(self, runs: Path, centres: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         super().__init__(daemon=True)
-        self.runs, self.first = runs, {}
+        self.runs, self.centres, self.first = runs, centres, {}
         self.run_path: Path | None = None
         self.density_at_report: dict[str, np.ndarray] | None = None
+        self.live_modes_step: int | None = None
+        self._live_mtime = 0
         self._stop = threading.Event()
+
+    def _check_live(self, now: float) -> None:
+        live = self.run_path / "live.npz"  # type: ignore[operator]
+        try:
+            mtime = live.stat().st_mtime_ns
+            if mtime == self._live_mtime:
+                return
+            self._live_mtime = mtime
+            with np.load(live, allow_pickle=False) as z:
+                lat, lon, lp, step = z["lat"], z["lon"], z["log_prob"], int(z["step"]) if "step" in z.files else -1
+        except (OSError, ValueError, KeyError):
+            return
+        if all(modes_found(lat, lon, lp, *self.centres, radius_deg=LIVE_MODE_RADIUS_DEG)):  # type: ignore[misc]
+            self.first["live_modes"], self.live_modes_step = now, step
 
     def state(self) -> str:
         try:
@@ -185,6 +208,8 @@ class FileWatch(threading.Thread):
                 self.first[name] = now
                 if name == "report":  # the density a reader saw when the exact NLL came
                     self.density_at_report = _read_density(self.run_path)
+        if self.centres is not None and "live_modes" not in self.first and "live" in self.first:
+            self._check_live(now)
         s = self.state()
         if s == "reporting" and "reporting" not in self.first:
             self.first["reporting"] = now
@@ -247,6 +272,16 @@ def _painted(page: Any, key: str, title_has: str = "") -> bool:
                for p in _plots(page))
 
 
+def _shot(page: Any, path: Path, key: str = "") -> None:
+    """A screenshot of the window, scrolled to the element ``st-key-<key>`` when there is one."""
+    if key:
+        try:
+            page.locator(f".st-key-{key}").first.scroll_into_view_if_needed(timeout=5_000)
+        except Exception:  # noqa: BLE001 - not on the page: the window as it is
+            pass
+    page.screenshot(path=str(path))
+
+
 def _busy(n: int) -> list[subprocess.Popen[bytes]]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
@@ -280,7 +315,7 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
 
     from cnfm_core.synthetic import DEFAULT_MIXTURE
 
-    watch = FileWatch(runs)
+    watch = FileWatch(runs, (DEFAULT_MIXTURE.lat, DEFAULT_MIXTURE.lon))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
@@ -291,7 +326,13 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
         ok = _wait_until(lambda: _painted(page, "density_map"), 120.0)
         demo = page.get_by_text("Demo run (bundled, read-only)").count() > 0
         m.set("first_open", time.perf_counter() - t0 if ok else None, "demo run" if demo else "no demo caption")
-        page.screenshot(path=str(out / "1-first-open.png"))
+        _shot(page, out / "1-first-open.png", "density_map")
+        second = browser.new_page(viewport={"width": 1440, "height": 900})  # what a fresh server adds to it
+        t0 = time.perf_counter()
+        second.goto(url + "/results", wait_until="domcontentloaded")
+        ok = _wait_until(lambda: _painted(second, "density_map"), 120.0)
+        m.set("reopen", time.perf_counter() - t0 if ok else None)
+        second.close()
 
         # 2. Start with the defaults; the first live density
         page.goto(url + "/train", wait_until="domcontentloaded")
@@ -303,7 +344,7 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
         start.click(no_wait_after=True)
         ok = _wait_until(lambda: _painted(page, "live_density", "preview"), 300.0)
         m.set("first_live", time.perf_counter() - t_start if ok else None)
-        page.screenshot(path=str(out / "2-first-live.png"))
+        _shot(page, out / "2-first-live.png", "live_density")
         found = re.search(r"[?&]run=([^&#]+)", page.url)
         run_id = found.group(1) if found else None
         info["run_id"] = run_id
@@ -316,7 +357,7 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
             ok = _wait_until(lambda: bool(run_id) and _painted(page, "density_map") and _shows(page, run_id)
                              and not _shows(page, "Demo run (bundled, read-only)"), 300.0)
             m.set("results_density", time.perf_counter() - ended if ok else None)
-            page.screenshot(path=str(out / "3-results-density.png"))
+            _shot(page, out / "3-results-density.png", "density_map")
             ok = _wait_until(lambda: page.get_by_text("This model (exact likelihood)").count(), 600.0)
             m.set("exact_nll", time.perf_counter() - ended if ok else None,
                   "" if ok else "not shown within 600 s")
@@ -336,6 +377,10 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
         good = nll is not None and nll <= NLL_RECOGNISABLE and len(modes) == 6 and all(modes)
         note = (f"test NLL {nll:.3f}, {sum(modes)} of 6 modes" if nll is not None else "no test NLL")
         m.set("recognisable", watch.first.get("report", time.perf_counter()) - t_start if good else None, note)
+        live_modes = watch.first.get("live_modes")
+        m.set("live_modes", live_modes - t_start if live_modes else None,
+              f"step {watch.live_modes_step}, a mode within {LIVE_MODE_RADIUS_DEG:g}° of each centre"
+              if live_modes else "")
 
         # 5. Step, once the run is done (its report and frames may take minutes: generous)
         finished = _wait_until(lambda: watch.first.get("finished"), 1200.0, 0.5)
@@ -350,7 +395,7 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
             step_button.click(no_wait_after=True)
             ok = _wait_until(lambda: any(s >= before + 50 for s in plot_steps(_plots(page), "live_density")), 600.0)
             m.set("step", time.perf_counter() - t_step if ok else None, f"step {before} -> {before + 50}")
-            page.screenshot(path=str(out / "5-step.png"))
+            _shot(page, out / "5-step.png", "live_density")
         else:
             m.set("step", None, "the run did not finish in time")
         browser.close()

@@ -162,14 +162,16 @@ def _density_state(run: RunDir) -> str:
 
 
 def run_stages(run: RunDir, publish: Callable[[list[dict[str, Any]]], None], *, only: tuple[str, ...] = ORDER,
-               keep: bool = False, device: str | torch.device = "cpu") -> dict[str, str]:
+               keep: bool = False, device: str | torch.device = "cpu", publish_every: float = 0.5) -> dict[str, str]:
     """Run the report stages ``only`` (in :data:`ORDER`) on a trained run; return each stage's final state.
 
     ``keep`` (a report job on a run that already has some results) skips what is already there: the preview
     when a density exists, the exact map when it is final, the frames when frames.npz exists. The test NLL is
-    always computed. An exception in a stage marks it ``failed`` and is raised again."""
+    always computed. An exception in a stage marks it ``failed`` and is raised again. Progress within a stage is
+    published at most every ``publish_every`` seconds (0: at every step, for tests)."""
     names = tuple(n for n in ORDER if n in only)
-    board = StageBoard(names, publish, lambda: run.cancel_request.exists() or run.stop_request.exists())
+    board = StageBoard(names, publish, lambda: run.cancel_request.exists() or run.stop_request.exists(),
+                       every=publish_every)
     density = _density_state(run) if keep else "missing"
     skip = {"map_preview": density != "missing", "map": density == "final",
             "frames": run.frames.exists()} if keep else {}

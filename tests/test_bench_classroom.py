@@ -6,7 +6,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -131,3 +133,23 @@ def test_table_puts_targets_beside_measurements(bench: ModuleType) -> None:
     assert "not reached | – | the run did not finish in time" in rows["Step (+50) -> redrawn density on Train"]
     assert "measured loaded" in bench.table(m, loaded=True).splitlines()[0]
     assert "nan" not in idle
+
+
+def test_file_watch_times_the_first_live_preview_with_all_six_modes(bench: ModuleType, tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "status.json").write_text(json.dumps({"state": "running"}))
+    watch = bench.FileWatch(tmp_path / "runs", (DEFAULT_MIXTURE.lat, DEFAULT_MIXTURE.lon))
+    lat, lon, _, xyz = _grid(15, 30)  # the live preview's 12-degree cells
+    np.savez(run / "live.npz", lat=lat, lon=lon, log_prob=_mixture_log_prob(xyz, keep=[0, 1, 2]), step=50)
+    watch.poll()
+    assert "live" in watch.first and "live_modes" not in watch.first  # three of six: not yet
+    np.savez(run / "live.npz", lat=lat, lon=lon, log_prob=_mixture_log_prob(xyz), step=250)
+    os.utime(run / "live.npz", ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # a new mtime, however coarse
+    watch.poll()
+    assert "live_modes" in watch.first and watch.live_modes_step == 250
+    m = bench.Milestones()
+    m.set("live_modes", 12.0, "step 250")
+    row = next(line for line in bench.table(m, loaded=True).splitlines() if "live preview" in line)
+    assert "| – | – | 12.0 | – | step 250 |" in row

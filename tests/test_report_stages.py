@@ -57,7 +57,8 @@ def test_stages_run_in_order_and_write_as_they_finish(trained, tmp_path):
             seen_at_nll.update(report=run.report.exists(), preview=int(_density(run)["preview"]),
                                samples=run.samples.exists())
 
-    assert run_stages(run, publish) == dict.fromkeys(ORDER, "done")
+    # every progress step is published (not at most every 0.5 s), so what is seen does not depend on speed
+    assert run_stages(run, publish, publish_every=0.0) == dict.fromkeys(ORDER, "done")
     # The preview map was on disk (with samples) before the exact NLL was computed, and report.json was not.
     assert seen_at_nll == {"report": False, "preview": 1, "samples": True}
     # Each stage went pending -> running -> done, one after the other, in ORDER.
@@ -71,7 +72,7 @@ def test_stages_run_in_order_and_write_as_they_finish(trained, tmp_path):
     # The exact map is done in chunks of rows: while it runs, its fraction grows and it has an estimate.
     running = [p[ORDER.index("map")] for p in published if p[ORDER.index("map")]["state"] == "running"]
     fractions = [s["fraction"] for s in running]
-    assert fractions == sorted(fractions) and 0.0 < max(fractions) < 1.0
+    assert fractions == sorted(fractions) and any(0.0 < f < 1.0 for f in fractions) and max(fractions) <= 1.0
     assert any(s["eta_s"] is not None and s["eta_s"] >= 0 for s in running)
     final = {s["name"]: s for s in published[-1]}
     assert all(s["fraction"] == 1.0 and s["seconds"] is not None and s["eta_s"] is None for s in final.values())

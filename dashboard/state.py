@@ -210,10 +210,10 @@ def set_train_settings(values: dict[str, str]) -> None:
             st.query_params[key] = str(values[key])
 
 
-def current_run_id() -> str | None:
+def current_run_id(*, demo: bool = True) -> str | None:
     """The run in the URL (``?run=``), else the session's run, if it names a run of the store; else, while
-    the store holds no run of the user's own, the newest bundled demo run (so Results and Path have something
-    to show on first open).
+    the store holds no run of the user's own and ``demo`` is true, the newest bundled demo run (so Results and
+    Path have something to show on first open; the Train page asks without it, so its Step starts a run).
 
     The two are kept in step: page links in the sidebar drop the URL's parameters, so the session
     remembers the run, and the URL gets it back (a link copied from any page opens the same run). The demo
@@ -225,7 +225,7 @@ def current_run_id() -> str | None:
         if st.query_params.get("run") != run_id:
             st.query_params["run"] = run_id
         return run_id
-    return demo_fallback()
+    return demo_fallback() if demo else None
 
 
 def demo_fallback() -> str | None:

@@ -226,3 +226,15 @@ def test_current_run_falls_back_to_the_demo_only_without_runs_of_ones_own(fresh)
     at.query_params["run"] = "demo-cities"  # a demo chosen on purpose still opens
     at.run()
     assert at.text[0].value == "current=demo-cities"
+
+
+def test_the_train_page_is_not_taken_by_a_demo(fresh):
+    """On first open the Train page has no run (the demo is for looking), so Step is on and starts a run."""
+    at = _page("views/train.py")
+    assert any("No run yet" in i.value for i in at.info)
+    step = next(b for b in at.button if b.proto.label.startswith("Step"))
+    assert not step.proto.disabled
+    # an explicitly opened demo is shown, read-only, with Step off
+    at = _page("views/train.py", run="demo-cities")
+    step = next(b for b in at.button if b.proto.label.startswith("Step"))
+    assert step.proto.disabled

@@ -42,7 +42,7 @@ store, runner = state.store(), state.runner()
 st.title("Train a flow")
 st.caption(f"Data set: **{ds.label}** (change it on the Data page). Device: **{state.device_label()}**.")
 
-current = state.current_run_id()
+current = state.current_run_id(demo=False)
 current_info = store.info(current) if current else None
 blocked = step_blocked(current_info, store.run_dir(current) if current else None)
 
@@ -107,7 +107,7 @@ if start or step:
     except (RunError, ValueError) as e:
         st.error(f"Could not {'start' if start else 'step'}: {e}")
 
-run_id = state.current_run_id()
+run_id = state.current_run_id(demo=False)
 if run_id is None:
     st.info("No run yet: choose settings and press **Start training** (or **Step** to train 50 steps at a time). "
             "Runs started here keep going in the background; the link in your address bar brings you back.")

@@ -188,3 +188,24 @@ def test_results_page_shows_a_preview_before_the_report(trained, tmp_path, monke
         assert "was not computed" in infos and "Computing" not in infos
         assert at.button(key="compute_report").proto.label == "Compute the exact test NLL"
         assert not at.get("progress")  # no stale progress for a run that is not reporting
+
+
+def test_results_page_offers_the_results_of_a_run_that_has_none(trained, tmp_path, monkeypatch):
+    """A finished run without results (as after Step, which removes those of the older model) is offered a
+    report job, and the button queues it."""
+    root = tmp_path / "runs"
+    monkeypatch.setenv("CNFM_RUNS", str(root))
+    monkeypatch.setenv("CNFM_THREADS", "1")
+    monkeypatch.setenv("CNFM_DEMO_RUNS", "")
+    run = RunDir(root / "stepped")
+    shutil.copytree(trained, run.path)
+    run.write_json(run.status, {"state": "done", "step": 20, "message": ""})
+    at = _app(root, "stepped")
+    assert any("no results for its current model (step 20)" in i.value for i in at.info)
+    button = at.button(key="compute_results")
+    assert button.proto.label == "Compute the results for step 20"
+    monkeypatch.setattr("cnfm_core.jobs.JobRunner.poll", lambda self: [])  # queue only; no worker in this test
+    button.click().run()
+    assert not at.exception, at.exception
+    assert RunDir(root / "stepped").read_json(RunDir(root / "stepped").request)["action"] == "report"
+    assert RunStore(root).info("stepped").state == "queued"

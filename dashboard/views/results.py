@@ -33,6 +33,19 @@ def _signature(run: RunDir, run_state: str) -> tuple[object, ...]:
     return run_state in ACTIVE, run.report.exists(), mtime
 
 
+def _offer_report(missing: str, label: str, *, key: str, hint: str) -> None:
+    """Say that ``missing`` (a result) of the chosen run was not computed and, unless the run is a demo, offer a
+    button that requests its report job (it runs in the background)."""
+    st.info(f"{missing} of this run was not computed (its report was cancelled or did not finish).")
+    if not info.demo and st.button(label, key=key, help=hint):
+        try:
+            store.request_job(chosen, "report")
+            runner.poll()
+            st.rerun()
+        except RunError as e:
+            st.error(str(e))
+
+
 infos = store.runs()
 shown = [r for r in infos if r.state == "reporting" or _has_results(store.run_dir(r.run_id))]
 run_id = state.current_run_id()
@@ -93,7 +106,20 @@ def watch() -> None:
 
 watch()
 if not run.density.exists():
-    if info.state not in ACTIVE:
+    if info.state not in ACTIVE and run.checkpoint.exists() and not info.demo:
+        # e.g. after Step: its results were for an older model and were removed; compute them for this one
+        st.info(f"Run `{chosen}` has no results for its current model (step {info.step:,}); Step trains without "
+                "computing them.")
+        if st.button(f"Compute the results for step {info.step:,}", key="compute_results", type="primary",
+                     help="Runs in the background: a preview map first, then the exact test NLL, the path frames "
+                          "and the exact map."):
+            try:
+                store.request_job(chosen, "report")
+                runner.poll()
+                st.rerun()
+            except RunError as e:
+                st.error(str(e))
+    elif info.state not in ACTIVE:
         st.warning(f"Run `{chosen}` has no results ({info.state}). {info.message}".strip())
     st.stop()
 
@@ -119,15 +145,8 @@ if report is None:
     if info.state == "reporting" and nll_stage is not None and nll_stage.get("state") in ("pending", "running"):
         st.info("Computing the exact test NLL ... (its progress is shown above)")
     elif info.state not in ACTIVE:
-        st.info("The exact test NLL of this run was not computed (its report was cancelled or did not finish).")
-        if not info.demo and st.button("Compute the exact test NLL", key="compute_report",
-                                       help="Runs in the background: the exact NLL, then whatever else is missing."):
-            try:
-                store.request_job(chosen, "report")
-                runner.poll()
-                st.rerun()
-            except RunError as e:
-                st.error(str(e))
+        _offer_report("The exact test NLL", "Compute the exact test NLL", key="compute_report",
+                      hint="Runs in the background: the exact NLL, then whatever else is missing.")
 else:
     rows = []
     if "test_nll" in report:
@@ -170,15 +189,8 @@ with tab_map:
                    + (" A preview: coarse cells, likelihood by a fixed-step RK4 (within about 0.1 nats of the exact "
                       "value); the exact map replaces it when it is ready." if preview and active else ""))
     if preview and not active and report is not None:  # else the NLL's button above completes both
-        st.info("The exact map of this run was not computed (its report was cancelled or did not finish).")
-        if not info.demo and st.button("Compute the exact map", key="compute_map",
-                                       help="Runs in the background: the exact map, then the path frames if missing."):
-            try:
-                store.request_job(chosen, "report")
-                runner.poll()
-                st.rerun()
-            except RunError as e:
-                st.error(str(e))
+        _offer_report("The exact map", "Compute the exact map", key="compute_map",
+                      hint="Runs in the background: the exact map, then the path frames if missing.")
 with tab_globe:
     deck = figures.globe(land=land, density=(grid_lat, grid_lon, log_prob))
     st.pydeck_chart(deck, height=520, key="density_globe")

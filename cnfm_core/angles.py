@@ -17,24 +17,19 @@ pages and tools read angle files with numpy only.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .data import DataError
+from .data import DataError, _check_size, _is_number, _number, _read_file, _rows
 
 __all__ = ["ANGLE_MAX_BYTES", "AngleSet", "DataError", "parse_angles", "read_angles", "wrap_degrees",
            "write_angles"]
 
 #: Largest input accepted by default: 50 MiB (as for lat/lon files).
 ANGLE_MAX_BYTES: int = 50 * 1024 * 1024
-_DELIMITERS: tuple[str, ...] = (",", ";", "\t")
 _MIN_POINTS: int = 2
 
 
@@ -73,21 +68,7 @@ def wrap_degrees(a: np.ndarray) -> np.ndarray:
 
 def read_angles(path: str | os.PathLike[str], *, max_bytes: int = ANGLE_MAX_BYTES) -> AngleSet:
     """Read an angle CSV file (module doc); a missing, unreadable or too large file is a :class:`DataError`."""
-    p = Path(path)
-    source = p.name or str(p)
-    try:
-        size = p.stat().st_size
-    except FileNotFoundError:
-        raise DataError(f"file not found: {str(p)!r}", source=source) from None
-    except OSError as err:
-        raise DataError(f"cannot open the file: {err.strerror or err}", source=source) from None
-    if p.is_dir():
-        raise DataError("is a directory, not a file", source=source)
-    _check_size(size, max_bytes, source)
-    try:
-        data = p.read_bytes()
-    except OSError as err:
-        raise DataError(f"cannot read the file: {err.strerror or err}", source=source) from None
+    data, source = _read_file(path, max_bytes)
     return parse_angles(data, source=source, max_bytes=max_bytes)
 
 
@@ -146,13 +127,6 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"' if any(c in name for c in ',;\t"\n') else name
 
 
-def _check_size(size: int, max_bytes: int, source: str) -> None:
-    if size > max_bytes:
-        mb = 1024 * 1024
-        raise DataError(f"the file is {size / mb:.1f} MB, larger than the limit of {max_bytes / mb:.1f} MB",
-                             source=source)
-
-
 def _decode(data: str | bytes, source: str) -> str:
     if isinstance(data, bytes):
         try:
@@ -166,41 +140,3 @@ def _decode(data: str | bytes, source: str) -> str:
         raise DataError("not UTF-8 text (contains NUL bytes); save it as CSV (UTF-8)", source=source,
                              line=text.count("\n", 0, text.index("\x00")) + 1)
     return text
-
-
-def _rows(text: str, source: str) -> Iterator[tuple[int, list[str]]]:
-    """Non-blank CSV records with the 1-based line on which each starts."""
-    first = next((ln for ln in io.StringIO(text, newline="") if ln.strip()), "")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=max(_DELIMITERS, key=first.count))
-    start = 1
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            raise DataError(f"malformed CSV: {err}", source=source, line=start) from None
-        line, start = start, reader.line_num + 1
-        if row and not (len(row) == 1 and not row[0].strip()):
-            yield line, row
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return "_" not in s
-
-
-def _number(raw: str, column: str, source: str, line: int) -> float:
-    s = raw.strip()
-    if not s:
-        raise DataError(f"column {column!r} is empty", source=source, line=line)
-    if not _is_number(s):
-        shown = s if len(s) <= 40 else s[:37] + "..."
-        raise DataError(f"column {column!r}: {shown!r} is not a number", source=source, line=line)
-    v = float(s)
-    if not math.isfinite(v):
-        raise DataError(f"column {column!r}: {s!r} is not finite (NaN or infinity)", source=source, line=line)
-    return v

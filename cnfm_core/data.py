@@ -137,22 +137,7 @@ def read_points(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BY
     directory, cannot be read, is larger than ``max_bytes`` (checked before reading it), or
     holds bad data.
     """
-    p = Path(path)
-    source = p.name or str(p)
-    try:
-        info = p.stat()
-    except FileNotFoundError:
-        raise DataError(f"file not found: {str(p)!r}", source=source) from None
-    except OSError as err:
-        raise DataError(f"cannot open the file: {err.strerror or err}", source=source) from None
-    if p.is_dir():
-        raise DataError("is a directory, not a file", source=source)
-    _check_size(info.st_size, max_bytes, source)
-    try:
-        with p.open("rb") as f:
-            data = f.read(max_bytes + 1)
-    except OSError as err:
-        raise DataError(f"cannot read the file: {err.strerror or err}", source=source) from None
+    data, source = _read_file(path, max_bytes)
     return parse_points(data, source=source, max_bytes=max_bytes)
 
 
@@ -260,6 +245,27 @@ def unique_rows(xyz: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     _, first = np.unique(xyz, axis=0, return_index=True)
     return np.sort(first).astype(np.int64)
+
+
+def _read_file(path: str | os.PathLike[str], max_bytes: int) -> tuple[bytes, str]:
+    """The bytes of a file (at most ``max_bytes + 1``) and its name as a source; a missing, unreadable or
+    too large file (its size checked before reading it) or a directory is a :class:`DataError`."""
+    p = Path(path)
+    source = p.name or str(p)
+    try:
+        info = p.stat()
+    except FileNotFoundError:
+        raise DataError(f"file not found: {str(p)!r}", source=source) from None
+    except OSError as err:
+        raise DataError(f"cannot open the file: {err.strerror or err}", source=source) from None
+    if p.is_dir():
+        raise DataError("is a directory, not a file", source=source)
+    _check_size(info.st_size, max_bytes, source)
+    try:
+        with p.open("rb") as f:
+            return f.read(max_bytes + 1), source
+    except OSError as err:
+        raise DataError(f"cannot read the file: {err.strerror or err}", source=source) from None
 
 
 def _check_size(size: int, max_bytes: int, source: str) -> None:

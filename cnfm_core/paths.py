@@ -65,6 +65,7 @@ from .sphere import LOG_AREA, projx, sample_uniform, tangent_frame
 __all__ = [
     "SCHEDULES",
     "ExponentialSchedule",
+    "KernelMixturePath",
     "LinearSchedule",
     "PathQuantities",
     "Schedule",
@@ -183,7 +184,62 @@ class TargetPath(Protocol):
         ...
 
 
-class VMFMixturePath:
+class KernelMixturePath:
+    """What the kernel mixture paths (this :class:`VMFMixturePath`, the torus's ``VonMisesMixturePath``) share:
+    queries in chunks of ``chunk_entries`` table entries, and the floor ``w``: ``log((1 - w) p + w / V)`` with
+    ``log V = manifold.log_volume`` and the kernel part's responsibility ``rho``. A subclass sets the attributes
+    below, computes one chunk in ``_fused(x, t, derivatives)`` and may check points in ``_check_points``."""
+
+    manifold: Manifold
+    schedule: Schedule
+    floor: float
+    chunk_entries: int
+    centers: Tensor
+
+    @property
+    def device(self) -> torch.device:
+        return self.centers.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.centers.dtype
+
+    def _fused(self, x: Tensor, t: Tensor, derivatives: bool) -> PathQuantities:
+        raise NotImplementedError
+
+    def _check_points(self, x: Tensor) -> None:
+        """Raise ``ValueError`` for points ``x`` of the wrong shape (here: no check)."""
+
+    def _floored(self, log_kernel: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``log((1 - w) p + w / V)`` from ``log p``, and the kernel part's responsibility ``rho``."""
+        if self.floor <= 0.0:
+            return log_kernel, None
+        a = log_kernel + math.log1p(-self.floor)
+        b = torch.full_like(a, math.log(self.floor) - self.manifold.log_volume)
+        return torch.logaddexp(a, b), torch.sigmoid(a - b)
+
+    def _chunked(self, x: Tensor, t: Tensor | float, derivatives: bool) -> PathQuantities:
+        self._check_points(x)
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
+        step = max(1, self.chunk_entries // self.centers.shape[0])
+        parts = [self._fused(x[i : i + step], t[i : i + step], derivatives) for i in range(0, x.shape[0], step)]
+        if len(parts) == 1:
+            return parts[0]
+        cat = [torch.cat([getattr(p, f) for p in parts]) for f in ("log_prob", "dlog_prob_dt", "grad_log_prob")]
+        return PathQuantities(*cat)
+
+    @torch.no_grad()
+    def log_prob(self, x: Tensor, t: Tensor | float) -> Tensor:
+        """``log p_t(x)`` w.r.t. the volume of ``manifold`` at points ``(B, D)``; ``t`` a scalar or ``(B,)``."""
+        return self._chunked(x, t, derivatives=False).log_prob
+
+    @torch.no_grad()
+    def quantities(self, x: Tensor, t: Tensor | float) -> PathQuantities:
+        """``log p_t``, ``d/dt log p_t`` and the Riemannian gradient of ``log p_t`` at ``x``."""
+        return self._chunked(x, t, derivatives=True)
+
+
+class VMFMixturePath(KernelMixturePath):
     """The vMF mixture path over ``centers`` (``(N, 3)`` unit vectors) with a concentration schedule: the
     :class:`TargetPath` on the sphere.
 
@@ -239,14 +295,6 @@ class VMFMixturePath:
         # [y, 1] as rows, so one product gives the weighted sums of y_i and of 1 (the normaliser). It is
         # (4, N) @ (N, B) on purpose: for a thin right factor that order runs several times faster on CPU.
         self._moments_t = torch.cat([unique, ones[:, None]], dim=1).T.contiguous()
-
-    @property
-    def device(self) -> torch.device:
-        return self.centers.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.centers.dtype
 
     def to(self, device: torch.device | str) -> VMFMixturePath:
         """Move the centres to ``device`` (returns ``self``)."""
@@ -329,34 +377,6 @@ class VMFMixturePath:
             b, u_share = log_u, torch.ones_like(log_u)
         b = b - LOG_AREA
         return torch.logaddexp(a, b), torch.sigmoid(a - b), u_share
-
-    def _floored(self, log_kernel: Tensor) -> tuple[Tensor, Tensor | None]:
-        """``log((1 - w) p + w / 4 pi)`` from ``log p``, and the kernel part's responsibility ``rho``."""
-        if self.floor <= 0.0:
-            return log_kernel, None
-        a = log_kernel + math.log1p(-self.floor)
-        b = torch.full_like(a, math.log(self.floor) - LOG_AREA)
-        log_prob = torch.logaddexp(a, b)
-        return log_prob, torch.sigmoid(a - b)
-
-    def _chunked(self, x: Tensor, t: Tensor, derivatives: bool) -> PathQuantities:
-        t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
-        step = max(1, self.chunk_entries // self.centers.shape[0])
-        parts = [self._fused(x[i : i + step], t[i : i + step], derivatives) for i in range(0, x.shape[0], step)]
-        if len(parts) == 1:
-            return parts[0]
-        cat = [torch.cat([getattr(p, f) for p in parts]) for f in ("log_prob", "dlog_prob_dt", "grad_log_prob")]
-        return PathQuantities(*cat)
-
-    @torch.no_grad()
-    def log_prob(self, x: Tensor, t: Tensor | float) -> Tensor:
-        """``log p_t(x)`` for points ``x`` of shape ``(B, 3)``; ``t`` a scalar or shape ``(B,)``."""
-        return self._chunked(x, t, derivatives=False).log_prob
-
-    @torch.no_grad()
-    def quantities(self, x: Tensor, t: Tensor | float) -> PathQuantities:
-        """``log p_t``, ``d/dt log p_t`` and the Riemannian gradient of ``log p_t`` at ``x``."""
-        return self._chunked(x, t, derivatives=True)
 
     @torch.no_grad()
     def sample(self, t: Tensor, *, generator: torch.Generator | None = None) -> Tensor:

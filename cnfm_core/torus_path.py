@@ -31,13 +31,11 @@ Samples are exact: a centre drawn by its weight, then each coordinate from its v
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from .manifolds.torus import Torus, wrap_angle
-from .paths import PathQuantities
+from .paths import KernelMixturePath, PathQuantities
 from .schedules import Schedule
 from .von_mises import log_normalizer, one_minus_mean_resultant, sample_von_mises
 
@@ -47,7 +45,7 @@ __all__ = ["VonMisesMixturePath"]
 _LOGIT_CLAMP = -80.0
 
 
-class VonMisesMixturePath:
+class VonMisesMixturePath(KernelMixturePath):
     """The von Mises product mixture path over ``centers`` (``(N, d)`` angles in radians; module doc).
 
     ``floor`` is the weight ``w`` in ``[0, 1)`` of a uniform component mixed in at every ``t``;
@@ -90,14 +88,6 @@ class VonMisesMixturePath:
         # [cos y, sin y, 1] as rows: one (2d + 1, N) @ (N, B) product gives m^c, m^s and the normaliser.
         self._moments_t = torch.cat([cos, sin, ones], dim=1).T.contiguous()
 
-    @property
-    def device(self) -> torch.device:
-        return self.centers.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.centers.dtype
-
     def to(self, device: torch.device | str) -> VonMisesMixturePath:
         """Move the centres to ``device`` (returns ``self``)."""
         self.centers = self.centers.to(device)
@@ -131,34 +121,9 @@ class VonMisesMixturePath:
             dlog, grad = rho * dlog, rho[:, None] * grad
         return PathQuantities(log_prob, dlog, grad)
 
-    def _floored(self, log_kernel: Tensor) -> tuple[Tensor, Tensor | None]:
-        """``log((1 - w) p + w (2π)^-d)`` from ``log p``, and the kernel part's responsibility ``ρ``."""
-        if self.floor <= 0.0:
-            return log_kernel, None
-        a = log_kernel + math.log1p(-self.floor)
-        b = torch.full_like(a, math.log(self.floor) - self.manifold.log_volume)
-        return torch.logaddexp(a, b), torch.sigmoid(a - b)
-
-    def _chunked(self, x: Tensor, t: Tensor | float, derivatives: bool) -> PathQuantities:
+    def _check_points(self, x: Tensor) -> None:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"points must have shape (B, {self.dim}), got {tuple(x.shape)}")
-        t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
-        step = max(1, self.chunk_entries // self.centers.shape[0])
-        parts = [self._fused(x[i : i + step], t[i : i + step], derivatives) for i in range(0, x.shape[0], step)]
-        if len(parts) == 1:
-            return parts[0]
-        cat = [torch.cat([getattr(p, f) for p in parts]) for f in ("log_prob", "dlog_prob_dt", "grad_log_prob")]
-        return PathQuantities(*cat)
-
-    @torch.no_grad()
-    def log_prob(self, x: Tensor, t: Tensor | float) -> Tensor:
-        """``log p_t(x)`` (w.r.t. Lebesgue measure on ``[-π, π)ᵈ``) at ``x`` ``(B, d)``; ``t`` scalar or ``(B,)``."""
-        return self._chunked(x, t, derivatives=False).log_prob
-
-    @torch.no_grad()
-    def quantities(self, x: Tensor, t: Tensor | float) -> PathQuantities:
-        """``log p_t``, ``d/dt log p_t`` and the gradient of ``log p_t`` at ``x`` (module doc)."""
-        return self._chunked(x, t, derivatives=True)
 
     @torch.no_grad()
     def sample(self, t: Tensor, *, generator: torch.Generator | None = None) -> Tensor:

@@ -39,6 +39,18 @@ def _degree_labels(values: Sequence[float], positive: str, negative: str) -> lis
     return [f"{abs(v):g}°{positive if v > 0 else negative if v < 0 else ''}" for v in values]
 
 
+def _degree_axis(limit: float, ticks: list[int], positive: str, negative: str) -> dict[str, Any]:
+    """A map axis over ``[-limit, limit]`` degrees, its ticks labelled in degrees east/west or north/south."""
+    return {
+        "range": [-limit, limit],
+        "tickvals": ticks,
+        "ticktext": _degree_labels(ticks, positive, negative),
+        "showgrid": False,
+        "zeroline": False,
+        "constrain": "domain",
+    }
+
+
 def density_map(
     lat: np.ndarray,
     lon: np.ndarray,
@@ -117,24 +129,8 @@ def density_map(
         title={"text": title} if title else None,
         margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
         plot_bgcolor="white",
-        xaxis={
-            "range": [-180, 180],
-            "tickvals": lon_ticks,
-            "ticktext": _degree_labels(lon_ticks, "E", "W"),
-            "showgrid": False,
-            "zeroline": False,
-            "constrain": "domain",
-        },
-        yaxis={
-            "range": [-90, 90],
-            "tickvals": lat_ticks,
-            "ticktext": _degree_labels(lat_ticks, "N", "S"),
-            "showgrid": False,
-            "zeroline": False,
-            "scaleanchor": "x",
-            "scaleratio": 1,
-            "constrain": "domain",
-        },
+        xaxis=_degree_axis(180, lon_ticks, "E", "W"),
+        yaxis={**_degree_axis(90, lat_ticks, "N", "S"), "scaleanchor": "x", "scaleratio": 1},
     )
     return fig
 

@@ -33,17 +33,22 @@ def _signature(run: RunDir, run_state: str) -> tuple[object, ...]:
     return run_state in ACTIVE, run.report.exists(), mtime
 
 
+def _request_report() -> None:
+    """Request the chosen run's report job (it runs in the background) and redraw; a refusal is shown."""
+    try:
+        store.request_job(chosen, "report")
+        runner.poll()
+        st.rerun()
+    except RunError as e:
+        st.error(str(e))
+
+
 def _offer_report(missing: str, label: str, *, key: str, hint: str) -> None:
     """Say that ``missing`` (a result) of the chosen run was not computed and, unless the run is a demo, offer a
-    button that requests its report job (it runs in the background)."""
+    button that requests its report job."""
     st.info(f"{missing} of this run was not computed (its report was cancelled or did not finish).")
     if not info.demo and st.button(label, key=key, help=hint):
-        try:
-            store.request_job(chosen, "report")
-            runner.poll()
-            st.rerun()
-        except RunError as e:
-            st.error(str(e))
+        _request_report()
 
 
 infos = store.runs()
@@ -113,12 +118,7 @@ if not run.density.exists():
         if st.button(f"Compute the results for step {info.step:,}", key="compute_results", type="primary",
                      help="Runs in the background: a preview map first, then the exact test NLL, the path frames "
                           "and the exact map."):
-            try:
-                store.request_job(chosen, "report")
-                runner.poll()
-                st.rerun()
-            except RunError as e:
-                st.error(str(e))
+            _request_report()
     elif info.state not in ACTIVE:
         st.warning(f"Run `{chosen}` has no results ({info.state}). {info.message}".strip())
     st.stop()

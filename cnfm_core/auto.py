@@ -38,7 +38,7 @@ import numpy as np
 from .config import KAPPA_CAP, KAPPA_MIN
 from .kde import adaptive_kappas, fit_adaptive_kde, fit_kde, kde_log_prob
 
-__all__ = ["AutoChoice", "KAPPA_CAP", "KAPPA_MIN", "SHARP_KAPPA", "choose_settings"]
+__all__ = ["AutoChoice", "KAPPA_CAP", "KAPPA_MIN", "SHARP_KAPPA", "choose_settings", "fit_points"]
 
 #: A validation KDE at least this sharp marks clustered data (a kernel width of about 1.8 degrees).
 SHARP_KAPPA = 1000.0
@@ -101,16 +101,16 @@ def _fixed(held_out: str = "none") -> AutoChoice:
     return AutoChoice(KAPPA_MIN, 0, SHARP_SCALE, None, None, held_out)
 
 
-def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0, adaptive: bool = False) -> AutoChoice:
-    """Apply the rule (module doc) to unit vectors ``train`` ``(N, 3)`` and ``val`` ``(M, 3)``; with
-    ``adaptive=True`` also fit the adaptive kernel's settings."""
-    train = np.asarray(train, dtype=np.float64).reshape(-1, 3)
-    val = np.asarray(val, dtype=np.float64).reshape(-1, 3)
-    rng = np.random.default_rng(seed)
+def fit_points(train: np.ndarray, val: np.ndarray,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str, np.ndarray] | None:
+    """The points a data rule fits its KDE on (any manifold's coordinates, rows are points): ``(centres,
+    held-out points, what the held-out points are, every training point)``. The held-out points are ``val``,
+    or a tenth of ``train`` when ``val`` has fewer than 10 points; both are subsampled to at most
+    :data:`MAX_CENTRES` and :data:`MAX_HELD_OUT`. None when there are too few points (under :data:`MIN_POINTS`)."""
     held_out = "the validation split"
     if len(val) < 10:
         if len(train) < MIN_POINTS:
-            return _fixed()
+            return None
         order = rng.permutation(len(train))
         cut = len(train) // 10
         val, train = train[order[:cut]], train[order[cut:]]
@@ -120,6 +120,19 @@ def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0, adapti
         train = train[rng.choice(len(train), MAX_CENTRES, replace=False)]
     if len(val) > MAX_HELD_OUT:
         val = val[rng.choice(len(val), MAX_HELD_OUT, replace=False)]
+    return train, val, held_out, every
+
+
+def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0, adaptive: bool = False) -> AutoChoice:
+    """Apply the rule (module doc) to unit vectors ``train`` ``(N, 3)`` and ``val`` ``(M, 3)``; with
+    ``adaptive=True`` also fit the adaptive kernel's settings."""
+    train = np.asarray(train, dtype=np.float64).reshape(-1, 3)
+    val = np.asarray(val, dtype=np.float64).reshape(-1, 3)
+    rng = np.random.default_rng(seed)
+    points = fit_points(train, val, rng)
+    if points is None:
+        return _fixed()
+    train, val, held_out, every = points
     fit = fit_kde(train, val)
     if not math.isfinite(fit.kappa):
         return _fixed()

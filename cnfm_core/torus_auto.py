@@ -15,8 +15,8 @@ test gaps to the truth, 0.176 ± 0.018 and 0.164 ± 0.015, are equal within nois
 2.4 nats worse at 1.5 minutes. On T² (κ_kde = 178) factors 1 and 10 tied at 1.5 minutes (2.2625 and
 2.2619). Without a validation
 split (or with fewer than 10 validation points) a seeded tenth of the training points stands in for it;
-with fewer than :data:`MIN_POINTS` points nothing is read and ``κ_max = TORUS_KAPPA_DEFAULT``. Large sets are
-subsampled (at most :data:`MAX_CENTRES` centres and :data:`MAX_HELD_OUT` held-out points), as on the sphere.
+with fewer than :data:`cnfm_core.auto.MIN_POINTS` points nothing is read and ``κ_max = TORUS_KAPPA_DEFAULT``.
+Large sets are subsampled as on the sphere (:func:`cnfm_core.auto.fit_points`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .auto import fit_points
 from .torus_kde import fit_torus_kde
 
 __all__ = ["KAPPA_FACTOR", "TORUS_KAPPA_CAP", "TORUS_KAPPA_DEFAULT", "TORUS_KAPPA_MIN", "TorusAutoChoice",
@@ -39,9 +40,6 @@ TORUS_KAPPA_MIN = 1.0
 TORUS_KAPPA_CAP = 1e5
 #: κ_max when too few points are given to read anything.
 TORUS_KAPPA_DEFAULT = 100.0
-MIN_POINTS = 20
-MAX_CENTRES = 10_000
-MAX_HELD_OUT = 1_000
 
 
 @dataclass(frozen=True)
@@ -72,19 +70,10 @@ def choose_torus_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0) 
     """Apply the rule (module doc) to angles in radians ``train`` ``(N, d)`` and ``val`` ``(M, d)``."""
     train = np.asarray(train, dtype=np.float64)
     val = np.asarray(val, dtype=np.float64).reshape(-1, train.shape[1])
-    rng = np.random.default_rng(seed)
-    held_out = "the validation split"
-    if len(val) < 10:
-        if len(train) < MIN_POINTS:
-            return TorusAutoChoice(TORUS_KAPPA_DEFAULT, None, None, "none")
-        order = rng.permutation(len(train))
-        cut = len(train) // 10
-        val, train = train[order[:cut]], train[order[cut:]]
-        held_out = "a tenth of the training points"
-    if len(train) > MAX_CENTRES:
-        train = train[rng.choice(len(train), MAX_CENTRES, replace=False)]
-    if len(val) > MAX_HELD_OUT:
-        val = val[rng.choice(len(val), MAX_HELD_OUT, replace=False)]
+    points = fit_points(train, val, np.random.default_rng(seed))
+    if points is None:
+        return TorusAutoChoice(TORUS_KAPPA_DEFAULT, None, None, "none")
+    train, val, held_out, _ = points
     fit = fit_torus_kde(train, val)
     if not math.isfinite(fit.kappa):
         return TorusAutoChoice(TORUS_KAPPA_DEFAULT, None, None, "none")

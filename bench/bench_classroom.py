@@ -1,9 +1,9 @@
 """The classroom loop, timed in a real browser against the targets of issue 15.
 
-    python bench/bench_classroom.py [--load N] [--out out/classroom] [--minutes 1.0]
+    python bench/bench_classroom.py [--load N] [--out out/classroom]
 
 Starts the dashboard on a fresh run store, opens it in headless Chromium (Debian's chromium) and times what a
-teacher does with the default settings (bundled synthetic mixture, PPD l = 1, 1 minute):
+teacher does with the default settings (bundled synthetic mixture, PPD l = 1, 45 s, trained on to at least 300 steps):
 
 1. first open: the Results page of a fresh server and browser, until a learned density (the bundled demo run)
    is drawn;
@@ -350,7 +350,7 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
         info["run_id"] = run_id
 
         # 3-4. End of training: go to Results as a teacher would, and wait there. Generous: a run trains its
-        # minute and on to at least 300 steps, which takes several minutes on a loaded machine.
+        # 45 s and on to at least 300 steps, which takes several minutes on a loaded machine.
         ended = _wait_until(lambda: watch.first.get("reporting") or watch.first.get("finished"), 1200.0, 0.2)
         if ended:
             page.locator('[data-testid="stSidebarNav"] a', has_text="Results").click(no_wait_after=True)

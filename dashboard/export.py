@@ -17,16 +17,16 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Circle
 from PIL import Image
 
 from dashboard.figures.colours import LAND_COLOR, OCEAN_COLOR
 from dashboard.figures.land import land_lines, rings
+
+if TYPE_CHECKING:  # matplotlib loads on the first download, not with the pages (0.7 s of a first page view)
+    from matplotlib.figure import Figure
 
 __all__ = [
     "GlobePoints",
@@ -105,6 +105,9 @@ def _land_mask(land: dict[str, Any]) -> np.ndarray:
     hit = _LAND_MASKS.get(id(land))
     if hit is not None and hit[0] is land:
         return hit[1]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     n = _LAND_RASTER_PER_DEG
     fig = Figure(figsize=(360 * n / 100, 180 * n / 100), dpi=100)
     canvas = FigureCanvasAgg(fig)
@@ -133,6 +136,8 @@ def _rgba01(color: Sequence[int]) -> tuple[float, ...]:
 
 
 def _png(fig: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     buf = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buf)
     return buf.getvalue()
@@ -187,6 +192,8 @@ def _map_figure(
         if m == 0.0:
             m = float(np.percentile(np.abs(finite), 99)) if finite.size else 1.0
         vmin, vmax = -(m or 1.0), m or 1.0
+    from matplotlib.figure import Figure
+
     cmap = _cmap_name(cmap, diverging)
     fig = Figure(figsize=_MAP_SIZE, dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
@@ -271,6 +278,9 @@ def globe_png(
     """A PNG of the globe seen from above ``(center_lat, center_lon)`` (orthographic: only the near
     hemisphere), land, coastlines, a graticule and point sets ``(lat, lon, rgba 0-255, label)`` in a
     legend that says how many of each face the viewer."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Circle
+
     fig = Figure(figsize=_GLOBE_SIZE, dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
     ax.set_aspect("equal")
@@ -335,6 +345,8 @@ def frames_gif(
     """An animated GIF, looping, one map per frame (``frames_values`` is ``(K, n_lat, n_lon)``, one
     frame per time in ``times``), each shown ``frame_ms`` ms with its ``t`` in the title. All frames
     share one colour scale: ``vmin``/``vmax``, by default the finite extremes over all frames."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     palette = _gif_palette(_cmap_name(cmap, diverging))
     images = []
     for fig in _frame_figures(frames_values, lat, lon, times, land=land, title=title, vmin=vmin, vmax=vmax,

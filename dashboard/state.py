@@ -189,7 +189,7 @@ def sync_widget(key: str, value: object) -> None:
 
 
 #: Train-page settings kept in the URL (key: default), so a shared link opens the same settings.
-TRAIN_DEFAULTS: dict[str, str] = {"obj": "ppd1", "size": "large", "kappa": "auto", "minutes": "1.0", "seed": "0",
+TRAIN_DEFAULTS: dict[str, str] = {"obj": "ppd1", "size": "large", "kappa": "auto", "minutes": "0.75", "seed": "0",
                                   "split": "standard"}
 
 

@@ -161,10 +161,17 @@ def test_start_run_then_reattach_from_url_and_see_results(env):
     assert "True density (the best possible)" in labels  # the bundled synthetic data has a known density
     assert float(res.metric[0].value) < 2.531
     assert any(c.value.startswith("Settings from the data:") and "κ_max = 3,000" in c.value for c in res.caption)
-    assert len(res.get("plotly_chart")) == 2 and len(res.get("deck_gl_json_chart")) == 2
-    labels = [b.proto.label for b in res.get("download_button")]
-    assert labels == ["Density map (PNG)", "Samples and test points (PNG)", "Samples (CSV)", "Density grid (CSV)",
-                      "Checkpoint (.pt)", "Config (JSON)"]
+    # Only the open tab is drawn: the map tab first, with no globe (deck.gl) to wait for.
+    assert len(res.get("plotly_chart")) == 2 and len(res.get("deck_gl_json_chart")) == 0
+    files = ["Samples (CSV)", "Density grid (CSV)", "Checkpoint (.pt)", "Config (JSON)"]
+    assert [b.proto.label for b in res.get("download_button")] == files
+    for tab, png in (("Density on the globe", "Density map (PNG)"),
+                     ("Samples vs test points", "Samples and test points (PNG)")):
+        res.session_state["results_tab"] = tab
+        res.run()
+        assert not res.exception, res.exception
+        assert len(res.get("plotly_chart")) == 0 and len(res.get("deck_gl_json_chart")) == 1
+        assert [b.proto.label for b in res.get("download_button")] == [png, *files]
 
 
 def test_queue_and_stop(env):
@@ -191,7 +198,7 @@ def test_train_settings_come_from_the_url(env):
     assert at.selectbox[0].value == "dedup"
     # Values that are not offered fall back to the defaults instead of breaking the page.
     at = _app("views/train.py", obj="nope", kappa="12", minutes="abc")
-    assert at.radio[0].value == "ppd1" and at.select_slider[1].value == "auto" and at.number_input[0].value == 1.0
+    assert at.radio[0].value == "ppd1" and at.select_slider[1].value == "auto" and at.number_input[0].value == 0.75
 
 
 def test_step_mode_advances_and_redraws(env):

@@ -139,43 +139,12 @@ try:
 except (OSError, ValueError):  # written just after the map; the next redraw has them
     samples = np.empty((0, 2))
 
-st.subheader("Test NLL (nats; lower is better)")
-if report is None:
-    nll_stage = next((s for s in _stages(run) if s.get("name") == "test_nll"), None)
-    if info.state == "reporting" and nll_stage is not None and nll_stage.get("state") in ("pending", "running"):
-        st.info("Computing the exact test NLL ... (its progress is shown above)")
-    elif info.state not in ACTIVE:
-        _offer_report("The exact test NLL", "Compute the exact test NLL", key="compute_report",
-                      hint="Runs in the background: the exact NLL, then whatever else is missing.")
-else:
-    rows = []
-    if "test_nll" in report:
-        rows.append(("This model (exact likelihood)", report["test_nll"], report.get("test_nll_sem")))
-    if "kde_nll" in report:
-        rows.append((f"vMF kernel density (κ = {report['kde_kappa']:.3g}, floor {report['kde_weight']})",
-                     report["kde_nll"], report.get("kde_nll_sem")))
-    if "true_nll" in report:
-        rows.append(("True density (the best possible)", report["true_nll"], None))
-    rows.append(("Uniform density (log 4π)", LOG_AREA, 0.0))
-    cols = st.columns(len(rows))
-    for col, (name, value, sem) in zip(cols, rows, strict=True):
-        col.metric(name, f"{value:.3f}", help=f"± {sem:.3f} (standard error over test points)" if sem else None)
-    if "test_nll" not in report:
-        st.caption("This run has no test split (trained on every point).")
-    else:
-        st.caption(f"{report['n_test']} test points; likelihood by {report['solver']} with rtol {report['rtol']:g}, "
-                   f"atol {report['atol']:g}. Objective {report['objective']}"
-                   + (f" (ℓ = {report['ell']})" if report["objective"] == "ppd" else "")
-                   + f", split {report['split']}.")
-chosen_from_data = state.auto_description(run)
-if chosen_from_data:
-    st.caption(f"Settings from the data: {chosen_from_data}")
-
 land = figures.load_land()
 test = PointSet(xyz=split["test"], lines=split["test_lines"], source="test split")
 test_lat, test_lon = test.lat, test.lon
-tab_map, tab_globe, tab_points = st.tabs(["Density map", "Density on the globe", "Samples vs test points"])
-with tab_map:
+
+
+def _map_tab() -> None:
     active = info.state in ACTIVE
     title = f"Learned log-density: preview ({180 / len(grid_lat):.0f}° cells)" if preview else "Learned log-density"
     fig = figures.density_map(grid_lat, grid_lon, log_prob, land=land, title=title)
@@ -191,14 +160,18 @@ with tab_map:
     if preview and not active and report is not None:  # else the NLL's button above completes both
         _offer_report("The exact map", "Compute the exact map", key="compute_map",
                       hint="Runs in the background: the exact map, then the path frames if missing.")
-with tab_globe:
+
+
+def _globe_tab() -> None:
     deck = figures.globe(land=land, density=(grid_lat, grid_lon, log_prob))
     st.pydeck_chart(deck, height=520, key="density_globe")
     st.download_button("Density map (PNG)", on_click="ignore", icon=":material/download:", mime="image/png",
                        file_name=f"{chosen}-density.png", key="density_png",
                        data=lambda: export.density_png(grid_lat, grid_lon, log_prob, land=land,
                                                        title="Learned log-density", label="log density (nats)"))
-with tab_points:
+
+
+def _points_tab() -> None:
     layers = [
         figures.PointLayer("generated samples", samples[:, 0], samples[:, 1], figures.SAMPLE_COLOR, 50_000),
         figures.PointLayer("test points", test_lat, test_lon, figures.TEST_COLOR, 50_000),
@@ -213,6 +186,54 @@ with tab_points:
                            [export.GlobePoints(samples[:, 0], samples[:, 1], figures.SAMPLE_COLOR, "generated samples"),
                             export.GlobePoints(test_lat, test_lon, figures.TEST_COLOR, "test points")],
                            land=land, center_lat=c_lat, center_lon=c_lon, title="Samples against test points"))
+
+
+
+
+def _nll_section() -> None:
+    """The exact test NLL beside its baselines (or what stands in for it)."""
+    st.subheader("Test NLL (nats; lower is better)")
+    if report is None:
+        nll_stage = next((s for s in _stages(run) if s.get("name") == "test_nll"), None)
+        if info.state == "reporting" and nll_stage is not None and nll_stage.get("state") in ("pending", "running"):
+            st.info("Computing the exact test NLL ... (its progress is shown above)")
+        elif info.state not in ACTIVE:
+            _offer_report("The exact test NLL", "Compute the exact test NLL", key="compute_report",
+                          hint="Runs in the background: the exact NLL, then whatever else is missing.")
+    else:
+        rows = []
+        if "test_nll" in report:
+            rows.append(("This model (exact likelihood)", report["test_nll"], report.get("test_nll_sem")))
+        if "kde_nll" in report:
+            rows.append((f"vMF kernel density (κ = {report['kde_kappa']:.3g}, floor {report['kde_weight']})",
+                         report["kde_nll"], report.get("kde_nll_sem")))
+        if "true_nll" in report:
+            rows.append(("True density (the best possible)", report["true_nll"], None))
+        rows.append(("Uniform density (log 4π)", LOG_AREA, 0.0))
+        cols = st.columns(len(rows))
+        for col, (name, value, sem) in zip(cols, rows, strict=True):
+            col.metric(name, f"{value:.3f}", help=f"± {sem:.3f} (standard error over test points)" if sem else None)
+        if "test_nll" not in report:
+            st.caption("This run has no test split (trained on every point).")
+        else:
+            st.caption(f"{report['n_test']} test points; likelihood by {report['solver']} with rtol "
+                       f"{report['rtol']:g}, atol {report['atol']:g}. Objective {report['objective']}"
+                       + (f" (ℓ = {report['ell']})" if report["objective"] == "ppd" else "")
+                       + f", split {report['split']}.")
+
+
+# Only the open tab is drawn (switching tabs reruns the page), so the first paint waits for no globe (deck.gl).
+tabs = st.tabs(["Density map", "Density on the globe", "Samples vs test points"], key="results_tab",
+               on_change="rerun")
+for tab, draw in zip(tabs, (_map_tab, _globe_tab, _points_tab), strict=True):
+    if tab.open:
+        with tab:
+            draw()
+
+_nll_section()
+chosen_from_data = state.auto_description(run)
+if chosen_from_data:
+    st.caption(f"Settings from the data: {chosen_from_data}")
 
 def _density_csv() -> str:
     buf = io.StringIO()

@@ -66,10 +66,12 @@ with st.form("settings"):
     try:
         minutes_default, seed_default = min(600.0, max(0.1, float(choice["minutes"]))), int(choice["seed"])
     except ValueError:
-        minutes_default, seed_default = 1.0, 0
+        minutes_default, seed_default = float(state.TRAIN_DEFAULTS["minutes"]), 0
     minutes = c1.number_input("Training time (minutes)", min_value=0.1, max_value=600.0, value=minutes_default,
-                              step=0.5, help=f"The run trains this long, and on past it until at least "
-                                             f"{MIN_STEPS} steps are done.")
+                              step=0.25, help=f"The run trains this long, and on past it until at least "
+                                              f"{MIN_STEPS} steps are done. The default, 45 s, is where the "
+                                              "bundled mixture stops improving; real data sets keep improving "
+                                              "for many minutes (docs/defaults.md).")
     seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=seed_default, step=1)
     split = c3.selectbox("Split", list(SPLITS), index=list(SPLITS).index(choice["split"]),
                          format_func=lambda k: SPLITS[k])

@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import owners, standby
 from .config import TrainConfig, choose_threads
-from .procs import alive, launch
+from .procs import Process, alive, launch
 from .runs import RunDir, RunError
 
 __all__ = ["ACTIVE", "DEFAULT_DEMO_ROOT", "DEMO_PREFIX", "FINISHED", "JOBS", "JobRunner", "RunInfo", "RunStore",
@@ -49,7 +50,7 @@ FINISHED = ("done", "stopped", "failed")
 #: Jobs on a trained run that leave its state as it was: a report (and frames), or the path frames alone.
 JOBS = ("report", "frames")
 #: Environment variables a runner gives its workers, so that a finishing worker can poll the same queue.
-SLOTS_ENV, THREADS_ENV = "CNFM_RUNNER_SLOTS", "CNFM_THREADS"
+SLOTS_ENV, THREADS_ENV, STANDBY_ENV = "CNFM_RUNNER_SLOTS", "CNFM_THREADS", "CNFM_STANDBY"
 #: Why a job whose process is gone was ended by a poll.
 GONE = ("the worker process (pid {pid}) ended without finishing; was it killed, or the server or machine "
         "restarted? Its output is in worker.log in the run folder")
@@ -146,14 +147,28 @@ class RunStore:
             raise RunError(f"{run_id} is a bundled demo run (read-only), so it cannot be {what}; "
                            "start a run of your own on the Train page")
 
-    def create(self, config: TrainConfig, *, name: str = "run", quick: bool = False) -> str:
+    def create(self, config: TrainConfig, *, name: str = "run", quick: bool = False,
+               owner_key: str | None = None) -> str:
         """Queue a new training run; returns its id. The config is validated first. ``quick``: see
-        :meth:`request_resume`."""
+        :meth:`request_resume`. ``owner_key``: the control key of the session that starts it (only its hash is
+        kept; see :mod:`cnfm_core.owners`); None for a run with no owner.
+
+        Any number of threads and processes may create runs at once: each id is claimed by an exclusive
+        ``mkdir``, and an id that is taken is drawn again."""
         config.validate()
         stem = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:32] or "run"
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}-{secrets.token_hex(2)}"
-        run = self.run_dir(run_id)
-        run.path.mkdir(parents=True)
+        for _ in range(1000):
+            run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}-{secrets.token_hex(4)}"
+            run = self.run_dir(run_id)
+            try:
+                run.path.mkdir(parents=True)  # exclusive: exactly one creator gets this id
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise RunError(f"could not find a free run id in {self.root}")
+        if owner_key is not None:  # before the status, so the run is never seen without its owner
+            owners.write_owner(run.path, owner_key)
         now = time.time()
         run.write_json(run.request, {"action": "train", "config": dataclasses.asdict(config), "quick": quick,
                                      "created": now})
@@ -282,10 +297,13 @@ class RunStore:
 class JobRunner:
     """Starts queued jobs as worker processes, at most ``max_concurrent`` at a time (see the module doc)."""
 
-    def __init__(self, store: RunStore, *, max_concurrent: int = 1, threads: int | None = None) -> None:
+    def __init__(self, store: RunStore, *, max_concurrent: int = 1, threads: int | None = None,
+                 standby: bool = False) -> None:
         self.store = store
         self.max_concurrent = max(1, int(max_concurrent))
         self.threads = threads or max(1, choose_threads(None) // self.max_concurrent)
+        #: Keep a warm worker waiting (cnfm_core/standby.py), so a job starts without importing torch.
+        self.standby = standby
 
     @classmethod
     def of_worker(cls, store: RunStore) -> JobRunner | None:
@@ -294,7 +312,8 @@ class JobRunner:
         threads = os.environ.get(THREADS_ENV, "")
         if not slots.isdigit():
             return None
-        return cls(store, max_concurrent=int(slots), threads=int(threads) if threads.isdigit() else None)
+        return cls(store, max_concurrent=int(slots), threads=int(threads) if threads.isdigit() else None,
+                   standby=os.environ.get(STANDBY_ENV) == "1")
 
     def queue(self, infos: list[RunInfo] | None = None) -> list[str]:
         """Queued run ids in the order they will start (from ``infos`` when the caller has just read them)."""
@@ -321,24 +340,46 @@ class JobRunner:
                 if self._start(run_id):
                     started.append(run_id)
                     active += 1
+            if self.standby:
+                self._keep_standby()
         return started
+
+    def _env(self) -> dict[str, str]:
+        """What a worker (or a standby) of this runner is started with."""
+        return {THREADS_ENV: str(self.threads), "OMP_NUM_THREADS": str(self.threads),
+                SLOTS_ENV: str(self.max_concurrent), STANDBY_ENV: "1" if self.standby else "0"}
+
+    def _keep_standby(self) -> None:
+        try:
+            standby.ensure(self.store.root, threads=self.threads, slots=self.max_concurrent, env=self._env())
+        except OSError:  # no standby: jobs start cold, as without one
+            pass
 
     def _start(self, run_id: str) -> bool:
         """Start the worker of a queued job and mark it running; False if no process could be started."""
         run = self.store.run_dir(run_id)
         request = run.read_json(run.request) if run.request.exists() else {}
-        env = {THREADS_ENV: str(self.threads), "OMP_NUM_THREADS": str(self.threads),
-               SLOTS_ENV: str(self.max_concurrent)}
-        try:
-            proc = launch("cnfm_core.worker", [str(run.path)], log=run.worker_log, env=env)
-        except OSError as e:  # no process to wait for: the job ends here, with the reason
-            _finish_job(run, f"could not start the worker: {e}")
-            return False
+        proc = self._warm_worker(run)
+        if proc is None:
+            try:
+                proc = launch("cnfm_core.worker", [str(run.path)], log=run.worker_log, env=self._env())
+            except OSError as e:  # no process to wait for: the job ends here, with the reason
+                _finish_job(run, f"could not start the worker: {e}")
+                return False
         status = run.read_json(run.status)
         status.update(state="reporting" if request.get("action") in JOBS else "running", pid=proc.pid,
                       pid_start=proc.start, message="", updated=time.time())
         run.write_json(run.status, status)
         return True
+
+    def _warm_worker(self, run: RunDir) -> Process | None:
+        """The standby that now does the job of ``run``, or None when there is none ready (start a cold one)."""
+        if not self.standby:
+            return None
+        ready, _ = standby.find(self.store.root, threads=self.threads, slots=self.max_concurrent)
+        if ready is None or not standby.claim(ready, run.path):
+            return None
+        return ready.process
 
     def stop(self, run_id: str) -> None:
         """Stop a run: a queued one is cancelled; a running one finds ``stop.request`` at its next step and

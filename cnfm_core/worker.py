@@ -1,4 +1,6 @@
-"""The background worker: ``python -m cnfm_core.worker RUN_DIR``, started by :class:`cnfm_core.jobs.JobRunner`.
+"""The background worker: ``python -m cnfm_core.worker RUN_DIR``, started by :class:`cnfm_core.jobs.JobRunner`
+(or ``--standby STORE``: a warm worker that imports everything first and then waits for its job; see
+:mod:`cnfm_core.standby`).
 
 Reads ``RUN_DIR/request.json`` (written by :class:`cnfm_core.jobs.RunStore`) and does the job it names:
 train or resume (writing the live picture, ``live.npz``, as it goes), then write the report and the path
@@ -28,6 +30,7 @@ from typing import Any
 _EARLY_STOP: list[int] = []
 signal.signal(signal.SIGTERM, lambda *_: _EARLY_STOP.append(1))
 
+from . import standby  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .jobs import JOBS, JobRunner, RunStore  # noqa: E402
 from .live import LiveSnapshots  # noqa: E402
@@ -87,8 +90,12 @@ def _next_job(run: RunDir) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "--standby":  # warm: wait for a job (cnfm_core/standby.py), then do it
+        import torch._dynamo  # noqa: F401  (the optimizer imports it on first use: 2 s of a cold start)
+
+        return standby.serve(args[1], lambda run_dir: main([run_dir]), RunStore(args[1], demo_root=None).lock)
     if len(args) != 1:
-        print("usage: python -m cnfm_core.worker RUN_DIR", file=sys.stderr)
+        print("usage: python -m cnfm_core.worker RUN_DIR | --standby STORE", file=sys.stderr)
         return 2
     run = RunDir(args[0])
     signal.signal(signal.SIGTERM, lambda *_: request_stop())

@@ -10,6 +10,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"
 EARTH = REPO.parent / "shared" / "data" / "earth"
+# No warm worker (cnfm_core/standby.py) behind the dashboards that tests start: each would wait minutes for a
+# job. tests/test_jobs.py starts its own, and ends them.
+os.environ.setdefault("CNFM_STANDBY", "0")
 
 
 @pytest.fixture(scope="session")

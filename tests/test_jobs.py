@@ -3,9 +3,11 @@ advancing with no page open (workers start the next job; a new runner recovers a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cnfm_core import standby
 from cnfm_core.config import TrainConfig
 from cnfm_core.jobs import ACTIVE, FINISHED, JobRunner, RunStore, valid_run_id
 from cnfm_core.pathframes import read_frames
@@ -189,3 +192,78 @@ def test_cancelling_a_queued_frames_job_keeps_the_run(trained_store, tmp_path):
     assert info.state == "done" and "cancelled" in info.job_error
     with pytest.raises(ValueError, match="unknown job"):
         store.request_job("old", "sample")
+
+
+# ---------------------------------------------------------------------------------------------
+# The warm worker (cnfm_core/standby.py): a job handed to a process that has already imported torch
+
+
+def _files(root: Path, suffix: str) -> list[Path]:
+    folder = root / standby.STANDBY_DIR
+    return sorted(folder.glob(f"*{suffix}")) if folder.is_dir() else []
+
+
+def _wait_for(what: Callable[[], object], why: str) -> object:
+    t0 = time.time()
+    while time.time() - t0 < WAIT:
+        value = what()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"waited {WAIT:.0f} s for {why}")
+
+
+@pytest.fixture
+def standby_store(tmp_path, monkeypatch):
+    """A store whose runner keeps a standby; every standby process still there at the end is ended."""
+    monkeypatch.setenv(standby.IDLE_ENV, "300")
+    yield tmp_path
+    for path in (tmp_path / standby.STANDBY_DIR).glob("*.*"):
+        pid = path.stem.partition("-")[0]
+        if pid.isdigit() and path.suffix in (".starting", ".ready", ".job"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def test_a_standby_worker_takes_the_next_job(standby_store, synthetic_csv):
+    store = RunStore(standby_store)
+    runner = JobRunner(store, max_concurrent=1, threads=1, standby=True)
+    assert runner.poll() == [] and len(_files(standby_store, ".starting")) == 1  # started ahead of any job
+    runner.poll()
+    assert len(_files(standby_store, ".starting")) == 1  # one at a time, however often the runner polls
+    ready = _wait_for(lambda: _files(standby_store, ".ready"), "the standby to be ready")[0]
+    warm_pid = int(ready.stem.partition("-")[0])
+    assert json.loads(ready.read_text()) == {"threads": 1, "slots": 1}
+
+    run_id = store.create(_tiny(synthetic_csv, steps=4), name="warm", quick=True)
+    assert runner.poll() == [run_id]
+    assert json.loads(store.run_dir(run_id).status.read_text())["pid"] == warm_pid  # no cold worker
+    assert _wait_until(store, run_id, lambda s: s in FINISHED) == "done"
+    assert store.info(run_id).step == 4
+    assert store.run_dir(run_id).worker_log.exists() and not _files(standby_store, ".job")
+    _wait_for(lambda: not alive(warm_pid), "the worker to exit after its one job, as a cold worker does")
+    # The finishing worker polled its runner, which started the next standby.
+    nxt = _wait_for(lambda: _files(standby_store, ".ready"), "the next standby")[0]
+    assert int(nxt.stem.partition("-")[0]) != warm_pid
+
+
+def test_standby_files_of_dead_or_unsuited_processes_are_not_used(tmp_path):
+    folder = tmp_path / standby.STANDBY_DIR
+    folder.mkdir()
+    me = os.getpid()
+    (folder / f"{_dead_pid()}-1.ready").write_text('{"threads": 1, "slots": 1}')  # died
+    (folder / f"{me}-{start_time(me) + 1}.ready").write_text('{"threads": 1, "slots": 1}')  # PID reused
+    (folder / f"{me}-{start_time(me)}.ready").write_text('{"threads": 4, "slots": 1}')  # other settings
+    assert standby.find(tmp_path, threads=1, slots=1) == (None, False)
+    assert [p.name for p in folder.iterdir()] == [f"{me}-{start_time(me)}.ready"]  # the dead ones removed
+    found, _ = standby.find(tmp_path, threads=4, slots=1)
+    assert found is not None and found.pid == me
+
+
+def test_an_unused_standby_ends_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv(standby.IDLE_ENV, "0.5")
+    store = RunStore(tmp_path)
+    proc = standby.ensure(store.root, threads=1, slots=1, env={})
+    assert proc is not None and alive(proc.pid, proc.start)
+    _wait_for(lambda: not alive(proc.pid, proc.start), "the idle standby to exit")
+    assert not _files(tmp_path, ".ready") and not _files(tmp_path, ".starting")

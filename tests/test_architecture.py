@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = {"config", "geo", "grid", "data", "angles", "runs", "jobs", "owners", "procs", "standby", "devices", "pathframes"}
+PAGE = {"config", "geo", "grid", "data", "angles", "runs", "jobs", "owners", "procs", "standby", "devices",
+        "pathframes"}
 NUMERICS = {"splits", "manifolds", "manifolds.base", "manifolds.sphere", "manifolds.torus", "sphere", "schedules",
             "paths", "torus_path", "von_mises", "targets", "field", "objectives", "integrate", "kde", "torus_kde",
             "auto", "torus_auto", "synthetic", "torus_synthetic"}

@@ -1,0 +1,141 @@
+"""The classroom loop end to end in headless Chromium, as the dashboard is served (with its warm worker):
+first open shows the bundled demo run's density; Start shows a live density while the run is still training;
+Step continues the same run and redraws it 50 steps on.
+
+Waits are on states (files, the page's charts), with generous limits: the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_classroom import FLAGS, PLOTS_JS, plot_steps  # noqa: E402
+from test_e2e import CHROMIUM, _free_port, _guarded_page  # noqa: E402
+
+from cnfm_core.jobs import RunStore  # noqa: E402
+from cnfm_core.standby import STANDBY_DIR  # noqa: E402
+
+#: Seconds to wait for a milestone: each needs a worker that trains and reports on a possibly busy 2-core machine.
+WAIT = 600.0
+
+
+def _until(what: Callable[[], Any], why: str, timeout: float = WAIT) -> Any:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        value = what()
+        if value:
+            return value
+        time.sleep(0.25)
+    pytest.fail(f"waited {timeout:.0f} s for {why}")
+
+
+def _plots(page) -> list[dict[str, Any]]:
+    try:
+        return page.evaluate(PLOTS_JS)
+    except Exception:  # noqa: BLE001 - a page in the middle of a rerun: ask again
+        return []
+
+
+def _painted(page, key: str) -> bool:
+    return any(p["key"] == f"st-key-{key}" and "heatmap" in p["types"] and p["painted"] for p in _plots(page))
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The dashboard as the README serves it (warm worker on), on a fresh run store; its standby is ended after."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    runs = tmp_path / "runs"
+    port = _free_port()
+    env = {**os.environ, "CNFM_RUNS": str(runs), "CNFM_THREADS": "1", "CNFM_STANDBY": "1"}
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    try:
+        _until(healthy, "the dashboard to start", 120.0)
+        yield url, runs
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        proc.kill()
+        for path in (runs / STANDBY_DIR).glob("*.*"):  # the warm worker lives in its own session
+            pid = path.stem.partition("-")[0]
+            if pid.isdigit() and path.suffix in (".starting", ".ready", ".job"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+
+
+def test_first_open_live_training_and_a_step(served):
+    from playwright.sync_api import sync_playwright
+
+    url, runs = served
+    outside: list[str] = []
+    console: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = _guarded_page(browser, outside, console)
+
+        # 1. First open: Results shows the bundled demo run's learned density.
+        page.goto(url + "/results", wait_until="domcontentloaded")
+        _until(lambda: _painted(page, "density_map"), "the demo run's density map")
+        assert page.get_by_text("Demo run (bundled, read-only)").count() == 1
+
+        # 2. Start (a small model, a short time): a live density appears while the run is still training.
+        page.goto(url + "/train?size=small&minutes=0.25", wait_until="domcontentloaded")
+        start = page.get_by_role("button", name="Start training")
+        start.wait_for(timeout=120_000)
+        page.wait_for_timeout(1000)  # let the page settle: a click during a rerun can be lost
+        start.click()
+        store = RunStore(runs, demo_root=None)
+        run_id = _until(lambda: next((r.run_id for r in store.runs()), None), "the run to be created")
+        _until(lambda: _painted(page, "live_density"), "the live density")
+        assert store.info(run_id).state in ("queued", "running")  # seen before training ended
+        assert json.loads(store.run_dir(run_id).status.read_text())["state"] == "running"
+
+        # 3. Step, once the run is done: the same run, 50 steps on, redrawn.
+        _until(lambda: store.info(run_id).state == "done", "the run to finish its report")
+        page.reload(wait_until="domcontentloaded")
+        step_button = page.get_by_role("button", name="Step (+50 steps)")
+        step_button.wait_for(timeout=120_000)
+        _until(lambda: step_button.is_enabled(), "Step to be enabled")
+        before = store.info(run_id).step
+        _until(lambda: plot_steps(_plots(page), "live_density"), "the run's picture")
+        page.wait_for_timeout(1000)
+        step_button.click()
+        _until(lambda: any(s >= before + 50 for s in plot_steps(_plots(page), "live_density")),
+               f"the picture at step {before + 50}")
+        assert f"run={run_id}" in page.url
+        assert [r.run_id for r in store.runs()] == [run_id]  # Step made no new run
+        assert store.info(run_id).step == before + 50
+        browser.close()
+    assert not outside, f"requests left the machine: {outside[:5]}"

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_classroom import FLAGS, PLOTS_JS, plot_steps  # noqa: E402
 from test_e2e import CHROMIUM, _free_port, _guarded_page  # noqa: E402
+from waiting import until  # noqa: E402
 
 from cnfm_core.jobs import RunStore  # noqa: E402
 from cnfm_core.standby import STANDBY_DIR  # noqa: E402
@@ -35,13 +35,7 @@ WAIT = 600.0
 
 
 def _until(what: Callable[[], Any], why: str, timeout: float = WAIT) -> Any:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        value = what()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"waited {timeout:.0f} s for {why}")
+    return until(what, why, timeout, every=0.25)
 
 
 def _plots(page) -> list[dict[str, Any]]:

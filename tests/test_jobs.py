@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from cnfm_core import standby
 from cnfm_core.config import TrainConfig
@@ -204,13 +205,7 @@ def _files(root: Path, suffix: str) -> list[Path]:
 
 
 def _wait_for(what: Callable[[], object], why: str) -> object:
-    t0 = time.time()
-    while time.time() - t0 < WAIT:
-        value = what()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"waited {WAIT:.0f} s for {why}")
+    return until(what, why, WAIT)
 
 
 @pytest.fixture

@@ -17,13 +17,16 @@ pages and tools read angle files with numpy only.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DataError, _check_size, _is_number, _number, _read_file, _rows
+from .textfile import DataError, check_size, read_file, shown
 
 __all__ = ["ANGLE_MAX_BYTES", "AngleSet", "DataError", "parse_angles", "read_angles", "wrap_degrees",
            "write_angles"]
@@ -31,6 +34,7 @@ __all__ = ["ANGLE_MAX_BYTES", "AngleSet", "DataError", "parse_angles", "read_ang
 #: Largest input accepted by default: 50 MiB (as for lat/lon files).
 ANGLE_MAX_BYTES: int = 50 * 1024 * 1024
 _MIN_POINTS: int = 2
+_DELIMITERS: tuple[str, ...] = (",", ";", "\t")
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,7 +72,7 @@ def wrap_degrees(a: np.ndarray) -> np.ndarray:
 
 def read_angles(path: str | os.PathLike[str], *, max_bytes: int = ANGLE_MAX_BYTES) -> AngleSet:
     """Read an angle CSV file (module doc); a missing, unreadable or too large file is a :class:`DataError`."""
-    data, source = _read_file(path, max_bytes)
+    data, source = read_file(path, max_bytes)
     return parse_angles(data, source=source, max_bytes=max_bytes)
 
 
@@ -80,7 +84,7 @@ def parse_angles(data: str | bytes, *, source: str = "upload", max_bytes: int = 
     non-numeric or non-finite value, no data rows, or fewer than 2 points.
     """
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
-    _check_size(size, max_bytes, source)
+    check_size(size, max_bytes, source)
     text = _decode(data, source)
     if not text.strip():
         raise DataError("the file is empty", source=source)
@@ -140,3 +144,45 @@ def _decode(data: str | bytes, source: str) -> str:
         raise DataError("not UTF-8 text (contains NUL bytes); save it as CSV (UTF-8)", source=source,
                              line=text.count("\n", 0, text.index("\x00")) + 1)
     return text
+
+
+# The row reader of angle files, on the csv module
+
+
+def _rows(text: str, source: str) -> Iterator[tuple[int, list[str]]]:
+    """Non-blank CSV records with the 1-based line on which each starts."""
+    first = next((ln for ln in io.StringIO(text, newline="") if ln.strip()), "")
+    delimiter = max(_DELIMITERS, key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise DataError(f"malformed CSV: {err}", source=source, line=start) from None
+        line, start = start, reader.line_num + 1
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        yield line, row
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return "_" not in s
+
+
+def _number(raw: str, column: str, source: str, line: int) -> float:
+    s = raw.strip()
+    if not s:
+        raise DataError(f"column {column!r} is empty", source=source, line=line)
+    if not _is_number(s):
+        raise DataError(f"column {column!r}: {shown(s)} is not a number", source=source, line=line)
+    v = float(s)
+    if not math.isfinite(v):
+        raise DataError(f"column {column!r}: {s!r} is not finite (NaN or infinity)", source=source, line=line)
+    return v

@@ -1,15 +1,18 @@
-"""Reading point sets on the sphere from CSV files.
+"""Reading point sets on the sphere from CSV files: the one reader of point files (CLI, training and pages).
 
 A CSV file holds one point per row, found by header name (case-insensitive, surrounding
 whitespace ignored):
 
-* latitude and longitude in degrees, **(lat, lon)**: a ``lat``/``latitude`` column and a
+* latitude and longitude in degrees, **(lat, lon)**: one ``lat``/``latitude`` column and one
   ``lon``/``lng``/``long``/``longitude`` column; or
-* Cartesian coordinates: ``x``, ``y``, ``z`` columns (normalised to unit length).
+* Cartesian coordinates: ``x``, ``y``, ``z`` columns (any length but zero: scaled to unit length).
 
-If both are present, lat/lon wins. Other columns are ignored. The delimiter is ``,``, ``;`` or
-a tab, whichever occurs most in the header line. Every problem with the input is a
-:class:`DataError` whose one-line message names the source, the line and the problem.
+If both are present, lat/lon wins. Other columns are ignored, but every row has as many fields as the header,
+and no two header names are the same. Two latitude (or longitude) columns, or none that is recognised, is a
+:class:`ColumnError`, which lists the columns to choose from (``lat_col``/``lon_col``). The text rules
+(encoding, delimiters, quotes, numbers) are :mod:`cnfm_core.csvtable`'s, which reads the whole file with numpy.
+Every problem with the input is a :class:`DataError` whose one-line message names the source, the line and the
+problem.
 
 This module is torch-free (pages read data through it). The train/val/test splits live in
 :mod:`cnfm_core.splits`, which draws its permutation with torch.
@@ -23,27 +26,30 @@ This module is torch-free (pages read data through it). The train/val/test split
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cnfm_core.csvtable import Table, read_table
+from cnfm_core.decimals import DECIMAL
 from cnfm_core.geo import latlon_to_xyz, xyz_to_latlon
+from cnfm_core.textfile import DataError, check_size, decode, read_file, shown
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "ColumnError",
     "DataError",
     "LAT_NAMES",
     "LON_NAMES",
+    "CleanPoints",
     "PointSet",
+    "XYZ_NAMES",
     "csv_columns",
+    "parse_clean",
     "parse_points",
+    "point_columns",
     "read_points",
     "unique_rows",
     "write_points",
@@ -55,29 +61,20 @@ DEFAULT_MAX_BYTES: int = 50 * 1024 * 1024
 #: Header names (lower case) of a latitude and of a longitude column, in degrees; the one list of aliases.
 LAT_NAMES: tuple[str, ...] = ("lat", "latitude")
 LON_NAMES: tuple[str, ...] = ("lon", "lng", "long", "longitude")
-_XYZ_NAMES: tuple[str, ...] = ("x", "y", "z")
+XYZ_NAMES: tuple[str, ...] = ("x", "y", "z")
 _ACCEPTED: str = "lat/latitude with lon/lng/long/longitude (degrees), or x, y, z (case-insensitive)"
-_DELIMITERS: tuple[str, ...] = (",", ";", "\t")
-#: Cartesian rows shorter than this cannot be normalised.
+#: Cartesian rows shorter than this are not directions.
 _MIN_NORM: float = 1e-9
 _MIN_POINTS: int = 2
 
 
-class DataError(ValueError):
-    """A user-facing problem with input data.
+class ColumnError(DataError):
+    """The header does not say which columns hold the points (none recognised, or two candidates for one): the
+    user may choose them. ``columns`` are the header's names that can be chosen (non-empty)."""
 
-    ``str(err)`` is one line naming the source, the line (when there is one) and the problem,
-    e.g. ``"volcano.csv, line 5: lat 95.0 is outside [-90, 90]"`` or
-    ``"empty.csv: the file is empty"``. The parts are kept as ``.problem``, ``.source`` and
-    ``.line`` (1-based, or ``None`` for a problem with the whole file).
-    """
-
-    def __init__(self, problem: str, *, source: str, line: int | None = None) -> None:
-        self.problem = problem
-        self.source = source
-        self.line = line
-        where = source if line is None else f"{source}, line {line}"
-        super().__init__(" ".join(f"{where}: {problem}".splitlines()))
+    def __init__(self, problem: str, *, source: str, line: int | None, columns: tuple[str, ...]) -> None:
+        super().__init__(problem, source=source, line=line)
+        self.columns = columns
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,8 +91,9 @@ class PointSet:
     source: str
 
     def __post_init__(self) -> None:
-        xyz = np.array(self.xyz, dtype=np.float64)
-        lines = np.array(self.lines, dtype=np.int64)
+        adopt = lambda a, t: a if isinstance(a, np.ndarray) and a.dtype == t and not a.flags.writeable \
+            else np.array(a, dtype=t)  # noqa: E731 (read-only arrays of the right type are kept, not copied)
+        xyz, lines = adopt(self.xyz, np.float64), adopt(self.lines, np.int64)
         if xyz.ndim != 2 or xyz.shape[1] != 3:
             raise ValueError(f"xyz must have shape (n, 3), got {xyz.shape}")
         if lines.shape != (xyz.shape[0],):
@@ -120,6 +118,13 @@ class PointSet:
         """Longitude in degrees, in (-180, 180]."""
         return xyz_to_latlon(self.xyz)[1]
 
+    @classmethod
+    def _adopt(cls, xyz: np.ndarray, lines: np.ndarray, source: str) -> PointSet:
+        """A point set that takes (and freezes) fresh float64 ``xyz`` and int64 ``lines`` instead of copying them."""
+        xyz.flags.writeable = False
+        lines.flags.writeable = False
+        return cls(xyz, lines, source)
+
     def subset(self, idx: np.ndarray) -> PointSet:
         """The points ``idx`` (integer indices or a boolean mask), with their line numbers."""
         idx = np.asarray(idx)
@@ -137,7 +142,7 @@ def read_points(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BY
     directory, cannot be read, is larger than ``max_bytes`` (checked before reading it), or
     holds bad data.
     """
-    data, source = _read_file(path, max_bytes)
+    data, source = read_file(path, max_bytes)
     return parse_points(data, source=source, max_bytes=max_bytes)
 
 
@@ -157,58 +162,70 @@ def parse_points(
     fields. Longitudes in [180, 360) are wrapped to (-180, 180].
 
     Raises :class:`DataError` for the first problem found: input over ``max_bytes``, not UTF-8
-    text, empty, no recognised header, a named column missing, a row with too few fields, an
-    empty / non-numeric / non-finite value, lat outside [-90, 90], lon outside [-180, 360),
-    x, y, z of (near-)zero length (norm below 1e-9), no data rows, or fewer than 2 points.
+    text, empty, a header that looks like data, repeats a name or names no usable columns (a
+    :class:`ColumnError`), a named column missing, a row with more or fewer fields than the header
+    (a hint when they look like decimal commas), a stray quote, an empty / non-numeric / non-finite
+    value, lat outside [-90, 90], lon outside [-180, 360), x, y, z of (near-)zero length (below
+    1e-9), no data rows, or fewer than 2 points.
     """
-    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
-    _check_size(size, max_bytes, source)
-    text = _decode(data, source)
-    if not text.strip():
-        raise DataError("the file is empty", source=source)
+    return _parse(data, source, lat_col, lon_col, max_bytes, text=False).points
 
-    rows = _rows(text, source)
-    header_line, header = next(rows, (0, []))
-    names = [h.strip() for h in header]
-    if lat_col is not None or lon_col is not None:
-        cols = _pick_latlon(names, lat_col, lon_col, source, header_line)
-    else:
-        cols = _detect(names, source, header_line)
+
+@dataclass(frozen=True)
+class CleanPoints:
+    """Points read from a file, and ``csv``: the same points as a file the reader reads back to the same ``xyz``
+    (header ``lat,lon`` or ``x,y,z``, then the numbers of those columns as written, a row a line; never more than
+    8 bytes longer than the file read)."""
+
+    points: PointSet
+    csv: bytes
+
+
+def parse_clean(
+    data: str | bytes,
+    *,
+    source: str = "upload",
+    lat_col: str | None = None,
+    lon_col: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> CleanPoints:
+    """:func:`parse_points`, with the points also written as a clean CSV (for keeping an upload), in the same pass.
+
+    >>> clean = parse_clean('name,Lat,Lon\\n"A, b", 10.50 ,200\\n\\nc,-5,1e1\\n')
+    >>> clean.csv, clean.points.n
+    (b'lat,lon\\n10.50,200\\n-5,1e1\\n', 2)
+    """
+    return _parse(data, source, lat_col, lon_col, max_bytes, text=True)
+
+
+def _parse(data: str | bytes, source: str, lat_col: str | None, lon_col: str | None, max_bytes: int, *,
+           text: bool) -> CleanPoints:
+    table = _table(data, source, max_bytes)
+    cols = _columns(table, lat_col, lon_col)
     latlon = len(cols) == 2
-
-    values: list[list[float]] = []
-    lines: list[int] = []
-    for line, row in rows:
-        if len(row) <= max(cols):
-            raise DataError(
-                f"too few fields: found {len(row)}, need column {names[max(cols)]!r} (field {max(cols) + 1})",
-                source=source,
-                line=line,
-            )
-        vals = [_number(row[c], names[c], source, line) for c in cols]
-        if latlon:
-            vals[1] = _check_latlon(vals[0], vals[1], source, line)
-        elif math.hypot(*vals) < _MIN_NORM:
-            raise DataError(
-                f"x, y, z = {vals[0]:g}, {vals[1]:g}, {vals[2]:g} has (near-)zero length, "
-                "so it is not a direction on the sphere",
-                source=source,
-                line=line,
-            )
-        values.append(vals)
-        lines.append(line)
-
-    if not values:
+    read = table.numbers(cols, check=_check_latlon if latlon else _check_xyz,
+                         convert=_latlon_xyz if latlon else _unit, width=3, text=text)
+    if not len(read.lines):
         raise DataError("the file has a header but no data rows", source=source)
-    if len(values) < _MIN_POINTS:
-        raise DataError(f"only {len(values)} data point; at least {_MIN_POINTS} are needed", source=source)
+    if len(read.lines) < _MIN_POINTS:
+        raise DataError(f"only {len(read.lines)} data point; at least {_MIN_POINTS} are needed", source=source)
+    header = b"lat,lon\n" if latlon else b"x,y,z\n"
+    return CleanPoints(PointSet._adopt(read.values, read.lines, source), header + read.text if text else b"")
 
-    arr = np.asarray(values, dtype=np.float64)
-    if latlon:
-        xyz = latlon_to_xyz(arr[:, 0], arr[:, 1])
-    else:
-        xyz = arr / np.linalg.norm(arr, axis=1, keepdims=True)
-    return PointSet(xyz=xyz, lines=np.asarray(lines, dtype=np.int64), source=source)
+
+def point_columns(
+    data: str | bytes,
+    *,
+    source: str = "upload",
+    lat_col: str | None = None,
+    lon_col: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> tuple[str, ...]:
+    """The header names of the columns :func:`parse_points` would read, ``(lat, lon)`` or ``(x, y, z)``, from the
+    header alone; raises what :func:`parse_points` raises about the header (a :class:`ColumnError` where the
+    user may choose the columns)."""
+    table = _table(data, source, max_bytes)
+    return tuple(table.names[i] for i in _columns(table, lat_col, lon_col))
 
 
 def csv_columns(data: str | bytes) -> list[str]:
@@ -216,9 +233,13 @@ def csv_columns(data: str | bytes) -> list[str]:
 
     Raises :class:`DataError` if ``data`` is not UTF-8 text.
     """
-    text = _decode(data, "upload")
-    _, header = next(_rows(text, "upload"), (0, []))
-    return [h.strip() for h in header]
+    decode(data, "upload")
+    try:
+        return list(read_table(data, "upload").names)
+    except DataError as err:
+        if err.problem == "the file is empty":
+            return []
+        raise
 
 
 def write_points(path: str | os.PathLike[str], xyz: Any, *, decimals: int = 6) -> None:
@@ -247,151 +268,93 @@ def unique_rows(xyz: np.ndarray) -> np.ndarray:
     return np.sort(first).astype(np.int64)
 
 
-def _read_file(path: str | os.PathLike[str], max_bytes: int) -> tuple[bytes, str]:
-    """The bytes of a file (at most ``max_bytes + 1``) and its name as a source; a missing, unreadable or
-    too large file (its size checked before reading it) or a directory is a :class:`DataError`."""
-    p = Path(path)
-    source = p.name or str(p)
-    try:
-        info = p.stat()
-    except FileNotFoundError:
-        raise DataError(f"file not found: {str(p)!r}", source=source) from None
-    except OSError as err:
-        raise DataError(f"cannot open the file: {err.strerror or err}", source=source) from None
-    if p.is_dir():
-        raise DataError("is a directory, not a file", source=source)
-    _check_size(info.st_size, max_bytes, source)
-    try:
-        with p.open("rb") as f:
-            return f.read(max_bytes + 1), source
-    except OSError as err:
-        raise DataError(f"cannot read the file: {err.strerror or err}", source=source) from None
+def _table(data: str | bytes, source: str, max_bytes: int) -> Table:
+    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+    check_size(size, max_bytes, source)
+    return read_table(data, source)
 
 
-def _check_size(size: int, max_bytes: int, source: str) -> None:
-    if size > max_bytes:
-        mb = 1024 * 1024
-        raise DataError(
-            f"the file is {size / mb:.1f} MB, larger than the limit of {max_bytes / mb:.1f} MB",
-            source=source,
-        )
-
-
-def _decode(data: str | bytes, source: str) -> str:
-    """UTF-8 text without a byte-order mark; NUL characters mean a binary file."""
-    if isinstance(data, bytes):
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as err:
-            line = data.count(b"\n", 0, err.start) + 1
-            raise DataError(
-                f"not UTF-8 text (byte 0x{data[err.start]:02x}); is it a binary file? Save it as CSV (UTF-8)",
-                source=source,
-                line=line,
-            ) from None
-    else:
-        text = data.removeprefix("\ufeff")
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise DataError(
-            "not UTF-8 text (contains NUL bytes); is it a binary file? Save it as CSV (UTF-8)",
-            source=source,
-            line=line,
-        )
-    return text
-
-
-def _rows(text: str, source: str) -> Iterator[tuple[int, list[str]]]:
-    """Non-blank CSV records with the 1-based line on which each starts."""
-    first = next((ln for ln in io.StringIO(text, newline="") if ln.strip()), "")
-    delimiter = max(_DELIMITERS, key=first.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    start = 1
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            raise DataError(f"malformed CSV: {err}", source=source, line=start) from None
-        line, start = start, reader.line_num + 1
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        yield line, row
-
-
-def _find(names: list[str], wanted: tuple[str, ...]) -> int | None:
+def _columns(table: Table, lat_col: str | None, lon_col: str | None) -> list[int]:
+    """Column indices: ``[lat, lon]`` or ``[x, y, z]``; explicit names where given."""
+    names, source, line = table.names, table.source, table.line
+    listed = ", ".join(shown(n) for n in names)
+    if all(DECIMAL.fullmatch(n) for n in names):
+        raise DataError(f"the first line looks like data ({listed}); add a header line such as 'lat,lon' "
+                        f"(accepted headers: {_ACCEPTED})", source=source, line=line)
     low = [n.lower() for n in names]
     for i, name in enumerate(low):
-        if name in wanted:
-            return i
-    return None
-
-
-def _detect(names: list[str], source: str, line: int) -> list[int]:
-    """Column indices: ``[lat, lon]`` or ``[x, y, z]``."""
-    lat, lon = _find(names, LAT_NAMES), _find(names, LON_NAMES)
-    if lat is not None and lon is not None:
-        return [lat, lon]
-    xyz = [_find(names, (c,)) for c in _XYZ_NAMES]
-    if all(i is not None for i in xyz):
-        return [i for i in xyz if i is not None]
-    found = ", ".join(repr(n) for n in names)
-    if lat is not None or lon is not None:
-        missing = "longitude (lon/lng/long/longitude)" if lon is None else "latitude (lat/latitude)"
-        problem = f"no {missing} column in the header ({found})"
+        if name and name in low[:i]:
+            raise DataError(f"the header names the column {shown(names[i])} twice; give each column its own name",
+                            source=source, line=line)
+    choosable = tuple(n for n in names if n)
+    if lat_col is not None or lon_col is not None:
+        cols = []
+        for given, aliases, what in ((lat_col, LAT_NAMES, "latitude"), (lon_col, LON_NAMES, "longitude")):
+            wanted = aliases if given is None else (given.strip().lower(),)
+            found = [i for i, n in enumerate(low) if n in wanted]
+            if len(found) != 1:
+                problem = (f"{what} column {shown(given)} not found" if given is not None and not found else
+                           f"no {what} column ({'/'.join(aliases)})" if not found else
+                           f"{len(found)} {what} columns ({', '.join(shown(names[i]) for i in found)})")
+                raise ColumnError(f"{problem}; the columns are: {listed}", source=source, line=line,
+                                  columns=choosable)
+            cols.append(found[0])
+        if cols[0] == cols[1]:
+            raise ColumnError(f"the same column {shown(names[cols[0]])} is chosen for latitude and longitude",
+                              source=source, line=line, columns=choosable)
+        return cols
+    lat = [i for i, n in enumerate(low) if n in LAT_NAMES]
+    lon = [i for i, n in enumerate(low) if n in LON_NAMES]
+    for found, what in ((lat, "latitude"), (lon, "longitude")):
+        if len(found) > 1:
+            raise ColumnError(f"{len(found)} {what} columns ({', '.join(shown(names[i]) for i in found)}); "
+                              "choose one", source=source, line=line, columns=choosable)
+    if lat and lon:
+        return [lat[0], lon[0]]
+    xyz = [low.index(c) for c in XYZ_NAMES if c in low]
+    if len(xyz) == 3:
+        return xyz
+    if lat or lon:
+        missing = "longitude (lon/lng/long/longitude)" if not lon else "latitude (lat/latitude)"
+        problem = f"no {missing} column in the header ({listed})"
     else:
-        problem = f"no recognised header in ({found}); accepted headers: {_ACCEPTED}"
-        if all(_is_number(n) for n in names):
-            problem += "; the first line looks like data, add a header line such as 'lat,lon'"
-    raise DataError(problem, source=source, line=line)
+        problem = f"no recognised header in ({listed}); accepted headers: {_ACCEPTED}"
+    raise ColumnError(problem, source=source, line=line, columns=choosable)
 
 
-def _pick_latlon(
-    names: list[str], lat_col: str | None, lon_col: str | None, source: str, line: int
-) -> list[int]:
-    """Column indices ``[lat, lon]`` from explicit names, detecting any name left as ``None``."""
-    cols: list[int] = []
-    for given, aliases, what in ((lat_col, LAT_NAMES, "latitude"), (lon_col, LON_NAMES, "longitude")):
-        wanted = aliases if given is None else (given.strip().lower(),)
-        i = _find(names, wanted)
-        if i is None:
-            found = ", ".join(repr(n) for n in names)
-            if given is None:
-                problem = f"no {what} column ({'/'.join(aliases)}) in the columns found: {found}"
-            else:
-                problem = f"{what} column {given!r} not found; the columns are: {found}"
-            raise DataError(problem, source=source, line=line)
-        cols.append(i)
-    return cols
+def _latlon_xyz(values: np.ndarray) -> np.ndarray:
+    """Unit vectors of checked (lat, lon) rows, lon wrapped from [180, 360) to (-180, 180]."""
+    lon = np.where(values[:, 1] > 180.0, values[:, 1] - 360.0, values[:, 1])
+    return latlon_to_xyz(values[:, 0], lon)
 
 
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return "_" not in s
+def _unit(values: np.ndarray) -> np.ndarray:
+    """Checked x, y, z rows scaled to unit length: by the largest magnitude first, so nothing overflows."""
+    values = values / np.max(np.abs(values), axis=1, keepdims=True)
+    return values / np.linalg.norm(values, axis=1, keepdims=True)
 
 
-def _number(raw: str, column: str, source: str, line: int) -> float:
-    s = raw.strip()
-    if not s:
-        raise DataError(f"column {column!r} is empty", source=source, line=line)
-    if not _is_number(s):
-        shown = s if len(s) <= 40 else s[:37] + "..."
-        raise DataError(f"column {column!r}: {shown!r} is not a number", source=source, line=line)
-    v = float(s)
-    if not math.isfinite(v):
-        raise DataError(f"column {column!r}: {s!r} is not finite (NaN or infinity)", source=source, line=line)
-    return v
+def _check_latlon(values: np.ndarray) -> tuple[int, str] | None:
+    """The first row whose lat is outside [-90, 90] or lon outside [-180, 360), and why."""
+    lat, lon = values[:, 0], values[:, 1]
+    bad_lat, bad_lon = ~((lat >= -90.0) & (lat <= 90.0)), ~((lon >= -180.0) & (lon < 360.0))
+    bad = np.flatnonzero(bad_lat | bad_lon)
+    if not len(bad):
+        return None
+    i = int(bad[0])
+    if bad_lat[i]:
+        return i, f"lat {lat[i]:g} is outside [-90, 90]"
+    return i, f"lon {lon[i]:g} is outside [-180, 360)"
 
 
-def _check_latlon(lat: float, lon: float, source: str, line: int) -> float:
-    """Validate ranges; return lon wrapped from [180, 360) to (-180, 180]."""
-    if not -90.0 <= lat <= 90.0:
-        raise DataError(f"lat {lat:g} is outside [-90, 90]", source=source, line=line)
-    if not -180.0 <= lon < 360.0:
-        raise DataError(f"lon {lon:g} is outside [-180, 360)", source=source, line=line)
-    return lon - 360.0 if lon > 180.0 else lon
-
+def _check_xyz(values: np.ndarray) -> tuple[int, str] | None:
+    """The first row whose x, y, z has a length below 1e-9 (found without overflow), and why."""
+    scale = np.max(np.abs(values), axis=1) if len(values) else np.zeros(0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        norm = scale * np.linalg.norm(values / scale[:, None], axis=1)
+    bad = np.flatnonzero(~(norm >= _MIN_NORM))
+    if not len(bad):
+        return None
+    x, y, z = values[int(bad[0])]
+    return int(bad[0]), (f"x, y, z = {x:g}, {y:g}, {z:g} has (near-)zero length, so it is not a direction on the "
+                         "sphere")

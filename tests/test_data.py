@@ -12,10 +12,13 @@ import torch
 
 from cnfm_core.data import (
     DEFAULT_MAX_BYTES,
+    ColumnError,
     DataError,
     PointSet,
     csv_columns,
+    parse_clean,
     parse_points,
+    point_columns,
     read_points,
     unique_rows,
 )
@@ -335,6 +338,113 @@ def test_column_override_missing(text: str, kwargs: dict[str, str], words: tuple
     with pytest.raises(DataError) as info:
         parse_points(text, **kwargs)
     check_error(info.value, "upload", 1, words)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading: files that were accepted but read wrongly (docs/reliability.md, the one reader)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("x,y,z\n1e200,0,0\n0,1e200,0\n", [[1, 0, 0], [0, 1, 0]]),
+        ("x,y,z\n-1e308,0,0\n1.7e308,1.7e308,1.7e308\n", [[-1, 0, 0], [3**-0.5] * 3]),
+        ("x,y,z\n3e-9,4e-9,0\n1e-320,0,2e-9\n", [[0.6, 0.8, 0], [0, 0, 1]]),
+    ],
+    ids=["1e200", "near the float64 maximum", "tiny but not below 1e-9"],
+)
+def test_cartesian_rows_of_any_size_are_directions(text: str, want: list[list[float]]) -> None:
+    """Rows of about 1e154 or more overflowed the norm and became zero vectors (then NaN in training)."""
+    points = parse_points(text)
+    np.testing.assert_allclose(points.xyz, want, atol=1e-15)
+    assert np.all(np.isfinite(points.xyz))
+
+
+def test_more_fields_than_the_header_is_an_error_with_a_decimal_comma_hint() -> None:
+    with pytest.raises(DataError) as info:
+        parse_points("lat,lon\n12,5,45,3\n1,2\n")
+    check_error(info.value, "upload", 2, ("too many fields", "4 fields", "2 columns", "decimal commas"))
+    with pytest.raises(DataError) as info:
+        parse_points("lat,lon\n1,2\n3,4,note\n")
+    check_error(info.value, "upload", 3, ("too many fields", "3 fields"))
+    assert "decimal" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "choose"),
+    [
+        ("lat,lon,lat\n1,2,3\n4,5,6\n", ("'lat'", "twice"), False),
+        ("Lat,lon,LAT\n1,2,3\n4,5,6\n", ("'LAT'", "twice"), False),
+        ("x,y,z,x\n1,0,0,1\n0,1,0,1\n", ("'x'", "twice"), False),
+        ("lat,latitude,lon\n1,2,3\n4,5,6\n", ("2 latitude columns", "'lat', 'latitude'"), True),
+        ("lat,lon,lng\n1,2,3\n4,5,6\n", ("2 longitude columns",), True),
+    ],
+)
+def test_repeated_or_ambiguous_columns_are_errors(text: str, words: tuple[str, ...], choose: bool) -> None:
+    """The first of two same-named columns was taken without notice."""
+    with pytest.raises(DataError) as info:
+        parse_points(text)
+    check_error(info.value, "upload", 1, words)
+    assert isinstance(info.value, ColumnError) == choose
+
+
+def test_stray_and_unclosed_quotes() -> None:
+    with pytest.raises(DataError) as info:
+        parse_points('lat,lon\n1,2\n3"x,4\n')
+    check_error(info.value, "upload", 3, ("quote", "inside a field"))
+    with pytest.raises(DataError) as info:
+        parse_points('lat,lon\n1,2\n\n"3,4\n5,6\n')
+    check_error(info.value, "upload", 4, ("quote", "never closed"))
+
+
+def test_numbers_are_ascii_decimals_read_exactly() -> None:
+    tokens = ["0.1", "-0", "+.5", "5.", "1e-3", "12345678901234567890", "0.30000000000000004", "4.9e-324", "1E+2"]
+    text = "lat,lon,a\n" + "".join(f"0,{t},1\n" for t in tokens)
+    assert parse_points(text, lat_col="lat", lon_col="a").n == len(tokens)
+    cols = parse_clean("x,y,z\n" + "".join(f"{t},1,0\n" for t in tokens))
+    assert cols.csv.decode().splitlines()[1:] == [f"{t},1,0" for t in tokens]
+    for bad in ("1_0", "\u0661", "0x10", "1,5", "1e", "--1", "1.2.3", ".", "e5", "1e999"):
+        with pytest.raises(DataError, match="column 'lon'"):
+            parse_points(f'lat,lon\n1,2\n3,"{bad}"\n')  # quoted, so that "1,5" stays one field
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "City,Latitude,Longitude\nA,10.5,20\nB,-33.9,151.2\n",
+        '\ufeff\r\n id ;"Lat";lon\r\n1; " 10.50 " ;200\r\n\r\n2;-5;1e1',
+        "X,Y,Z,extra\n1e200,0,0,x\n0,2,0,y\n",
+        'a,lat,lon\n"multi\nline",1,2\n"q""x",3,4\n',
+    ],
+)
+def test_the_clean_copy_reads_back_to_the_same_points(text: str) -> None:
+    clean = parse_clean(text, source="f.csv")
+    again = parse_points(clean.csv)
+    np.testing.assert_array_equal(again.xyz, clean.points.xyz)
+    assert again.lines.tolist() == list(range(2, again.n + 2))
+    assert len(clean.csv) <= len(text.encode()) + 8
+    assert point_columns(clean.csv) in (("lat", "lon"), ("x", "y", "z"))
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["windows cut in advance", "windows one after another"])
+def test_a_file_of_many_windows_keeps_its_lines_and_its_first_error(quoted: bool) -> None:
+    """The reader scans about 1 MB at a time (several at once when it can): lines and errors across windows."""
+    n = 200_000
+    lat = np.arange(n) % 180 - 89.5
+    cell = '"a, b"' if quoted else "a"
+    rows = [f"{cell},{a},{i % 360 - 179}" for i, a in enumerate(lat.tolist())]
+    rows[1000] += "\n  "  # a blank line in the first window
+    text = "name,lat,lon\n" + "\n".join(rows) + "\n"
+    points = parse_points(text)
+    want = np.r_[np.arange(2, 1003), np.arange(1004, n + 3)]
+    assert points.n == n and points.lines.tolist() == want.tolist()
+    np.testing.assert_allclose(points.lat, lat, atol=1e-9)
+    bad = rows.copy()
+    bad[150_000] = f"{cell},95,0"
+    bad[190_000] = f"{cell},x,0"
+    with pytest.raises(DataError) as info:
+        parse_points("name,lat,lon\n" + "\n".join(bad) + "\n")
+    check_error(info.value, "upload", 150_003, ("lat 95",))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,9 +3,11 @@ it and on a flat map framed on it; then go on to train a flow on it."""
 
 import numpy as np
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
-from cnfm_core.data import LAT_NAMES, LON_NAMES, DataError, csv_columns, parse_points, unique_rows
-from dashboard import export, figures, state
+from cnfm_core.data import LAT_NAMES, LON_NAMES, ColumnError, DataError, csv_columns, point_columns, unique_rows
+from dashboard import export, figures, state, uploads
+from dashboard.text import plain
 
 st.title("Points on the globe")
 st.caption("Pick a data set, or upload a CSV of points with latitude and longitude columns, then train a flow on it.")
@@ -25,6 +27,56 @@ def _dot_radius_m(n: int) -> float:
     return 150_000.0 if n <= 100 else 70_000.0 if n <= 3_000 else 40_000.0
 
 
+def _pick(where: DeltaGenerator, label: str, options: list[str], found: str | None, key: str) -> str | None:
+    """A column picker: the column the reader found by name, or no choice (the user must make one)."""
+    index = options.index(found) if found in options else None
+    return where.selectbox(label, options, index=index, key=key, placeholder="Choose a column")
+
+
+def _upload_form(name: str, data: bytes, file_id: str) -> None:
+    """What the reader makes of an upload (the CLI reads the same file the same way), its columns where the user
+    may or must choose them, and the button that keeps it. Every text from the file is shown as plain text."""
+    choose: ColumnError | None = None
+    try:
+        uploads.check_size(name, data)
+        found = point_columns(data, source=name, max_bytes=uploads.limit_bytes())
+    except ColumnError as e:
+        found, choose = (), e
+    except DataError as e:
+        st.error(f"Not loaded: {plain(e)}")
+        return
+    lat_col = lon_col = None
+    if len(found) == 3:
+        st.caption(f"Cartesian columns {plain(', '.join(found))}: each row is a direction, scaled to unit length.")
+    else:
+        if choose is not None:
+            st.info(f"Choose the columns: {plain(choose)}")
+        options = list(choose.columns) if choose is not None else [c for c in csv_columns(data) if c]
+        c1, c2 = st.columns(2)
+        # Pickers of columns the user must choose are new for each file: no choice carries over from another.
+        fresh = "" if found else f"_{file_id}"
+        lat_col = _pick(c1, "Latitude column", options, found[0] if found else None, f"lat_col{fresh}")
+        lon_col = _pick(c2, "Longitude column", options, found[1] if found else None, f"lon_col{fresh}")
+        if lat_col is None or lon_col is None:
+            st.button("Use this file", type="primary", key="use_upload", disabled=True)
+            return
+        if found and (lat_col, lon_col) == found:
+            lat_col = lon_col = None  # as found from the header, which is how the CLI reads the file
+    try:
+        pts = uploads.check(name, data, lat_col, lon_col)
+    except DataError as e:
+        st.error(f"Not loaded: {plain(e)}")
+        return
+    st.caption(f"{pts.n:,} points read.")
+    if st.button("Use this file", type="primary", key="use_upload"):
+        try:
+            uploads.save_upload(name, data, lat_col, lon_col)
+        except DataError as e:
+            st.error(f"Not loaded: {plain(e)}")
+        else:
+            st.rerun()
+
+
 sets = state.datasets()
 current = state.current_dataset()
 state.sync_widget("data_select", current.key)
@@ -40,35 +92,21 @@ with st.expander("Upload a CSV", expanded=False):
     )
     upload = st.file_uploader("CSV file", type=["csv", "txt"], key="upload")
     if upload is not None:
-        data = upload.getvalue()
-        try:
-            columns = csv_columns(data)
-            if not columns:
-                parse_points(data, source=upload.name)  # raises the DataError that says what is wrong
-        except DataError as e:
-            st.error(f"Not loaded: {e}")
-            columns = []
-        if columns:
-            lower = [c.strip().lower() for c in columns]
-            lat_guess = next((i for i, c in enumerate(lower) if c in LAT_NAMES), 0)
-            lon_guess = next((i for i, c in enumerate(lower) if c in LON_NAMES),
-                             min(1, len(columns) - 1))
-            c1, c2 = st.columns(2)
-            lat_col = c1.selectbox("Latitude column", columns, index=lat_guess, key="lat_col")
-            lon_col = c2.selectbox("Longitude column", columns, index=lon_guess, key="lon_col")
-            if st.button("Use this file", type="primary", key="use_upload"):
-                try:
-                    ds, pts = state.save_upload(upload.name, data, lat_col, lon_col)
-                except DataError as e:
-                    st.error(f"Not loaded: {e}")
-                else:
-                    st.success(f"Loaded {pts.n:,} points from {upload.name}.")
-                    st.rerun()
+        _upload_form(upload.name, upload.getvalue(), upload.file_id)
+
+if current.kind == "upload":
+    with st.expander("Delete this upload", expanded=False):
+        st.caption(f"Removes {plain(current.path.name)} from this server's data sets. Runs trained on it keep "
+                   "their points.")
+        sure = st.checkbox("Yes, delete it", key="delete_upload_sure")
+        if st.button("Delete", key="delete_upload", disabled=not sure, icon=":material/delete:"):
+            uploads.delete(current)
+            st.rerun()
 
 try:
-    points = state.load_points(current)
-except DataError as e:
-    st.error(f"This data set cannot be read: {e}")
+    points = uploads.recent(current) or state.load_points(current)
+except (DataError, OSError) as e:  # OSError: deleted in another session since the list was read
+    st.error(f"This data set cannot be read: {plain(e)}")
     st.stop()
 
 n_unique = len(unique_rows(points.xyz))
@@ -104,7 +142,7 @@ with views.container(key="data_globe"):
 with views.container(key="data_flat"):
     flat = figures.points_map(lat, lon, land=land, height=_VIEW_HEIGHT_PX, width_hint=_VIEW_WIDTH_HINT_PX)
     st.plotly_chart(flat, key="data_points_map", config={"displaylogo": False})
-    st.caption(f"A flat map of the same points, framed on them. {current.label}: {current.path.name}.")
+    st.caption(f"A flat map of the same points, framed on them. {plain(current.label)}: {plain(current.path.name)}.")
 
 
 def _globe_png() -> bytes:

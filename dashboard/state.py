@@ -13,25 +13,28 @@ Settings come from environment variables:
     CNFM_MAX_UPLOAD_MB   largest accepted upload (default 50)
     CNFM_MAX_CONCURRENT  runs that train at the same time; more wait in a queue (default 1)
     CNFM_DEMO_RUNS       folder of the bundled, read-only demo runs (default assets/demo; empty: none)
+    CNFM_ADMIN_KEY       the teacher's admin key on a classroom server (unset: single-user mode; dashboard/access.py)
+    CNFM_STANDBY         0: no warm worker waiting for the next job (default 1: jobs start without importing torch)
 """
 
 from __future__ import annotations
 
-import hashlib
+import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
 from cnfm_core import devices
-from cnfm_core.data import DataError, PointSet, parse_points, read_points
+from cnfm_core.data import PointSet, read_points
 from cnfm_core.jobs import DEFAULT_DEMO_ROOT, JobRunner, RunStore, valid_run_id
-from cnfm_core.runs import RunDir, RunError, atomic_write
+from cnfm_core.runs import RunDir, RunError
+from dashboard import access
 
 __all__ = [
     "BUNDLED",
+    "PATH_SLIDER",
     "Dataset",
     "Settings",
     "auto_description",
@@ -42,19 +45,16 @@ __all__ = [
     "datasets",
     "demo_fallback",
     "device_label",
+    "forget_widgets",
     "load_points",
     "open_run",
-    "path_playing",
     "run_device",
-    "path_slider_key",
     "pick_compared",
     "runner",
-    "save_upload",
     "select_dataset",
     "select_dataset_from",
     "set_compared_runs",
     "set_frame",
-    "set_path_playing",
     "set_run_id",
     "set_train_settings",
     "settings",
@@ -119,7 +119,8 @@ def _store(root: str, demo_root: str | None) -> RunStore:
 def _runner(root: str, demo_root: str | None, max_concurrent: int) -> JobRunner:
     """The server's runner. It polls once when made, so after a restart queued jobs start and jobs whose
     process is gone are ended, before any page asks."""
-    runner = JobRunner(_store(root, demo_root), max_concurrent=max_concurrent)
+    standby = os.environ.get("CNFM_STANDBY", "1") != "0"  # a warm worker waits for the next job (cnfm_core/standby.py)
+    runner = JobRunner(_store(root, demo_root), max_concurrent=max_concurrent, standby=standby)
     runner.poll()
     return runner
 
@@ -157,6 +158,8 @@ def datasets() -> dict[str, Dataset]:
 def current_dataset() -> Dataset:
     """The data set in the URL (``?data=``), else the session's choice, else the default (synthetic)."""
     sets = datasets()
+    if st.query_params.get("data") is not None and st.query_params.get("data") not in sets:
+        access.ignored("data", st.query_params.get("data"), "there is no such data set here")
     key = st.query_params.get("data") or st.session_state.get("dataset") or "synthetic"
     if key not in sets:
         key = next(iter(sets))
@@ -193,12 +196,34 @@ TRAIN_DEFAULTS: dict[str, str] = {"obj": "ppd1", "size": "large", "kappa": "auto
                                   "split": "standard"}
 
 
+#: Numeric Train-page settings: (type, smallest, largest), as the page's inputs accept them.
+TRAIN_RANGES: dict[str, tuple[type, float, float]] = {"minutes": (float, 0.1, 600.0), "seed": (int, 0, 2**31 - 1)}
+
+
+def _bad_number(value: str, kind: type, lo: float, hi: float) -> str | None:
+    """Why ``value`` is not a ``kind`` in [lo, hi] (None: it is)."""
+    try:
+        number = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return f"it is not {'a whole number' if kind is int else 'a number'}"
+    if not math.isfinite(number) or not lo <= number <= hi:
+        return f"it must lie between {lo:,g} and {hi:,g}" if kind is float else f"it must lie between {lo:,} and {hi:,}"
+    return None
+
+
 def train_settings(valid: dict[str, list[str]] | None = None) -> dict[str, str]:
-    """Train-page settings from the URL, each falling back to its default when missing or not in ``valid``."""
+    """Train-page settings from the URL, each falling back to its default when missing, not in ``valid`` or out of
+    range (:data:`TRAIN_RANGES`); a value that is ignored gets a one-line notice and leaves the URL."""
     out = {}
     for key, default in TRAIN_DEFAULTS.items():
         value = st.query_params.get(key, default)
+        why = None
         if valid and key in valid and value not in valid[key]:
+            why = "choose one of " + ", ".join(valid[key])
+        elif key in TRAIN_RANGES:
+            why = _bad_number(value, *TRAIN_RANGES[key])
+        if why:
+            access.ignored(key, value, why)
             value = default
         out[key] = value
     return out
@@ -219,13 +244,29 @@ def current_run_id(*, demo: bool = True) -> str | None:
     remembers the run, and the URL gets it back (a link copied from any page opens the same run). The demo
     fallback is not written to either, so it ends by itself once the user has a run.
     """
-    run_id = st.query_params.get("run") or st.session_state.get("run_id")
+    url_run = st.query_params.get("run")
+    if url_run is not None and not (valid_run_id(url_run) and store().exists(url_run)):
+        access.ignored("run", url_run, "there is no such run here")
+        url_run = None
+    run_id = url_run or st.session_state.get("run_id")
     if run_id and valid_run_id(run_id) and store().exists(run_id):
+        if url_run == run_id:
+            access.take_url_key(store(), run_id)  # the control key of a link (?run=ID&key=...)
         st.session_state["run_id"] = run_id
         if st.query_params.get("run") != run_id:
             st.query_params["run"] = run_id
+        _show_key(run_id)
         return run_id
     return demo_fallback() if demo else None
+
+
+def _show_key(run_id: str | None) -> None:
+    """The URL carries this session's control key of the run it shows (``?key=``), and no other key."""
+    key = access.run_key(run_id) if run_id else None
+    if key and st.query_params.get("key") != key:
+        st.query_params["key"] = key
+    elif not key and "key" in st.query_params:
+        del st.query_params["key"]
 
 
 def demo_fallback() -> str | None:
@@ -244,11 +285,11 @@ def current_frame(times: list[float]) -> int:
         return min(max(k, 0), max(0, len(times) - 1))
     raw = st.query_params.get("t")
     if raw is not None and times:
-        try:
-            t = float(raw)
-        except ValueError:
+        why = _bad_number(raw, float, 0.0, 1.0)
+        if why:
+            access.ignored("t", raw, why)
             return 0
-        return min(range(len(times)), key=lambda i: abs(times[i] - t))
+        return min(range(len(times)), key=lambda i: abs(times[i] - float(raw)))
     return 0
 
 
@@ -258,38 +299,22 @@ def set_frame(k: int, times: list[float]) -> None:
         st.query_params["t"] = f"{times[k]:.2f}"
 
 
-def path_playing() -> bool:
-    """Whether the Path page is playing its frames."""
-    return bool(st.session_state.get("path_playing"))
-
-
-def set_path_playing(on: bool, times: list[float] | None = None) -> None:
-    """Play or pause the Path page; playing from the last frame starts again at t = 0 (``times`` given)."""
-    if on and times and current_frame(times) >= len(times) - 1:
-        set_frame(0, times)
-    if path_playing() != on:
-        st.session_state["path_generation"] = st.session_state.get("path_generation", 0) + 1
-    st.session_state["path_playing"] = on
-
-
-def path_slider_key() -> str:
-    """The Path page's time slider key, new each time playing starts or stops.
-
-    A timer tick sends the browser's widget values as they were when it fired, which can be a frame
-    behind; under a fresh key no stale value of an earlier slider can move the frame back.
-    """
-    return f"path_t_{st.session_state.get('path_generation', 0)}"
+#: The Path page's time slider.
+PATH_SLIDER = "path_t"
 
 
 def slider_moved(key: str, options: list[float]) -> None:
-    """Callback of the time slider ``key``: its value becomes the frame (ignored while playing)."""
-    if not path_playing() and st.session_state.get(key) in options:
+    """Callback of the time slider ``key``: its value becomes the frame."""
+    if st.session_state.get(key) in options:
         set_frame(options.index(st.session_state[key]), options)
 
 
 def compared_runs(ids: list[str], default: dict[str, str]) -> dict[str, str]:
     """The Runs page's two compared runs ``{"a": id, "b": id}``: the URL's ``?a=``/``?b=`` where they name
-    one of ``ids``, else ``default``."""
+    one of ``ids``, else ``default`` (with a notice for a value that names no run)."""
+    for slot in default:
+        if st.query_params.get(slot) is not None and st.query_params.get(slot) not in ids:
+            access.ignored(slot, st.query_params.get(slot), "there is no such run here")
     return {slot: st.query_params[slot] if st.query_params.get(slot) in ids else run_id
             for slot, run_id in default.items()}
 
@@ -313,12 +338,20 @@ def set_run_id(run_id: str | None) -> None:
         st.query_params["run"] = run_id
     elif "run" in st.query_params:
         del st.query_params["run"]
+    _show_key(run_id)
+
+
+def forget_widgets(*keys: str) -> None:
+    """Drop the state of widgets ``keys`` (a table selection whose rows have changed), so they start afresh."""
+    for key in keys:
+        st.session_state.pop(key, None)
 
 
 def open_run(run_id: str, page: str) -> None:
     """Go to ``page`` (a file under ``views/``) showing run ``run_id``."""
     set_run_id(run_id)
-    st.switch_page(page, query_params={"run": run_id})
+    key = access.run_key(run_id)
+    st.switch_page(page, query_params={"run": run_id, **({"key": key} if key else {})})
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -329,28 +362,6 @@ def _read(path: str, mtime: float) -> PointSet:
 def load_points(ds: Dataset) -> PointSet:
     """Read a data set's points (cached while the file is unchanged); raises DataError."""
     return _read(str(ds.path), ds.path.stat().st_mtime)
-
-
-def save_upload(name: str, data: bytes, lat_col: str | None, lon_col: str | None) -> tuple[Dataset, PointSet]:
-    """Validate an upload and keep it (as a clean ``lat,lon`` CSV) under the run store's uploads folder.
-
-    Raises DataError for a bad file; nothing is written then, and the current choice stays.
-    """
-    s = settings()
-    limit = s.max_upload_mb * 1024 * 1024
-    if len(data) > limit:
-        raise DataError(f"the file is {len(data) / 2**20:.1f} MB; the limit is {s.max_upload_mb} MB", source=name)
-    points = parse_points(data, source=name, lat_col=lat_col, lon_col=lon_col, max_bytes=limit)
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(name).stem).strip("-")[:40] or "upload"
-    digest = hashlib.sha256(data).hexdigest()[:8]
-    s.uploads.mkdir(parents=True, exist_ok=True)
-    out = s.uploads / f"{stem}-{digest}.csv"
-    if not out.exists():
-        lines = ["lat,lon"] + [f"{a:.6f},{b:.6f}" for a, b in zip(points.lat, points.lon, strict=True)]
-        atomic_write(out, ("\n".join(lines) + "\n").encode())
-    ds = Dataset(f"upload:{out.stem}", f"{out.stem} (uploaded)", out, "upload")
-    select_dataset(ds.key)
-    return ds, points
 
 
 def auto_description(run: RunDir) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -36,6 +37,11 @@ def _app(page: str | None = None, **query: str) -> AppTest:
         at.run()
     assert not at.exception, at.exception
     return at
+
+
+def _shown(boxes) -> str:
+    """The text of message boxes as a reader sees it: the escapes that keep file text plain removed."""
+    return re.sub(r"\\(.)", r"\1", " ".join(b.value for b in boxes))
 
 
 def _wait(store: RunStore, run_id: str, timeout: float = 240.0, *, report: bool = True) -> str:
@@ -100,7 +106,7 @@ def test_upload_bad_file_keeps_session(env, content, needle):
     assert not at.exception
     if at.button(key="use_upload") if _has_button(at, "use_upload") else False:
         at.button(key="use_upload").click().run()
-    errors = " ".join(e.value for e in at.error)
+    errors = _shown(at.error)
     assert needle in errors, errors
     # The session is intact: the previous data set is still selected and shown.
     assert at.selectbox(key="data_select").value == "synthetic"
@@ -211,7 +217,9 @@ def test_step_mode_advances_and_redraws(env):
     # A Step writes the live picture of the model, not the slow exact report (changed with the live picture)
     assert _wait(store, run_id, report=False) == "done" and store.info(run_id).step == 50
     assert store.run_dir(run_id).live.exists() and not store.run_dir(run_id).report.exists()
-    at = _app("views/train.py", run=run_id, size="small")
+    key = at.query_params["key"]  # the run's control key: this session started it
+    key = key[0] if isinstance(key, list) else key
+    at = _app("views/train.py", run=run_id, key=key, size="small")  # a reload of its control link
     assert len(at.get("plotly_chart")) == 2  # curves and the picture after the step
     # κ_max was left at auto: the page says what the rule read off the bundled (smooth) data
     assert any("Settings from the data" in c.value and "smooth data" in c.value for c in at.caption)
@@ -228,6 +236,6 @@ def test_upload_over_the_limit_is_refused_with_the_limit_named(env, monkeypatch)
     at.file_uploader(key="upload").set_value(("big.csv", big, "text/csv")).run()
     if _has_button(at, "use_upload"):
         at.button(key="use_upload").click().run()
-    errors = " ".join(e.value for e in at.error)
+    errors = _shown(at.error)
     assert "1.5 MB" in errors and "limit is 1 MB" in errors, errors
     assert at.selectbox(key="data_select").value == "synthetic"

@@ -186,3 +186,23 @@ def test_empty_store(tmp_path, monkeypatch):
     at = _runs_page()
     assert any("python -m cnfm_core train --run-dir" in i.value for i in at.info)
     assert not at.dataframe
+
+
+def test_who_may_change_a_run_is_shown_and_enforced(env, monkeypatch):
+    """Runs from the command line have no owner: everyone's in single-user mode, the teacher's with an admin key."""
+    at = _runs_page()
+    sources = dict(zip(at.dataframe[0].value["Run"], at.dataframe[0].value["Source"], strict=True))
+    assert set(sources.values()) == {"command line"}
+    assert any("single-user mode" in c.value for c in at.caption)
+    ids = list(at.dataframe[0].value["Run"])
+    at.session_state["runs_table"] = {"selection": {"rows": [ids.index("ppd-run")], "columns": []}}
+    at.run()
+    assert not at.checkbox(key="delete_sure_ppd-run").disabled
+    assert at.button(key="delete_run").disabled  # until the box is ticked
+    monkeypatch.setenv("CNFM_ADMIN_KEY", "teacher-secret-1")
+    at = _runs_page()
+    at.session_state["runs_table"] = {"selection": {"rows": [ids.index("ppd-run")], "columns": []}}
+    at.run()
+    assert at.button(key="delete_run").disabled and at.checkbox(key="delete_sure_ppd-run").disabled
+    assert any("command line, so only the teacher" in c.value for c in at.caption)
+    assert (env / "ppd-run").is_dir()

@@ -3,7 +3,8 @@
 After training, the worker writes the results in stages (cnfm_core/stages.py): a preview map within seconds,
 then the exact test NLL, the path frames and the exact map. This page shows each as soon as its file exists,
 with the stages' progress and a Cancel button while the run is reporting (a fragment polls every 2 s and redraws
-the page when a file it shows changes). A message is shown only for the state it describes.
+the page when a file it shows changes). A message is shown only for the state it describes. Everyone may view a
+run; its buttons (Cancel, Compute) are for its owner and the teacher (``dashboard/access.py``).
 """
 
 import io
@@ -17,7 +18,8 @@ from cnfm_core.data import PointSet
 from cnfm_core.geo import LOG_AREA
 from cnfm_core.jobs import ACTIVE
 from cnfm_core.runs import RunDir, RunError
-from dashboard import export, figures, progress, state
+from dashboard import access, export, figures, progress, state
+from dashboard.text import plain
 
 store, runner = state.store(), state.runner()
 st.title("Results")
@@ -35,20 +37,29 @@ def _signature(run: RunDir, run_state: str) -> tuple[object, ...]:
 
 def _request_report() -> None:
     """Request the chosen run's report job (it runs in the background) and redraw; a refusal is shown."""
+    if not may.allowed:
+        return
     try:
         store.request_job(chosen, "report")
         runner.poll()
         st.rerun()
     except RunError as e:
-        st.error(str(e))
+        st.error(plain(e))
+
+
+def _off() -> str | None:
+    """Why this session may not use the chosen run's buttons (None: it may)."""
+    return access.why_not(may)
 
 
 def _offer_report(missing: str, label: str, *, key: str, hint: str) -> None:
     """Say that ``missing`` (a result) of the chosen run was not computed and, unless the run is a demo, offer a
     button that requests its report job."""
     st.info(f"{missing} of this run was not computed (its report was cancelled or did not finish).")
-    if not info.demo and st.button(label, key=key, help=hint):
+    if not info.demo and st.button(label, key=key, help=_off() or hint, disabled=_off() is not None):
         _request_report()
+    if not info.demo and _off():
+        st.caption(_off())
 
 
 infos = store.runs()
@@ -68,6 +79,7 @@ if chosen != run_id:
     state.set_run_id(chosen)
 run = store.run_dir(chosen)
 info = store.info(chosen)
+may = access.control(store, chosen)
 if info.demo:
     st.caption("Demo run (bundled, read-only)")
 if (info.config or {}).get("manifold", "sphere") != "sphere":
@@ -93,16 +105,19 @@ def watch() -> None:
         stages = _stages(run)
         head, button = st.columns([3, 1], vertical_alignment="center")
         head.markdown("**Computing the results**: each appears on this page as soon as it is ready.")
+        if _off():
+            head.caption(_off())
         for col, s in zip(st.columns(max(1, len(stages))), stages, strict=False):
             fraction = float(s.get("fraction") or 0.0) if s.get("state") in ("running", "done") else 0.0
             col.progress(min(1.0, max(0.0, fraction)), text=progress.stage_text(s))
-        if button.button("Cancel", key="cancel_report", help="Keep what is ready and skip the rest; the exact "
-                     "test NLL can be computed later from this page, the path frames from the Path page."):
+        if button.button("Cancel", key="cancel_report", disabled=_off() is not None,
+                         help=_off() or "Keep what is ready and skip the rest; the exact test NLL can be computed "
+                                        "later from this page, the path frames from the Path page.") and may.allowed:
             try:
                 store.request_cancel(chosen)
                 st.toast("Cancelling: the run keeps what is ready.")
             except RunError as e:
-                st.toast(str(e))
+                st.toast(plain(e))
     elif now.state in ("queued", "running"):
         st.info(f"Run `{chosen}` is {now.state}; its density appears here seconds after training ends.")
     if _signature(run, now.state) != drawn:
@@ -116,11 +131,14 @@ if not run.density.exists():
         st.info(f"Run `{chosen}` has no results for its current model (step {info.step:,}); Step trains without "
                 "computing them.")
         if st.button(f"Compute the results for step {info.step:,}", key="compute_results", type="primary",
-                     help="Runs in the background: a preview map first, then the exact test NLL, the path frames "
-                          "and the exact map."):
+                     disabled=_off() is not None,
+                     help=_off() or "Runs in the background: a preview map first, then the exact test NLL, the path "
+                                    "frames and the exact map."):
             _request_report()
+        if _off():
+            st.caption(_off())
     elif info.state not in ACTIVE:
-        st.warning(f"Run `{chosen}` has no results ({info.state}). {info.message}".strip())
+        st.warning(f"Run `{chosen}` has no results ({info.state}). {plain(info.message)}".strip())
     st.stop()
 
 try:
@@ -132,7 +150,7 @@ try:
         preview = "preview" in z.files and bool(int(z["preview"]))
         grid_mass = float(z["grid_mass"]) if "grid_mass" in z.files else (report or {}).get("grid_mass")
 except (RunError, OSError, ValueError, KeyError) as e:
-    st.error(f"The results of this run cannot be read: {e}")
+    st.error(f"The results of this run cannot be read: {plain(e)}")
     st.stop()
 try:
     samples = np.loadtxt(run.samples, delimiter=",", skiprows=1, ndmin=2)

@@ -6,6 +6,9 @@ gets a row, with "–" where a value is missing. The bundled demo runs (``assets
 "demo": they open like any run, read-only.
 
 URL: the two compared runs are ``?a=<run id>&b=<run id>`` (kept by ``dashboard.state``).
+
+Everyone sees every run; the Stop and Delete buttons of a selected run are for its owner and the teacher, who
+signs in here with the server's admin key (``dashboard/access.py``, docs/reliability.md).
 """
 
 import math
@@ -15,10 +18,12 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from cnfm_core import owners
 from cnfm_core.config import LEGACY_DEFAULTS
-from cnfm_core.jobs import RunInfo, RunStore
+from cnfm_core.jobs import ACTIVE, RunInfo, RunStore
 from cnfm_core.runs import RunError
-from dashboard import figures, state
+from dashboard import access, figures, state
+from dashboard.text import plain
 
 _BROKEN = (RunError, OSError, ValueError, TypeError, AttributeError, KeyError)
 _KEY_CONFIG = {"hidden": "Hidden", "kappa_max": "κ_max", "space_frequencies": "Fourier features",
@@ -77,10 +82,10 @@ def _status(info: RunInfo) -> str:
     return f"{info.state} · step {info.step:,}" + (f" of {info.steps:,}" if isinstance(info.steps, int) else "")
 
 
-def _table(runs: list[RunInfo], reports: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
+def _table(runs: list[RunInfo], reports: dict[str, dict[str, Any]], origins: dict[str, str]) -> dict[str, list[Any]]:
     """The runs table as columns (None where a value is missing; the table shows "–")."""
     cols: dict[str, list[Any]] = {"Run": [r.run_id for r in runs],
-                                  "Source": ["demo (read-only)" if r.demo else "yours" for r in runs],
+                                  "Source": [origins[r.run_id] for r in runs],
                                   "Data set": [r.data_name or None for r in runs],
                                   "Manifold": [_manifold(r.config) for r in runs],
                                   "Objective": [_objective(r.config) for r in runs]}
@@ -119,8 +124,60 @@ def _density(store: RunStore, run_id: str) -> tuple[np.ndarray, np.ndarray, np.n
         return None
 
 
+def _teacher() -> None:
+    """Who may change which run, and the teacher's sign-in (on a server with an admin key)."""
+    signed_in = access.is_admin()  # reads a ?admin= value first
+    if not access.admin_configured():
+        st.caption(f"{owners.RULE} This server has no admin key: single-user mode, so runs started from the command "
+                   "line may be changed by everyone.")
+        return
+    st.caption(owners.RULE)
+    if signed_in:
+        st.caption("Signed in as the teacher: you may stop, resume and delete every run (except the demos).")
+        if st.button("Sign out", key="admin_sign_out"):
+            access.sign_out()
+            st.rerun()
+        return
+    with st.expander("Teacher: sign in with the admin key"):
+        with st.form("admin_form", border=False):
+            given = st.text_input("Admin key", type="password", key="admin_input")
+            if st.form_submit_button("Sign in"):
+                if access.sign_in(given):
+                    st.rerun()
+                st.warning("That is not this server's admin key.")
+
+
+def _manage(info: RunInfo) -> None:
+    """Stop or delete the selected run: for its owner and the teacher (off, with the reason, for others)."""
+    if info.demo:
+        return
+    may = access.control(store, info.run_id)
+    off = access.why_not(may)
+    c1, c2, _ = st.columns([1, 1, 4])
+    if info.state in ACTIVE:
+        if c1.button("Stop run", key="stop_run", disabled=off is not None,
+                     help=off or "Stop after the current step (a queued run is cancelled); the checkpoint is kept.") \
+                and may.allowed:
+            state.runner().stop(info.run_id)
+            st.toast(f"Stopping {info.run_id}.")
+    else:
+        sure = c2.checkbox("Delete for good", key=f"delete_sure_{info.run_id}", disabled=off is not None)
+        if c1.button("Delete run", key="delete_run", disabled=off is not None or not sure,
+                     help=off or "Delete the run folder and every file in it (tick the box first).") and may.allowed:
+            try:
+                store.delete(info.run_id)
+            except RunError as e:
+                st.warning(plain(e))
+            else:
+                state.forget_widgets("runs_table")  # the rows moved: select nothing rather than another run
+                st.rerun()
+    if off:
+        st.caption(off)
+
+
 store = state.store()
 st.title("Runs")
+_teacher()
 runs = store.runs()
 if not runs:
     st.info("No runs yet. Start one on the **Train** page, or from a terminal with "
@@ -137,13 +194,13 @@ st.caption(f"{where}, newest first. Select one row to open it, or two to compare
            + (" Demo runs were trained with the default settings and ship with the app; they are read-only."
               if n_demo else ""))
 event = st.dataframe(
-    _table(runs, reports),
+    _table(runs, reports, {r.run_id: access.origin(store, r) for r in runs}),
     hide_index=True,
     placeholder="–",
     column_config={
         "Run": st.column_config.TextColumn(pinned=True),
-        "Source": st.column_config.TextColumn(help="Demo runs ship with the app (read-only); yours are in the run "
-                                                   "store"),
+        "Source": st.column_config.TextColumn(help="yours: started by this browser session; another session; "
+                                                   "command line; demo: ships with the app (read-only)"),
         "Hidden": st.column_config.NumberColumn(format="%d"),
         "κ_max": st.column_config.NumberColumn(format="%g"),
         "lr": st.column_config.NumberColumn(format="%g"),
@@ -167,6 +224,7 @@ if len(selected) == 1:
         state.open_run(selected[0], "views/path.py")
     if not by_id[selected[0]].demo and c3.button("Open in Train", key="open_train"):
         state.open_run(selected[0], "views/train.py")
+    _manage(by_id[selected[0]])
 
 st.subheader("Compare two runs")
 with_results = [i for i in ids if reports[i]] + [i for i in ids if not reports[i]]
@@ -205,7 +263,7 @@ for col, slot in zip(st.columns(2), pair, strict=True):
     info, run = infos[slot], store.run_dir(pair[slot])
     with col:
         st.markdown(f"**{slot.upper()}: `{info.run_id}`**  \n"
-                    f"Data set: {info.data_name or '–'} · objective: {_objective(info.config) or '–'} · "
+                    f"Data set: {plain(info.data_name or '–')} · objective: {_objective(info.config) or '–'} · "
                     f"{_status(info)}")
         if changed:
             shown = {k: _filled(info.config).get(k) for k in changed}

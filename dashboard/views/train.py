@@ -1,16 +1,23 @@
 """Train page: choose the objective and a few knobs, start/stop/resume/step a background run, watch it learn.
 
+Anyone may start a run; stopping, resuming and stepping one is for its owner and the teacher
+(``dashboard/access.py``); a button this session may not use is off, with the reason.
+
 While a run trains, the page redraws every 2 s: the loss and validation curves beside the live picture of the
 model (``live.npz``, written by the worker every few seconds), so a class watches the blobs form.
 """
 
+import dataclasses
+
 import streamlit as st
 
+from cnfm_core import owners
 from cnfm_core.config import KAPPA_CAP, KAPPA_MIN, TrainConfig
 from cnfm_core.geo import LOG_AREA
 from cnfm_core.jobs import ACTIVE, RunInfo
 from cnfm_core.runs import RunDir, RunError
-from dashboard import figures, progress, state
+from dashboard import access, figures, progress, state
+from dashboard.text import plain
 
 OBJECTIVES = {"ppd1": ("PPD, ℓ = 1", "ppd", 1), "ppd2": ("PPD, ℓ = 2", "ppd", 2),
               "rfm": ("RFM (flow matching baseline)", "rfm", 1)}
@@ -23,12 +30,14 @@ STEP = 50
 MIN_STEPS = 300
 
 
-def step_blocked(info: RunInfo | None, run: RunDir | None) -> str | None:
+def step_blocked(info: RunInfo | None, run: RunDir | None, may: owners.Access | None = None) -> str | None:
     """Why Step cannot continue the selected run now (None: it can, or there is no run and Step makes one)."""
     if info is None or run is None:
         return None
     if getattr(info, "demo", False):
         return "Step is off for a bundled demo run (read-only): start a run of your own first."
+    if may is not None and not may.allowed:
+        return "Step is off: only this run's owner or the teacher may change it (see below)."
     if info.state in ACTIVE:
         return (f"Step is off while this run is busy ({info.state} when this page was drawn): it continues the "
                 "run once it has finished.")
@@ -44,7 +53,8 @@ st.caption(f"Data set: **{ds.label}** (change it on the Data page). Device: **{s
 
 current = state.current_run_id(demo=False)
 current_info = store.info(current) if current else None
-blocked = step_blocked(current_info, store.run_dir(current) if current else None)
+blocked = step_blocked(current_info, store.run_dir(current) if current else None,
+                       access.control(store, current) if current else None)
 
 choice = state.train_settings({"obj": list(OBJECTIVES), "size": list(SIZES), "kappa": KAPPAS,
                                "split": list(SPLITS)})
@@ -63,10 +73,7 @@ with st.form("settings"):
                                   f"sharper target (up to {KAPPA_CAP:,.0f}) and Fourier features of the point; "
                                   f"smooth data get {KAPPA_MIN:,.0f}.")
     c1, c2, c3 = st.columns(3)
-    try:
-        minutes_default, seed_default = min(600.0, max(0.1, float(choice["minutes"]))), int(choice["seed"])
-    except ValueError:
-        minutes_default, seed_default = float(state.TRAIN_DEFAULTS["minutes"]), 0
+    minutes_default, seed_default = float(choice["minutes"]), int(choice["seed"])  # checked by train_settings
     minutes = c1.number_input("Training time (minutes)", min_value=0.1, max_value=600.0, value=minutes_default,
                               step=0.25, help=f"The run trains this long, and on past it until at least "
                                               f"{MIN_STEPS} steps are done. The default, 45 s, is where the "
@@ -93,21 +100,28 @@ if start or step:
     config = TrainConfig(data=str(ds.path), objective=obj, ell=ell, hidden=SIZES[size],
                          kappa_max=None if kappa == "auto" else float(kappa), minutes=float(minutes),
                          min_steps=MIN_STEPS, seed=int(seed), split=split, eval_every=500)
-    run_id = current
+    run_id, key, pending = current, owners.new_key(), access.pending_start(store)
     try:
+        if (start or current is None) and pending:  # a repeated Start: the last one has not begun yet
+            raise RunError(f"your last run {pending} has not begun training yet, so this Start made no second "
+                           "run (stop that one first to start again with other settings)")
         if start:
-            run_id = store.create(config, name=ds.path.stem)
+            run_id = store.create(config, name=ds.path.stem, owner_key=key)
+            access.remember(run_id, key)
         elif current is None:  # the very first Step makes the run
             config.minutes, config.min_steps, config.steps = None, None, STEP
-            run_id = store.create(config, name=ds.path.stem, quick=True)
+            run_id = store.create(config, name=ds.path.stem, quick=True, owner_key=key)
+            access.remember(run_id, key)
+        elif blocked:  # the form was sent before the run became busy or was someone else's
+            raise RunError(blocked)
         else:
             info = store.info(current)
             store.request_resume(current, steps=info.step + STEP, quick=True)
         runner.poll()
         state.set_run_id(run_id)
         st.rerun()  # draw the form again for the run's new state (Step is off while it is busy)
-    except (RunError, ValueError) as e:
-        st.error(f"Could not {'start' if start else 'step'}: {e}")
+    except (RunError, ValueError, OSError) as e:  # OSError: the run folder could not be written (disk full?)
+        st.error(f"Could not {'start' if start else 'step'}: {plain(e)}")
 
 run_id = state.current_run_id(demo=False)
 if run_id is None:
@@ -118,27 +132,52 @@ if run_id is None:
 was_active = store.info(run_id).state in ACTIVE
 
 
+def resume_budget(info: RunInfo) -> dict[str, float | int]:
+    """The new total budget of a Resume: a failed run finishes the budget it had; a finished one trains for the
+    same time again."""
+    if info.state == "failed" and info.minutes:
+        return {"minutes": max(float(info.minutes), info.elapsed / 60.0 + 0.1)}
+    if info.state == "failed" and isinstance(info.steps, int):
+        return {"steps": max(info.steps, info.step + STEP)}
+    return {"minutes": info.elapsed / 60.0 + float(info.minutes or 1.0)}
+
+
 def controls(info: RunInfo, run: RunDir, col: st.delta_generator.DeltaGenerator) -> None:
-    """Stop while training, Cancel while reporting, Resume once finished (none on a demo run)."""
+    """Stop while training, Cancel while reporting, Resume once finished or failed with a checkpoint (none on a
+    demo run); off, with the reason, for a session that may not change the run."""
     if getattr(info, "demo", False):
         return
+    may = access.control(store, run_id)
+    off = access.why_not(may)
     if info.state in ("queued", "running"):
-        if col.button("Stop", key="stop", help="Stop after the current step; the checkpoint is kept."):
+        if col.button("Stop", key="stop", help=off or "Stop after the current step; the checkpoint is kept.",
+                      disabled=off is not None) and may.allowed:
             runner.stop(run_id)
             st.toast("Stopping after the current step; the checkpoint is kept.")
     elif info.state == "reporting":
-        if col.button("Cancel", key="cancel", help="Skip the rest of the report; the run keeps what is done."):
+        if col.button("Cancel", key="cancel", help=off or "Skip the rest of the report; the run keeps what is done.",
+                      disabled=off is not None) and may.allowed:
             try:
                 store.request_cancel(run_id)
                 st.toast("Cancelling the rest of the report; what is done is kept.")
             except RunError as e:  # it finished meanwhile
-                st.toast(str(e))
-    elif info.state in ("done", "stopped") and run.checkpoint.exists():
-        if col.button("Resume", key="resume", help="Train for the same time again, from the checkpoint."):
-            extra = float(info.minutes or 1.0)
-            store.request_resume(run_id, minutes=info.elapsed / 60.0 + extra)
-            runner.poll()
-            st.rerun()
+                st.toast(plain(e))
+    elif info.state in ("done", "stopped", "failed") and run.checkpoint.exists():
+        lost = info.state == "failed" and (info.stale or info.message.startswith("the worker process"))
+        where = f"at or before step {info.step:,}" if lost else f"step {info.step:,}"
+        if col.button("Resume", key="resume", disabled=off is not None,
+                      help=off or f"Train on from the checkpoint ({where}).") and may.allowed:
+            try:
+                store.request_resume(run_id, **resume_budget(info))
+            except RunError as e:
+                st.toast(plain(e))
+            else:
+                runner.poll()
+                st.rerun()
+        if info.state == "failed":
+            col.caption(f"Resume continues from its last checkpoint ({where}).")
+    if off:
+        col.caption(off)
 
 
 def status_line(info: RunInfo, run: RunDir, rate: float | None, col: st.delta_generator.DeltaGenerator) -> None:
@@ -178,20 +217,27 @@ def status_line(info: RunInfo, run: RunDir, rate: float | None, col: st.delta_ge
             col.success(f"Done: the picture below is the model after step {info.step:,}. Its exact test NLL is "
                         "computed when a full run ends (Start training or Resume).")
     elif info.state == "stopped":
-        col.warning(f"Stopped at step {info.step:,}. {info.message}".strip())
+        col.warning(f"Stopped at step {info.step:,}. {plain(info.message)}".strip())
     elif info.state == "failed":
-        col.error(f"Failed: {info.message}")
+        col.error(f"Failed: {plain(info.message)}")
     if info.job_error and info.state not in ACTIVE:
-        col.warning(info.job_error)
+        col.warning(plain(info.job_error))
 
 
-def picture(info: RunInfo, run: RunDir) -> None:
-    """The live picture of the model (``live.npz``); for a run from before live pictures, its density map."""
+def read_live(run: RunDir) -> dict | None:
+    """The run's live picture (``live.npz``), None when there is none yet or it cannot be read."""
     try:
-        live = run.read_npz(run.live) if run.live.exists() else None
+        return run.read_npz(run.live) if run.live.exists() else None
+    except RunError:
+        return None
+
+
+def picture(info: RunInfo, run: RunDir, live: dict | None) -> None:
+    """The live picture of the model (``live``); for a run from before live pictures, its density map."""
+    try:
         grid = run.read_npz(run.density) if live is None and info.state not in ACTIVE and run.density.exists() else None
     except RunError:
-        live = grid = None
+        grid = None
     if live is not None and {"lat", "lon", "log_prob"} <= set(live):
         step = int(live["step"]) if "step" in live else info.step
         fig = figures.live_density_map(live["lat"], live["lon"], live["log_prob"], live.get("samples"),
@@ -215,6 +261,12 @@ def live() -> None:
     st.subheader(f"Run `{run_id}`")
     if getattr(info, "demo", False):
         st.caption("Demo run (bundled, read-only)")
+    elif access.run_key(run_id):
+        st.caption("Your run: the address in your browser is its **control link** (it holds `key=`); keep it to "
+                   "stop or resume the run after a reload, and share only the run id to let others watch.")
+    snapshot = read_live(run)
+    if info.state == "running" and snapshot is not None and "step" in snapshot:  # newer than the status file
+        info = dataclasses.replace(info, step=max(info.step, int(snapshot["step"])))
     metrics = run.read_metrics()
     rate = progress.steps_per_s(metrics)
     val_nll = progress.latest_val_nll(metrics)
@@ -237,7 +289,7 @@ def live() -> None:
     with left:
         st.plotly_chart(figures.curves(metrics), use_container_width=True, key="curves")
     with right:
-        picture(info, run)
+        picture(info, run, snapshot)
     if was_active and info.state not in ACTIVE:
         st.rerun()  # the run ended: a full rerun turns polling off and lets Step in again
 

@@ -133,3 +133,35 @@ def test_first_open_live_training_and_a_step(served):
         assert store.info(run_id).step == before + 50
         browser.close()
     assert not outside, f"requests left the machine: {outside[:5]}"
+
+
+#: Listens to the Path animation's frames in the browser: each frame's name and the colour range it was drawn with.
+LISTEN_JS = """() => { window.shownFrames = [];
+  const gd = document.querySelector('.st-key-path_animation .js-plotly-plot');
+  const range = () => [gd.layout.coloraxis.cmin, gd.layout.coloraxis.cmax];
+  gd.on('plotly_animatingframe', e => window.shownFrames.push([e.name, ...range()]));
+}"""
+
+
+def test_the_path_animation_plays_in_the_browser(served):
+    from playwright.sync_api import sync_playwright
+
+    url, _ = served
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = _guarded_page(browser, outside, [])
+        page.goto(url + "/path", wait_until="domcontentloaded")  # the bundled demo run and its frames
+        _until(lambda: _painted(page, "path_animation"), "the path animation")
+        page.wait_for_timeout(1000)
+        from_server: list[int] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda _: from_server.append(1)))
+        page.evaluate(LISTEN_JS)
+        page.get_by_text("▶ Play").click()
+        shown = _until(lambda: (f := page.evaluate("() => window.shownFrames")) and f[-1][0] == "30" and f,
+                       "the animation to reach its last frame")
+        browser.close()
+    assert len({name for name, _, _ in shown}) >= 30  # every frame, from t = 0 to t = 1
+    assert len({(lo, hi) for _, lo, hi in shown}) == 1  # one colour range for all of them
+    assert not from_server  # played by the browser: no message from the server while it played
+    assert not outside

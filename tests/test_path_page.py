@@ -23,6 +23,7 @@ from cnfm_core.runs import RunDir
 from cnfm_core.sphere import grid_points
 from cnfm_core.train import train
 from dashboard import figures
+from dashboard.text import plain
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard" / "app.py")
@@ -180,13 +181,20 @@ def test_page_without_runs(env):
 
 def test_page_shows_a_run(env, trained):
     shutil.copytree(trained, env / RUN)
+    times = read_frames(RunDir(env / RUN)).times
     at = _app(run=RUN)
     slider = at.select_slider[0]
     assert slider.label == "t" and len(slider.options) == K and slider.value == 0.0
     assert _shown_t(at) == "t = 0.00"
     caption = next(c.value for c in at.caption if c.value.startswith("**t = "))
     assert f"A share of {TrainConfig().floor:.0%} of the target stays uniform" in caption  # the default floor
-    assert len(at.get("plotly_chart")) == 3 and len(at.get("deck_gl_json_chart")) == 2
+    assert len(at.get("plotly_chart")) == 2 and len(at.get("deck_gl_json_chart")) == 2
+    # The animation: one frame per time, both maps on one colour axis, Play and a slider of the browser's own
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len(spec["frames"]) == K and [f["traces"] for f in spec["frames"]] == [[0, 1]] * K
+    assert {d.get("coloraxis") for d in spec["data"] if d["type"] == "heatmap"} == {"coloraxis"}
+    assert [s["label"] for s in spec["layout"]["sliders"][0]["steps"]] == [f"{t:.2f}" for t in times]
+    assert spec["layout"]["updatemenus"][0]["buttons"][0]["args"][0] is None  # Play: all frames, in the browser
     text = " ".join(m.value for m in at.markdown)
     assert "continuity equation" in text and "under-supplies" in text and "PPD loss" in text
     metric = at.metric[0]
@@ -195,19 +203,11 @@ def test_page_shows_a_run(env, trained):
     assert labels == ["Target map (PNG)", "Model map (PNG)", "Residual map (PNG)", "Samples globe (PNG)",
                       "p_t animation (GIF)", "q_t animation (GIF)"]
 
-    at.select_slider[0].set_value(0.5).run()
+    middle = round(float(times[1]), 4)
+    at.select_slider[0].set_value(middle).run()
     assert not at.exception
-    assert _shown_t(at) == "t = 0.50"
-    assert "t = 0.50" in json.dumps(at.get("plotly_chart")[2].proto.spec)  # the residual map follows t
-
-    at.button(key="path_play").click().run()  # one frame at once, then one per tick
-    assert not at.exception
-    assert _shown_t(at) == "t = 1.00" and at.select_slider[0].value == 1.0
-    assert at.button(key="path_play").label == "Play"  # stopped at t = 1
-    at.button(key="path_play").click().run()  # at the end, Play starts again from t = 0
-    assert _shown_t(at) == "t = 0.50" and at.button(key="path_pause").label == "Pause"
-    at.run()
-    assert _shown_t(at) == "t = 1.00" and not at.session_state["path_playing"]
+    assert _shown_t(at) == f"t = {middle:.2f}"
+    assert f"t = {middle:.2f}" in json.dumps(at.get("plotly_chart")[1].proto.spec)  # the residual map follows t
 
 
 def test_a_target_without_floor_is_not_said_to_have_one(env, trained):
@@ -222,8 +222,10 @@ def test_a_target_without_floor_is_not_said_to_have_one(env, trained):
 
 def test_shared_link_opens_the_same_run_and_time(env, trained):
     shutil.copytree(trained, env / RUN)
+    times = read_frames(RunDir(env / RUN)).times
     at = _app(run=RUN, t="0.5")
-    assert _shown_t(at) == "t = 0.50"
+    nearest = times[np.argmin(np.abs(times - 0.5))]  # a link's t opens the nearest frame
+    assert _shown_t(at) == f"t = {nearest:.2f}"
     at.select_slider[0].set_value(1.0).run()
     assert at.query_params["t"] in ("1.00", ["1.00"])  # the URL follows the time shown
     at.switch_page("views/data.py").run()  # sidebar navigation drops URL parameters ...
@@ -242,7 +244,7 @@ def test_run_without_frames_offers_to_compute_them(env, trained):
     assert any("Computing the path frames" in i.value for i in at.info)
     store = RunStore(env)
     assert store.info(RUN).job == "frames"  # a job of the dashboard's runner, not a process of the page
-    t0 = time.time()  # generous: the worker imports torch and computes 11 frames on two shared cores
+    t0 = time.time()  # generous: the worker imports torch and computes 31 frames on two shared cores
     while store.info(RUN).state in ACTIVE and time.time() - t0 < 300:
         time.sleep(0.3)
     assert (env / RUN / "frames.npz").exists(), (env / RUN / "worker.log").read_text()
@@ -250,7 +252,7 @@ def test_run_without_frames_offers_to_compute_them(env, trained):
     assert info.state == "done" and not info.job_error  # the run keeps its state
     at.run()
     assert not at.exception
-    assert len(at.select_slider[0].options) == 11  # the command's default
+    assert len(at.select_slider[0].options) == 31  # the default
 
 
 def test_an_adaptive_run_says_its_kernel_and_shows_its_target(env, trained_adaptive):
@@ -276,5 +278,24 @@ def test_a_failed_frames_job_is_explained_and_can_be_retried(env, trained):
     (env / RUN / "status.json").write_text(json.dumps(status))
     (env / RUN / "worker.log").write_text("Traceback ...\nMemoryError\n")
     at = _app(run=RUN)
-    assert any("Computing the frames failed: out of memory" in e.value and "MemoryError" in e.value for e in at.error)
+    said = plain("Computing the frames failed: out of memory")  # run messages are shown as plain text
+    assert any(said in e.value and "MemoryError" in e.value for e in at.error)
     assert at.button(key="compute_frames").label == "Compute frames"  # the run keeps its state: it can try again
+
+
+def test_an_rfm_run_is_not_measured_against_ppd_as_if_it_were_its_own(env, trained):
+    shutil.copytree(trained, env / RUN)
+    meta = json.loads((env / RUN / "config.json").read_text())
+    meta["config"]["objective"] = "rfm"  # its frames are the same kind: the model's path and PPD's target path
+    (env / RUN / "config.json").write_text(json.dumps(meta))
+    at = _app(run=RUN)
+    assert any("trained with **RFM**" in i.value and "PPD's" in i.value for i in at.info)
+    titles = [a["text"] for a in json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["annotations"]]
+    assert titles == ["PPD's target path p_t (for comparison)", "Model path q_t (RFM)"]
+    assert "What PPD would measure: its residual for this RFM model" in [h.value for h in at.subheader]
+    # and a PPD run keeps its own words
+    meta["config"]["objective"] = "ppd"
+    (env / RUN / "config.json").write_text(json.dumps(meta))
+    at = _app(run=RUN)
+    assert not any("RFM" in i.value for i in at.info)
+    assert any(h.value.endswith("the PPD residual") for h in at.subheader)

@@ -87,7 +87,7 @@ def test_the_pages_showed_their_full_content(pages):
     assert any("Device of this run: **" in c for c in train["captions"])  # the device its worker recorded
     assert "This model (exact likelihood)" in pages["views/results.py"]["metrics"]
     assert pages["views/results.py"]["charts"] >= 2  # the open tab only: the learned and the true density maps
-    assert pages["views/path.py"]["sliders"] == 1 and pages["views/path.py"]["charts"] == 5
+    assert pages["views/path.py"]["sliders"] == 1 and pages["views/path.py"]["charts"] == 4  # +2 globes
     runs = pages["views/runs.py"]
     assert runs["tables"] == 1 and runs["metrics"].count("Test NLL (nats)") == 2
     assert "cnfm_core.train" not in pages["modules"] and "cnfm_core.frames" not in pages["modules"]

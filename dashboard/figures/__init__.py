@@ -20,6 +20,7 @@ deck.gl accessors are ``[lon, lat]``, and plotly maps put longitude on x.
 
 from __future__ import annotations
 
+from dashboard.figures.animation import FRAME_MS, path_animation
 from dashboard.figures.colours import (
     COAST_COLOR,
     COLORSCALE,
@@ -61,6 +62,7 @@ __all__ = [
     "DATA_COLOR",
     "DIVERGING_COLORSCALE",
     "EARTH_RADIUS_M",
+    "FRAME_MS",
     "LAND_COLOR",
     "LAND_PATH",
     "LIVE_RANGE",
@@ -82,6 +84,7 @@ __all__ = [
     "legend_html",
     "load_land",
     "lon_window",
+    "path_animation",
     "points_map",
     "points_payload",
     "residual_map",

@@ -1,33 +1,31 @@
 """Path page: how uniform noise becomes the data, time step by time step.
 
-For one run it shows, at a time ``t`` chosen on a slider (or played to ``t = 1``), the target path
-``p_t`` next to the model's path ``q_t``, samples of both, particle trajectories, and the PPD residual.
+For one run it shows the target path ``p_t`` next to the model's path ``q_t`` as an animation that plays in
+the browser (every frame on one colour scale), and at a time ``t`` chosen on a slider, samples of both,
+particle trajectories and the PPD residual.
 Everything comes from the run's ``frames.npz``; a run without it gets a button that queues a frames job
 with the dashboard's job runner (a worker process, never the server). A bundled demo run (read-only, shown
 until the user has a run of their own) brings its frames with it and is never given a job.
 """
 
 import functools
+import re
 import time
 from collections.abc import Callable
 
+import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from cnfm_core.jobs import ACTIVE
 from cnfm_core.pathframes import Frames, read_frames
 from cnfm_core.runs import RunDir, RunError
-from dashboard import export, figures, state
+from dashboard import access, export, figures, state
+from dashboard.text import plain
 
-#: Seconds between frames while playing.
-PLAY_SECONDS = 0.6
-#: Height in pixels of the two maps side by side.
-MAP_HEIGHT = 340
 #: Plotly's "download as PNG" button in the chart toolbar, at twice the screen resolution.
 PLOTLY_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 2}}
 TARGET_COLOR, MODEL_COLOR = figures.DATA_COLOR, figures.SAMPLE_COLOR
-#: The side-by-side maps' shared colour bar lies under each map, so that in a narrow column the map keeps the width.
-BELOW = {"orientation": "h", "y": -0.12, "yanchor": "top", "thickness": 10, "title": {"side": "top"}}
 
 RESIDUAL_TEXT = """
 **What this map measures.** The target path $p_t$ says how much probability should be near each point
@@ -61,14 +59,21 @@ def _frames(path: str, mtime: float) -> Frames:
     return read_frames(RunDir(path))
 
 
-def _target(path: str) -> tuple[float, str]:
-    """The uniform floor and the kernel of the run's target path (0 and "fixed" for runs made before those
-    existed, or with an unreadable config)."""
+def _target(path: str) -> tuple[float, str, str]:
+    """The uniform floor and the kernel of the run's target path, and its objective (0, "fixed" and "ppd" for
+    runs made before those existed, or with an unreadable config)."""
     try:
         config = RunDir(path).read_json(RunDir(path).config).get("config", {})
-        return float(config.get("floor", 0.0)), str(config.get("kernel", "fixed"))
+        return float(config.get("floor", 0.0)), str(config.get("kernel", "fixed")), str(config.get("objective", "ppd"))
     except (RunError, OSError, ValueError, TypeError, AttributeError):
-        return 0.0, "fixed"
+        return 0.0, "fixed", "ppd"
+
+
+#: What an RFM run's page says about the kernel path and the residual: PPD's, not what the run trained on.
+RFM_NOTE = ("This run was trained with **RFM**, which does not use this kernel path: RFM moves uniform noise "
+            "along geodesics to the data, so its own path q_t differs from p_t at intermediate times by design "
+            "(it is often nearly uniform at t = 0.5 where p_t is already concentrated). The target path here is "
+            "**PPD's**, shown for comparison; only at t = 1 should both end at the data.")
 
 
 def _frames_of(run: RunDir) -> tuple[str, float]:
@@ -85,10 +90,17 @@ def _map_png(path: str, mtime: float, k: int, which: str) -> bytes:
         w = figures.weighted_residual(f.lat, f.lon, f.target_log_prob[k], f.residual[k])
         return export.density_png(f.lat, f.lon, w.values, land=land, diverging=True, label="p_t · r",
                                   title=f"PPD residual weighted by the target, p_t · r   ({t})")
-    lo, hi = figures.shared_log_range(f.target_log_prob[k], f.model_log_prob[k])
-    values, name = (f.target_log_prob, "Target path p_t") if which == "target" else (f.model_log_prob, "Model path q_t")
-    return export.density_png(f.lat, f.lon, values[k], land=land, vmin=lo, vmax=hi, label="log density (nats)",
+    lo, hi = figures.shared_log_range(f.target_fine_log_prob, f.model_log_prob)  # the animation's scale
+    lat, lon, values, name = _which(f, which)
+    return export.density_png(lat, lon, values[k], land=land, vmin=lo, vmax=hi, label="log density (nats)",
                               title=f"{name}   ({t})")
+
+
+def _which(f: Frames, which: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """The target path (on its finer grid) or the model path: grid, values over frames, name."""
+    if which == "target":
+        return f.fine_lat, f.fine_lon, f.target_fine_log_prob, "Target path p_t"
+    return f.lat, f.lon, f.model_log_prob, "Model path q_t"
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -107,9 +119,9 @@ def _samples_png(path: str, mtime: float, k: int) -> bytes:
 def _path_gif(path: str, mtime: float, which: str) -> bytes:
     """Animated GIF of the target or the model path over all frames, both on one colour range."""
     f = _frames(path, mtime)
-    lo, hi = figures.shared_log_range(f.target_log_prob[-1], f.model_log_prob[-1])
-    values, name = (f.target_log_prob, "Target path p_t") if which == "target" else (f.model_log_prob, "Model path q_t")
-    return export.frames_gif(values, f.lat, f.lon, f.times, land=figures.load_land(), title=name, vmin=lo, vmax=hi,
+    lo, hi = figures.shared_log_range(f.target_fine_log_prob, f.model_log_prob)  # the animation's scale
+    lat, lon, values, name = _which(f, which)
+    return export.frames_gif(values, lat, lon, f.times, land=figures.load_land(), title=name, vmin=lo, vmax=hi,
                              label="log density (nats)")
 
 
@@ -151,14 +163,21 @@ def _offer_frames(run_id: str, run: RunDir) -> None:
         st.warning(f"Run `{run_id}` has no trained model ({info.state}), so it has no path to show.")
         return
     if info.job_error:
-        st.error(f"{info.job_error[:1].upper()}{info.job_error[1:]}\n\n```\n{_log_tail(run)}\n```")
+        tail = _log_tail(run)  # in a code fence longer than any run of backticks in it, so it shows as written
+        fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", tail)), default=0))
+        st.error(f"{plain(info.job_error[:1].upper() + info.job_error[1:])}\n\n{fence}\n{tail}\n{fence}")
     st.info("This run has no path frames yet (it was trained before they were written with every run). "
             "Computing them takes about a minute in the background; the page updates by itself.")
-    if st.button("Compute frames", key="compute_frames", type="primary", icon=":material/play_circle:"):
+    may = access.control(store, run_id)
+    off = access.why_not(may)
+    if off:
+        st.caption(off)
+    if st.button("Compute frames", key="compute_frames", type="primary", icon=":material/play_circle:",
+                 disabled=off is not None, help=off) and may.allowed:
         try:
             store.request_job(run_id, "frames")
         except RunError as e:
-            st.error(f"Not started: {e}")
+            st.error(f"Not started: {plain(e)}")
             return
         runner.poll()
         st.rerun()
@@ -174,33 +193,34 @@ def _download(col: DeltaGenerator, label: str, data: Callable[[], bytes], name: 
                         key=f"path_dl_{label}")
 
 
-def _path_view(run_id: str, path: str, mtime: float, ticking: bool, floor: float, kernel: str) -> None:
-    """Everything that changes with t, drawn as a fragment; ``ticking`` says whether it has a timer."""
-    if state.path_playing() != ticking:
-        st.rerun()  # Play or stop was pressed: redraw the page, with or without the timer
+def _animation(path: str, mtime: float, start: int, objective: str) -> None:
+    """Both paths over every frame as one figure that plays in the browser (no rerun of the page per frame)."""
+    f = _frames(path, mtime)
+    titles = ("PPD's target path p_t (for comparison)", "Model path q_t (RFM)") if objective == "rfm" else None
+    fig = figures.path_animation(f.times, (f.fine_lat, f.fine_lon, f.target_fine_log_prob),
+                                 (f.lat, f.lon, f.model_log_prob), land=figures.load_land(), start=start,
+                                 titles=titles)
+    st.plotly_chart(fig, key="path_animation", config=PLOTLY_CONFIG)
+    lo, hi = figures.shared_log_range(f.target_fine_log_prob, f.model_log_prob)
+    st.caption(f"**Play** runs in your browser, {1000 // figures.FRAME_MS} frames a second, through "
+               f"{len(f.times)} times from t = 0 (noise) to t = 1 (the data), closer together where the target "
+               "changes fastest; drag the slider to go to any time. Every frame and both maps share one colour "
+               f"scale, from {lo:.1f} to {hi:.1f} log density (nats; lower values get the lowest colour), so a "
+               "brighter colour always means more probability. The target is drawn on a finer grid than the "
+               "model: each of its cells shows the mean density over the cell.")
+
+
+def _path_view(run_id: str, path: str, mtime: float, floor: float, kernel: str, objective: str) -> None:
+    """Everything at one time t: samples, trajectories, the residual and the downloads (a fragment)."""
     f = _frames(path, mtime)
     options = [round(float(t), 4) for t in f.times]
-    last = len(options) - 1
     k = state.current_frame(options)  # a shared link's ?t= picks the first frame shown; then the session's
-    if ticking:  # one frame per tick, stopping at t = 1
-        k = min(k + 1, last)
-        if k == last:
-            state.set_path_playing(False)
     state.set_frame(k, options)  # the session's frame and the URL's ?t=
     t = options[k]
-
-    playing = state.path_playing()
-    key = state.path_slider_key()
+    key = state.PATH_SLIDER
     state.sync_widget(key, t)
-    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
-    c1.select_slider("t", options, key=key, format_func=lambda v: f"{v:.2f}", on_change=state.slider_moved,
-                     args=(key, options), disabled=playing, help="t = 0 is uniform noise, t = 1 the data.")
-    if playing:
-        c2.button("Pause", key="path_pause", icon=":material/pause:", on_click=state.set_path_playing, args=(False,),
-                  width="stretch")
-    else:
-        c2.button("Play", key="path_play", icon=":material/play_arrow:", on_click=state.set_path_playing,
-                  args=(True, options), width="stretch")
+    st.select_slider("t", options, key=key, format_func=lambda v: f"{v:.2f}", on_change=state.slider_moved,
+                     args=(key, options), help="t = 0 is uniform noise, t = 1 the data.")
     floor_text = (f" A share of {floor:.0%} of the target stays uniform at every t (its floor), so no region is "
                   "left with zero density." if floor > 0 else "")
     kappa_text = (f"vMF concentration κ(t) = {f.kappa[k]:.3g}" if kernel != "adaptive" else
@@ -211,23 +231,6 @@ def _path_view(run_id: str, path: str, mtime: float, ticking: bool, floor: float
                f"points, and the model's flow has to carry its mass along.{floor_text}")
 
     land = figures.load_land()
-    lo, hi = figures.shared_log_range(f.target_log_prob[k], f.model_log_prob[k])
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Target path p_t**")
-        fig = figures.density_map(f.lat, f.lon, f.target_log_prob[k], land=land, zmin=lo, zmax=hi)
-        fig.update_layout(height=MAP_HEIGHT)
-        fig.update_traces(colorbar=BELOW, selector={"type": "heatmap"})
-        st.plotly_chart(fig, key="path_target_map", config=PLOTLY_CONFIG)
-    with right:
-        st.markdown("**Model path q_t**")
-        fig = figures.density_map(f.lat, f.lon, f.model_log_prob[k], land=land, zmin=lo, zmax=hi)
-        fig.update_layout(height=MAP_HEIGHT)
-        fig.update_traces(colorbar=BELOW, selector={"type": "heatmap"})
-        st.plotly_chart(fig, key="path_model_map", config=PLOTLY_CONFIG)
-    st.caption(f"Both maps share one colour scale, from {lo:.1f} to {hi:.1f} nats (lower values get the lowest "
-               "colour), so equal colours mean equal density.")
-
     view_lat, view_lon = figures.view_centre(f.target_samples[-1, :, 0], f.target_samples[-1, :, 1])
     view = {"view_lat": view_lat, "view_lon": view_lon, "zoom": figures.globe_zoom(view_lat, 1.6)}
     left, right = st.columns(2)
@@ -250,7 +253,11 @@ def _path_view(run_id: str, path: str, mtime: float, ticking: bool, floor: float
         deck = figures.trajectories_globe(land, f.trajectories, k, **view)
         st.pydeck_chart(deck, height=460, key="path_trajectories_globe")
 
-    st.subheader("Where the flow and the target disagree: the PPD residual")
+    if objective == "rfm":
+        st.subheader("What PPD would measure: its residual for this RFM model")
+        st.caption("RFM did not train on this residual; it shows where this flow and PPD's kernel path disagree.")
+    else:
+        st.subheader("Where the flow and the target disagree: the PPD residual")
     w = figures.weighted_residual(f.lat, f.lon, f.target_log_prob[k], f.residual[k])
     left, right = st.columns([3, 2])
     with left:
@@ -330,9 +337,13 @@ try:
     path, mtime = _frames_of(run)
     _frames(path, mtime)
 except (RunError, OSError, ValueError, TypeError) as e:
-    st.error(f"The path frames of this run cannot be read: {e}")
+    st.error(f"The path frames of this run cannot be read: {plain(e)}")
     st.stop()
 
-playing = state.path_playing()
-st.fragment(_path_view, run_every=PLAY_SECONDS if playing else None)(chosen, path, mtime, playing,
-                                                                    *_target(path))
+floor, kernel, objective = _target(path)
+st.subheader("The two paths from noise to data")
+if objective == "rfm":
+    st.info(RFM_NOTE)
+_animation(path, mtime, state.current_frame([round(float(t), 4) for t in _frames(path, mtime).times]), objective)
+st.subheader("At one time t: samples, particles and the residual")
+st.fragment(_path_view)(chosen, path, mtime, floor, kernel, objective)

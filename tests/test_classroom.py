@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from pages import open_page
 from streamlit.testing.v1 import AppTest
 
 from cnfm_core import owners
@@ -50,14 +51,7 @@ def _queued(store: RunStore, key: str | None = KEY) -> str:
 
 
 def _page(page: str, **query: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(page, **query)
 
 
 def _param(at: AppTest, key: str) -> str | None:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pages import open_page
 from streamlit.testing.v1 import AppTest
 
 from cnfm_core.config import TrainConfig
@@ -56,14 +57,7 @@ def no_demos(monkeypatch):
 
 
 def _runs_page(**query: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(PAGE, **query)
 
 
 def _report(root: Path, run_id: str) -> dict:

@@ -1,7 +1,9 @@
 """Command line: ``python -m cnfm_core {train,evaluate,sample} ...``.
 
 A user error (bad file, bad option, missing run) prints one line, ``cnfm: error: ...``,
-on stderr and exits with status 2; no traceback.
+on stderr and exits with status 2; no traceback. So do the faults of a training run: a write that failed (a full
+disk, a read-only folder), training that diverged (each rollback before it is said on a line of its own, even
+with ``--quiet``), and a run folder another process is training.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .config import (
     choose_threads,
 )
 from .data import DataError, read_points, write_points
+from .guard import TrainingDiverged
 from .integrate import evaluate_nll, sample
 from .report import write_report
 from .runs import RunDir, RunError
@@ -165,6 +168,8 @@ def _train(a: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: request_stop())
 
     def log(rec: dict) -> None:
+        if rec.get("event") == "diverged":
+            print(f"cnfm: {rec['message']}", file=sys.stderr, flush=True)
         if a.quiet:
             return
         if rec.get("event") == "auto":
@@ -261,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": _train, "evaluate": _evaluate, "sample": _sample, "report": _report, "frames": _frames}
     try:
         return handlers[a.command](a)
-    except (DataError, RunError, ValueError, OSError) as e:
+    except (DataError, RunError, ValueError, OSError, TrainingDiverged) as e:
         msg = " ".join(str(e).split())
         print(f"cnfm: error: {msg}", file=sys.stderr)
         return 2

@@ -89,14 +89,14 @@ class RunInfo:
 
 def _finish_job(run: RunDir, message: str) -> None:
     """End the run's current job with ``message``: a report or frames job restores the state the run had
-    before it (with ``job_error``), anything else fails the run."""
+    before it (with ``job_error``), anything else fails the run at its checkpoint's step."""
     status = run.read_json(run.status)
     request = run.read_json(run.request) if run.request.exists() else {}
     if request.get("action") in JOBS:
         before = request.get("previous") or {}
         status.update(state=before.get("state", "done"), message=before.get("message", ""), job_error=message)
-    else:
-        status.update(state="failed", message=message)
+    else:  # a training job: it shows the step its checkpoint holds, not one it did not keep
+        status.update(state="failed", message=message, step=run.checkpoint_step() or status.get("step", 0))
     status["updated"] = time.time()
     run.write_json(run.status, status)
 

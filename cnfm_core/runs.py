@@ -5,6 +5,8 @@
     DIR/metrics.jsonl    one JSON object per line: training loss, validation NLL, events
     DIR/status.json      state (running, done, stopped, failed), step, elapsed time, message
     DIR/checkpoint.pt    model, EMA weights, optimiser, step and config; loads with weights_only=True
+    DIR/checkpoint.json  the checkpoint's step, size and SHA-256, written with it (read without torch)
+    DIR/train.lock       held (flock) by the process training the run (runlock.py); says its PID
     DIR/request.json     what a background worker was asked to do (jobs.py)
     DIR/report.json      test NLL beside the uniform and KDE baselines (report.py)
     DIR/density.npz      the model's log-density on a lat/lon grid; DIR/samples.csv: model samples
@@ -14,16 +16,23 @@
     DIR/live.npz         a coarse preview of the model density and samples, rewritten during training (live.py)
 
 Files are replaced atomically by :func:`atomic_write` (write to a temporary file, then rename), so a
-reader never sees half a file, and a failed write never destroys the previous version. This module does
-not import torch (pages read runs through it); only checkpoint saving and loading import it, when called.
+reader never sees half a file, and a failed write never destroys the previous version. A trainer killed
+mid-write leaves a temporary file behind; :meth:`RunDir.remove_stale_temps` clears those of the files only the
+trainer writes when a run is opened for training. A write that fails (a full disk, a read-only folder) is told
+in one line by :func:`write_error`. This module does not import torch (pages read runs through it); only
+checkpoint saving and loading import it, when called.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +46,10 @@ __all__ = [
     "CheckpointError",
     "RunDir",
     "RunError",
+    "RunWriteError",
     "atomic_write",
+    "write_error",
+    "writing",
 ]
 
 CHECKPOINT_FORMAT = "cnfm-checkpoint/1"
@@ -49,6 +61,41 @@ class RunError(ValueError):
 
 class CheckpointError(RunError):
     """A checkpoint that cannot be trusted: unreadable, tampered with, or of another format."""
+
+
+class RunWriteError(OSError):
+    """A file of a run that could not be written (disk full, read-only folder), said in one line (its ``str``);
+    still an ``OSError`` with the errno of the cause."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+#: What a failed write means to a user, by errno.
+_WRITE_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the folder is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def write_error(e: OSError, what: str) -> RunWriteError:
+    """``e`` (a failed write of ``what``, e.g. "the checkpoint in DIR") as one line: which file, and why."""
+    if isinstance(e, RunWriteError):
+        return e
+    reason = _WRITE_REASONS.get(e.errno or 0) or " ".join(str(e.strerror or e).split())
+    return RunWriteError(e.errno or 0, f"could not write {what}: {reason}")
+
+
+@contextlib.contextmanager
+def writing(what: str) -> Iterator[None]:
+    """Turn an ``OSError`` raised inside into a :class:`RunWriteError` about ``what`` (see :func:`write_error`)."""
+    try:
+        yield
+    except OSError as e:
+        raise write_error(e, what) from None
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -82,6 +129,8 @@ class RunDir:
         self.stop_request = self.path / "stop.request"
         self.live = self.path / "live.npz"
         self.cancel_request = self.path / "cancel.request"
+        self.checkpoint_note = self.path / "checkpoint.json"
+        self.train_lock = self.path / "train.lock"
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -105,6 +154,34 @@ class RunDir:
     def append_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics.open("a") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def truncate_metrics(self, step: int) -> int:
+        """Drop the metric records past ``step`` (what a killed trainer logged after its last checkpoint, which
+        a resumed run logs again) and any partly written line; returns how many lines went."""
+        if not self.metrics.exists():
+            return 0
+        lines = self.metrics.read_text().splitlines()
+        kept = []
+        for line in lines:
+            with contextlib.suppress(ValueError, TypeError):  # not JSON, or a step that is not a number
+                rec = json.loads(line)
+                if isinstance(rec, dict) and float(rec.get("step", 0)) <= step:
+                    kept.append(line)
+        if len(kept) < len(lines) or not self.metrics.read_bytes().endswith(b"\n"):
+            atomic_write(self.metrics, "".join(f"{line}\n" for line in kept).encode())
+        return len(lines) - len(kept)
+
+    def remove_stale_temps(self) -> list[str]:
+        """Remove the temporary files :func:`atomic_write` left behind when a trainer was killed mid-write (of the
+        files only a trainer writes; call it holding the run's training lock); returns their names."""
+        owned = [p.name for p in (self.checkpoint, self.checkpoint_note, self.config, self.split, self.live,
+                                  self.metrics)]
+        gone = []
+        for name in owned:
+            for tmp in self.path.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+                gone.append(tmp.name)
+        return gone
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The metric records; a partly written last line (or any line that is not a JSON object) is skipped."""
@@ -151,7 +228,42 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         torch.save({"format": CHECKPOINT_FORMAT, **state}, buf)
-        atomic_write(self.checkpoint, buf.getvalue())
+        data = buf.getvalue()
+        entry = {"step": int(state["step"]), "elapsed": float(state.get("elapsed", 0.0)), "size": len(data),
+                 "sha256": hashlib.sha256(data).hexdigest()}
+        # The note names the new checkpoint and the one it replaces while the replacing goes on, so that a trainer
+        # killed at any point leaves a note that knows the checkpoint on disk.
+        self._write_note([entry, *self._note()[:1]])
+        atomic_write(self.checkpoint, data)
+        self._write_note([entry])
+
+    def _note(self) -> list[dict[str, Any]]:
+        try:
+            entries = json.loads(self.checkpoint_note.read_text())["checkpoints"]
+            return [e for e in entries if isinstance(e, dict)]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def _write_note(self, entries: list[dict[str, Any]]) -> None:
+        atomic_write(self.checkpoint_note, (json.dumps({"checkpoints": entries}, sort_keys=True) + "\n").encode())
+
+    def checkpoint_step(self) -> int | None:
+        """The step of ``checkpoint.pt``, read without torch from ``checkpoint.json``; None when there is no
+        checkpoint or no note of it (a run from before notes). The note names the checkpoint by size and SHA-256,
+        and while a checkpoint is being replaced it names both, so a trainer killed at any moment leaves a note
+        that knows the file on disk."""
+        entries = self._note()
+        try:
+            size = self.checkpoint.stat().st_size
+            if not any(e.get("size") == size for e in entries):
+                return None
+            h = hashlib.sha256()
+            with self.checkpoint.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except OSError:
+            return None
+        return next((int(e["step"]) for e in entries if e.get("sha256") == h.hexdigest() and "step" in e), None)
 
     def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         """Load with ``weights_only=True`` (no code runs) and check the format and required keys."""

@@ -10,15 +10,23 @@ build the target path, the field and the objective; then loop: a
 minibatch loss, a gradient step, an EMA update; every ``log_every`` steps (or :data:`LOG_SECONDS` of
 wall time, whichever comes first) a metrics line, every :data:`STATUS_SECONDS` a ``status.json`` (so a page
 never looks frozen), every ``eval_every`` steps the exact validation NLL of the EMA weights, every
-``checkpoint_every`` steps a checkpoint, and, with a ``live`` hook (:class:`cnfm_core.live.LiveSnapshots`),
+``checkpoint_every`` steps (and at least every :data:`CHECKPOINT_SECONDS` of wall time) a checkpoint, and, with a
+``live`` hook (:class:`cnfm_core.live.LiveSnapshots`),
 a coarse picture of the EMA model now and then and always at the end. The run ends at the step or time
 budget (a time budget with ``min_steps`` runs on until that many steps are done, so that a busy machine
 still gets a recognisable density), or early when :func:`request_stop` was called (SIGTERM does this in
 the CLI), always with a final checkpoint and status.
+
+Faults: the run folder is held by one trainer at a time (:func:`cnfm_core.runlock.training_lock`); a resumed run
+drops the metrics a killed trainer logged past its checkpoint. A step whose loss is not finite or explodes is
+undone with a halved learning rate (:mod:`cnfm_core.guard`, a ``diverged`` event in the metrics), and after a few
+the run ends ``failed``. A write that fails (a full disk, a read-only folder) ends the run ``failed`` with one line
+saying which file and why, where the status can still be written, and leaves the last checkpoint as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -38,19 +46,25 @@ from .builders import build_field, build_path, device_name, resolve_device
 from .config import ADAPTIVE_FIELDS, AUTO_FIELDS, TrainConfig, choose_threads
 from .data import read_points
 from .field import VectorField
+from .guard import DivergenceGuard
 from .integrate import log_likelihood
 from .objectives import make_objective
 from .procs import start_time
-from .runs import RunDir, RunError
+from .runlock import training_lock
+from .runs import RunDir, RunError, write_error, writing
 from .splits import make_split
 from .torus_auto import choose_torus_settings
 
-__all__ = ["LOG_SECONDS", "STATUS_SECONDS", "LiveHook", "TrainResult", "request_stop", "resolve_auto", "train"]
+__all__ = ["CHECKPOINT_SECONDS", "LOG_SECONDS", "STATUS_SECONDS", "LiveHook", "TrainResult", "request_stop",
+           "resolve_auto", "train"]
 
 _STOP = {"requested": False}
 #: Longest wall time between two ``status.json`` writes while training, and between two metrics lines.
 STATUS_SECONDS: float = 2.0
 LOG_SECONDS: float = 5.0
+#: Longest wall time between two checkpoints while training (besides every ``checkpoint_every`` steps), so that a
+#: fault (a kill, a full disk) loses at most this much work.
+CHECKPOINT_SECONDS: float = 60.0
 #: The live-picture hook: ``hook(ema_field, step, elapsed, final)``, called every step and once at the end
 #: with ``final=True``; it decides itself when to do its (bounded) work.
 LiveHook = Callable[[VectorField, int, float, bool], object]
@@ -112,7 +126,8 @@ def _prepare(config: TrainConfig, run: RunDir) -> dict[str, Any]:
         idx = getattr(split, part)
         arrays[part] = points.xyz[idx]
         arrays[f"{part}_lines"] = points.lines[idx]
-    run.write_split(arrays)
+    with writing(f"split.npz in {run.path}"):
+        run.write_split(arrays)
     facts.update({
         "data_name": Path(config.data).name,
         "data_sha256": _sha256(Path(config.data)),
@@ -181,17 +196,33 @@ def train(
     called every step with the EMA field (see :data:`LiveHook`); its time counts as training time.
     """
     run = RunDir(run_dir)
+    if resume and not run.checkpoint.exists():
+        run.load_checkpoint()  # the one-line "no such file", before a lock file is made
+    elif not resume:
+        if config is None:
+            raise ValueError("train() needs a config unless resume=True")
+        if run.checkpoint.exists() or run.config.exists():
+            raise RunError(f"{run.path} already holds a run; resume it or choose another run directory")
+        config.validate()
+    with training_lock(run):
+        return _train(config, run, resume=resume, on_log=on_log, final_status=final_status, stop_file=stop_file,
+                      live=live)
+
+
+def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Callable[[dict[str, Any]], None] | None,
+           final_status: bool, stop_file: bool, live: LiveHook | None) -> TrainResult:
+    """:func:`train`, holding the run's training lock."""
     state: dict[str, Any] | None = None
+    dropped = 0
     if resume:
         state = run.load_checkpoint()
+        with writing(f"metrics.jsonl in {run.path}"):
+            dropped = run.truncate_metrics(int(state["step"]))  # logged by a trainer killed after the checkpoint
         saved = TrainConfig.from_dict(state["config"])
         if config is not None:
             saved.steps, saved.minutes = config.steps, config.minutes
         config = saved
-    elif config is None:
-        raise ValueError("train() needs a config unless resume=True")
-    elif run.checkpoint.exists() or run.config.exists():
-        raise RunError(f"{run.path} already holds a run; resume it or choose another run directory")
+    assert config is not None
     config.validate()
 
     device = resolve_device(config.device)
@@ -208,11 +239,11 @@ def train(
         config, facts["auto"] = resolve_auto(config, split["train"], split["val"])
         config.validate()
         meta = {"config": dataclasses.asdict(config), **facts, "created": time.time()}
-        run.write_json(run.config, meta)
-    meta = run.read_json(run.config)
+    meta = meta if state is None else run.read_json(run.config)
     meta.update(device=str(device), device_name=device_name(device), threads=threads, torch=torch.__version__)
     meta["config"] = dataclasses.asdict(config)
-    run.write_json(run.config, meta)
+    with writing(f"config.json in {run.path}"):
+        run.write_json(run.config, meta)
     if state is not None:  # a new run read its split above
         split = run.read_split()
     train_x = torch.as_tensor(split["train"], dtype=torch.float32, device=device)
@@ -231,6 +262,8 @@ def train(
         step, elapsed = int(state["step"]), float(state["elapsed"])
         if "generator" in state and device.type == "cpu":
             generator.set_state(state["generator"])
+    guard = DivergenceGuard(model, opt, ema, lr_scale=float(state.get("lr_scale", 1.0)) if state else 1.0)
+    saved_step = int(state["step"]) if state is not None else None
     path = build_path(config, train_x) if config.objective == "ppd" else None
     objective = make_objective(config.objective, data=train_x, path=path, ell=config.ell, floor=config.floor,
                                manifold=model.manifold)
@@ -238,18 +271,46 @@ def train(
     min_steps = (config.min_steps or 0) if max_seconds is not None else 0
 
     def checkpoint() -> None:
-        run.save_checkpoint({
-            "config": dataclasses.asdict(config), "model": model.state_dict(), "ema": ema.state_dict(),
-            "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed,
-            "generator": generator.get_state() if device.type == "cpu" else torch.zeros(0, dtype=torch.uint8),
-        })
+        nonlocal saved_step, t_checkpoint
+        with writing(f"the checkpoint in {run.path}"):
+            run.save_checkpoint({
+                "config": dataclasses.asdict(config), "model": model.state_dict(), "ema": ema.state_dict(),
+                "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed, "lr_scale": guard.lr_scale,
+                "generator": generator.get_state() if device.type == "cpu" else torch.zeros(0, dtype=torch.uint8),
+            })
+        saved_step, t_checkpoint = step, time.perf_counter()
 
     def status(state_name: str, message: str = "") -> None:
-        run.write_json(run.status, {
-            "state": state_name, "step": step, "steps": max_steps, "minutes": config.minutes, "min_steps": min_steps,
-            "elapsed": elapsed, "pid": os.getpid(), "pid_start": start_time(os.getpid()), "message": message,
-            "updated": time.time(),
-        })
+        with writing(f"status.json in {run.path}"):
+            run.write_json(run.status, {
+                "state": state_name, "step": step, "steps": max_steps, "minutes": config.minutes,
+                "min_steps": min_steps, "elapsed": elapsed, "pid": os.getpid(), "pid_start": start_time(os.getpid()),
+                "message": message, "updated": time.time(),
+            })
+
+    def log(rec: dict[str, Any]) -> None:
+        with writing(f"metrics.jsonl in {run.path}"):
+            run.append_metrics(rec)
+        if on_log:
+            on_log(rec)
+
+    def fail(e: BaseException) -> BaseException:
+        """End the run after ``e``: a checkpoint where writing is not what failed, then the status and an event,
+        each as far as the folder still takes writes. Returns what to raise: a failed write as one line
+        (:func:`cnfm_core.runs.write_error`) that says what was kept, anything else as it was."""
+        if isinstance(e, OSError):  # a write failed: the last checkpoint stays as it was
+            e = write_error(e, str(e.filename) if e.filename else f"a file in {run.path}")
+            e.strerror = f"{e.strerror}; " + (f"the last checkpoint, at step {saved_step}, is kept"
+                                              if saved_step is not None else "no checkpoint had been saved yet")
+        else:
+            with contextlib.suppress(OSError):
+                checkpoint()
+        reason = " ".join(str(e).split()) or type(e).__name__
+        with contextlib.suppress(OSError):
+            status("stopped" if isinstance(e, KeyboardInterrupt) else "failed", reason)
+        with contextlib.suppress(OSError):
+            run.append_metrics({"event": "failed", "step": step, "error": reason, "time": time.time()})
+        return e
 
     def done() -> bool:
         out_of_time = max_seconds is not None and elapsed >= max_seconds and step >= min_steps
@@ -263,25 +324,31 @@ def train(
             by_time = min(by_time, step / min_steps)
         return max(step / max_steps if max_steps else 0.0, by_time)
 
-    run.append_metrics({"event": "resume" if state is not None else "start", "step": step, "time": time.time()})
-    if state is None and meta.get("auto") and on_log:
-        on_log({"event": "auto", "step": 0, "message": meta["auto"]["description"]})
-    status("running")
     val_nll: float | None = None
     t_last, steps_since, loss_sum = time.perf_counter(), 0, 0.0
-    t_status = t_last
+    t_status = t_checkpoint = t_last
     try:
+        log({"event": "resume" if state is not None else "start", "step": step, "time": time.time(),
+             **({"dropped_metrics": dropped} if dropped else {})})
+        if state is None and meta.get("auto") and on_log:
+            on_log({"event": "auto", "step": 0, "message": meta["auto"]["description"]})
+        status("running")
         while not done() and not _STOP["requested"] and not (stop_file and run.stop_request.exists()):
             t0 = time.perf_counter()
-            lr = config.lr * _lr_factor(config, step, progress())
+            lr = config.lr * _lr_factor(config, step, progress()) * guard.lr_scale
             for group in opt.param_groups:
                 group["lr"] = lr
             value = objective(model, config.batch_size, generator=generator)
             opt.zero_grad(set_to_none=True)
             value.loss.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
-            if not math.isfinite(value.loss.item()):
-                raise FloatingPointError(f"the loss became {value.loss.item()} at step {step}; try a lower lr")
+            bad = guard.check(value.loss.item(), grad_norm)
+            if bad is not None:  # undone, with a halved learning rate; the guard gives up after a few
+                log(guard.roll_back(bad, step))
+                guard.give_up_if_exhausted(bad, step)
+                elapsed += time.perf_counter() - t0
+                continue
+            guard.keep(step)
             opt.step()
             # EMA whose averaging window grows with the run (about step/10 steps, at most 1/(1-decay)),
             # so that short runs are not dominated by their first, untrained weights.
@@ -296,9 +363,7 @@ def train(
             if logged:
                 rec = {"step": step, "loss": loss_sum / steps_since, "lr": lr, "grad_norm": grad_norm,
                        "elapsed": elapsed, "steps_per_s": steps_since / max(now - t_last, 1e-9)}
-                run.append_metrics(rec)
-                if on_log:
-                    on_log(rec)
+                log(rec)
                 t_last, steps_since, loss_sum = now, 0, 0.0
             if logged or now - t_status >= STATUS_SECONDS:
                 status("running")
@@ -308,29 +373,27 @@ def train(
                 val_nll = _val_nll(ema, val_x, config)
                 elapsed += time.perf_counter() - t0
                 if val_nll is not None:
-                    rec = {"step": step, "val_nll": val_nll, "elapsed": elapsed}
-                    run.append_metrics(rec)
-                    if on_log:
-                        on_log(rec)
+                    log({"step": step, "val_nll": val_nll, "elapsed": elapsed})
                 t_last = time.perf_counter()
-            if step % config.checkpoint_every == 0:
+            if step % config.checkpoint_every == 0 or time.perf_counter() - t_checkpoint >= CHECKPOINT_SECONDS:
                 checkpoint()
             if live is not None:  # its time counts, so steps/s and the time budget stay honest
                 t0 = time.perf_counter()
                 live(ema, step, elapsed, False)
                 elapsed += time.perf_counter() - t0
-    except BaseException as e:
+        if live is not None:
+            live(ema, step, elapsed, True)
         checkpoint()
-        status("failed" if not isinstance(e, KeyboardInterrupt) else "stopped", f"{type(e).__name__}: {e}")
-        run.append_metrics({"event": "failed", "step": step, "error": str(e), "time": time.time()})
-        raise
+        final = "done" if done() else "stopped"
+        if final_status:
+            status(final)
+        log({"event": final, "step": step, "elapsed": elapsed, "time": time.time()})
+    except BaseException as e:
+        raised = fail(e)
+        if raised is e:
+            raise
+        raise raised from None
     finally:
         _STOP["requested"] = False  # a stop request applies to one run only
-    if live is not None:
-        live(ema, step, elapsed, True)
-    checkpoint()
-    final = "done" if done() else "stopped"
-    if final_status:
-        status(final)
-    run.append_metrics({"event": final, "step": step, "elapsed": elapsed, "time": time.time()})
     return TrainResult(run.path, final, step, elapsed, last_loss, val_nll)
+

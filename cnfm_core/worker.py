@@ -32,10 +32,12 @@ signal.signal(signal.SIGTERM, lambda *_: _EARLY_STOP.append(1))
 
 from . import standby  # noqa: E402
 from .config import TrainConfig  # noqa: E402
+from .guard import TrainingDiverged  # noqa: E402
 from .jobs import JOBS, JobRunner, RunStore  # noqa: E402
 from .live import LiveSnapshots  # noqa: E402
 from .procs import start_time  # noqa: E402
-from .runs import RunDir  # noqa: E402
+from .runlock import RunLocked  # noqa: E402
+from .runs import RunDir, RunError, write_error  # noqa: E402
 from .stages import run_stages  # noqa: E402
 from .train import request_stop, train  # noqa: E402
 
@@ -66,8 +68,12 @@ def _job(run: RunDir, request: dict[str, object]) -> int:
         else:
             run_stages(run, _publisher(run), only=("frames",))
     except Exception as e:
-        traceback.print_exc()
-        _status(run, state, message, job_error=f"computing the {request.get('action')} failed: {_one_line(e)}")
+        why = f"computing the {request.get('action')} failed: {_one_line(e)}"
+        if isinstance(e, (OSError, RunError)):  # a full disk, say: one line says it all
+            print(f"cnfm worker: {why}", file=sys.stderr, flush=True)
+        else:
+            traceback.print_exc()
+        _status(run, state, message, job_error=why)
         return 1
     _status(run, state, message)
     return 0
@@ -108,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(run: RunDir) -> int:
+    def _say_events(rec: dict[str, Any]) -> None:  # a line in worker.log for each rollback after the loss diverged
+        if rec.get("event") == "diverged":
+            print(f"cnfm worker: {rec['message']}", file=sys.stderr, flush=True)
+
     try:
         request = run.read_json(run.request)
         if request.get("action") in JOBS:
@@ -115,10 +125,11 @@ def _run(run: RunDir) -> int:
         live = LiveSnapshots(run)  # DIR/live.npz every few seconds and at the end: the Train page's picture
         if request.get("action") == "resume":
             budget = TrainConfig(steps=request.get("steps"), minutes=request.get("minutes"))
-            result = train(budget, run.path, resume=True, final_status=False, stop_file=True, live=live)
+            result = train(budget, run.path, resume=True, final_status=False, stop_file=True, live=live,
+                           on_log=_say_events)
         else:
             config = TrainConfig.from_dict(request["config"])
-            result = train(config, run.path, final_status=False, stop_file=True, live=live)
+            result = train(config, run.path, final_status=False, stop_file=True, live=live, on_log=_say_events)
         if request.get("quick"):  # step mode: the live picture written at the end of training is the result
             for stale in (run.report, run.density, run.samples, run.frames):  # they describe an older model
                 stale.unlink(missing_ok=True)
@@ -131,9 +142,20 @@ def _run(run: RunDir) -> int:
         run_stages(run, _publisher(run, step=result.step, elapsed=result.elapsed))
         _status(run, result.state, step=result.step, elapsed=result.elapsed)
         return 0
-    except Exception as e:  # the worker's last word: one line for the page, the traceback for the log
-        traceback.print_exc()
-        _status(run, "failed", _one_line(e))
+    except RunLocked as e:  # another process trains this run and owns its status: say why, and leave it alone
+        print(f"cnfm worker: {_one_line(e)}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as e:  # the worker's last word: one line for the page and the log (a traceback if unforeseen)
+        foreseen = isinstance(e, (OSError, RunError, TrainingDiverged))  # faults that say themselves in one line
+        if not foreseen:
+            traceback.print_exc()
+        line = f"cnfm worker: failed: {_one_line(e)}"
+        try:
+            _status(run, "failed", _one_line(e))
+        except OSError as e2:  # best effort: then the log alone has the reason
+            foreseen, line = True, f"{line} (not recorded in status.json: {write_error(e2, 'it')})"
+        if foreseen:
+            print(line, file=sys.stderr, flush=True)
         return 1
 
 

@@ -166,7 +166,7 @@ def test_path_frames_are_a_job_of_the_runner(trained_store, tmp_path):
     assert runner.poll() == ["old"] and store.info("old").state == "reporting"
     assert _wait_until(store, "old", lambda s: s not in ACTIVE) == "done"  # the run's own state comes back
     frames = read_frames(store.run_dir("old"))
-    assert frames.target_log_prob.shape[0] == len(frames.times) == 11 and not store.info("old").job_error
+    assert frames.target_log_prob.shape[0] == len(frames.times) == 31 and not store.info("old").job_error
     store.request_job("old", "frames")
     with pytest.raises(RunError, match="is queued"):  # one job at a time on a run
         store.request_job("old", "frames")
@@ -262,3 +262,17 @@ def test_an_unused_standby_ends_and_leaves_nothing(tmp_path, monkeypatch):
     assert proc is not None and alive(proc.pid, proc.start)
     _wait_for(lambda: not alive(proc.pid, proc.start), "the idle standby to exit")
     assert not _files(tmp_path, ".ready") and not _files(tmp_path, ".starting")
+
+
+def test_a_killed_training_job_shows_the_step_of_its_checkpoint(trained_store, tmp_path):
+    shutil.copytree(trained_store, tmp_path, dirs_exist_ok=True)
+    store = RunStore(tmp_path)
+    run = store.run_dir("old")
+    kept = run.checkpoint_step()
+    status = json.loads(run.status.read_text())
+    status.update(state="running", step=kept + 7, pid=_dead_pid(), pid_start=None)  # it got further, then died
+    run.status.write_text(json.dumps(status))
+    JobRunner(store, max_concurrent=1, threads=1).poll()
+    info = store.info("old")
+    assert info.state == "failed" and "ended without finishing" in info.message
+    assert kept == 5 and info.step == kept  # resumable from there, and the page says so

@@ -69,7 +69,7 @@ from cnfm_core.config import LEGACY_DEFAULTS, TrainConfig
 from cnfm_core.data import DataError, PointSet, read_points
 from cnfm_core.integrate import evaluate_nll
 from cnfm_core.kde import fit_kde, kde_log_prob
-from cnfm_core.runs import RunDir, RunError
+from cnfm_core.runs import RunDir, RunError, atomic_write
 from cnfm_core.sphere import LOG_AREA
 from cnfm_core.splits import make_split
 
@@ -401,9 +401,7 @@ def run_job(job: Job, settings: Settings) -> dict[str, Any]:
         result = evaluate_run(job, settings)
     except (RunError, ValueError, RuntimeError, OSError) as e:
         return {"error": f"evaluation failed: {' '.join(str(e).split())}"}
-    tmp = job.run_dir / f".{RESULT_FILE}.tmp"
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, job.run_dir / RESULT_FILE)
+    atomic_write(job.run_dir / RESULT_FILE, (json.dumps(result, indent=2, sort_keys=True) + "\n").encode())
     return {**result, "cached": False}
 
 
@@ -545,9 +543,7 @@ def render(info: dict[str, Any], names: list[str], summary: dict[str, Any], seed
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def test_pick_train_and_see_results(server, tmp_path):
 
 def test_shared_path_link_plays_to_the_end_and_exports(server, runs_root, tmp_path):
     from cnfm_core.config import TrainConfig
-    from cnfm_core.frames import write_frames
+    from cnfm_core.frames import read_frames, write_frames
     from cnfm_core.report import write_report
     from cnfm_core.runs import RunDir
     from cnfm_core.train import train
@@ -142,7 +142,9 @@ def test_shared_path_link_plays_to_the_end_and_exports(server, runs_root, tmp_pa
     train(TrainConfig(data=str(REPO / "assets" / "synthetic_mixture.csv"), steps=60, hidden=32, layers=2,
                       eval_every=10**6, threads=1), run.path)
     write_report(run, n_lat=20, n_lon=40, n_samples=200)
-    write_frames(run, n_frames=5, n_lat=16, n_lon=32, n_samples=200, n_trajectories=30)
+    write_frames(run, n_frames=5, n_lat=16, n_lon=32, fine=(16, 32), n_samples=200, n_trajectories=30)
+    times = read_frames(run).times
+    nearest = times[abs(times - 0.25).argmin()]  # the link's t opens the nearest frame
     outside: list[str] = []
     console: list[str] = []
     with sync_playwright() as p:
@@ -150,11 +152,10 @@ def test_shared_path_link_plays_to_the_end_and_exports(server, runs_root, tmp_pa
         page = _guarded_page(browser, outside, console)
         page.goto(f"{server}/path?run={run_id}&t=0.25", wait_until="domcontentloaded")  # a link a teacher shared
         page.get_by_text("How noise becomes data").wait_for(timeout=60_000)
-        page.get_by_text("t = 0.25", exact=False).first.wait_for(timeout=60_000)
+        page.get_by_text(f"t = {nearest:.2f}", exact=False).first.wait_for(timeout=60_000)
         page.locator('[data-testid="stSidebarNav"]').wait_for(timeout=30_000)  # routed through app.py
-        page.get_by_role("button", name="Play").click()
-        page.get_by_text("t = 1.00", exact=False).first.wait_for(timeout=60_000)
-        page.get_by_role("button", name="Play").wait_for(timeout=30_000)  # stopped at the end
+        page.get_by_text("▶ Play").click()  # the animation's own control: it plays in the browser to t = 1
+        page.locator(".st-key-path_animation").get_by_text("t = 1.00").wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(tmp_path / "5-path.png"), full_page=True)
         # Generous: the GIF is rendered frame by frame on the server (matplotlib), seconds when idle but past 120 s

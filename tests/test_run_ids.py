@@ -4,7 +4,10 @@ collision (the same id drawn twice) is retried with a fresh id instead of failin
 from __future__ import annotations
 
 import itertools
-import multiprocessing
+import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,7 +15,8 @@ import cnfm_core.jobs as jobs
 from cnfm_core.config import TrainConfig
 from cnfm_core.jobs import RunStore
 
-DATA = str(Path(__file__).resolve().parents[1] / "assets" / "synthetic_mixture.csv")
+REPO = Path(__file__).resolve().parents[1]
+DATA = str(REPO / "assets" / "synthetic_mixture.csv")
 
 
 def _create_many(root: str, n: int) -> list[str]:
@@ -40,8 +44,22 @@ def test_many_threads_creating_at_once_get_unique_ids(tmp_path):
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 960
 
 
+#: One process of the test below: creates runs in a store and prints their ids (JSON).
+CREATE = """
+import json, sys
+from cnfm_core.config import TrainConfig
+from cnfm_core.jobs import RunStore
+store = RunStore(sys.argv[1], demo_root=None)
+print(json.dumps([store.create(TrainConfig(data=sys.argv[2], steps=10), name="clash") for _ in range(150)]))
+"""
+
+
 def test_many_processes_creating_at_once_get_unique_ids(tmp_path):
-    with multiprocessing.get_context("fork").Pool(4) as pool:
-        batches = pool.starmap(_create_many, [(str(tmp_path), 150)] * 4)
-    ids = [i for batch in batches for i in batch]
+    # Fresh interpreters, not forks of this one: a fork of a process with threads (torch's) can hang.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", CREATE, str(tmp_path), DATA], stdout=subprocess.PIPE,
+                              text=True, env=env) for _ in range(4)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]  # generous: four imports on a shared machine
+    assert [p.returncode for p in procs] == [0, 0, 0, 0]
+    ids = [i for out in outputs for i in json.loads(out)]
     assert len(ids) == 600 and len(set(ids)) == 600

@@ -347,6 +347,7 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
         _shot(page, out / "2-first-live.png", "live_density")
         found = re.search(r"[?&]run=([^&#]+)", page.url)
         run_id = found.group(1) if found else None
+        key = re.search(r"[?&]key=([^&#]+)", page.url)  # the run's control link: only its owner may Step it
         info["run_id"] = run_id
 
         # 3-4. End of training: go to Results as a teacher would, and wait there. Generous: a run trains its
@@ -385,7 +386,8 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
         # 5. Step, once the run is done (its report and frames may take minutes: generous)
         finished = _wait_until(lambda: watch.first.get("finished"), 1200.0, 0.5)
         if finished and run_id:
-            page.goto(url + f"/train?run={run_id}", wait_until="domcontentloaded")
+            page.goto(url + f"/train?run={run_id}" + (f"&key={key.group(1)}" if key else ""),
+                      wait_until="domcontentloaded")
             step_button = page.get_by_role("button", name=re.compile(r"^Step \(\+\d+ steps\)"))
             step_button.wait_for(timeout=120_000)
             _wait_until(lambda: step_button.is_enabled(), 60.0)

@@ -17,6 +17,10 @@ is never mistaken for the standby; see :mod:`cnfm_core.procs`):
   which then removes ``ID.ready``. The standby takes the job, sends its output to the run's
   ``worker.log`` and becomes that run's worker; it does one job and exits, as a cold worker does.
 
+A standby waits ``CNFM_STANDBY_DELAY`` seconds (default 10) before it imports anything heavy
+(:func:`settle`): the dashboard's first page view starts the first standby, and its imports (seconds of CPU)
+would otherwise compete with the browser drawing that page. A job that comes sooner starts a cold worker.
+
 A standby with nothing to do for ``idle_s`` seconds (``CNFM_STANDBY_IDLE``, default 600) removes its
 ``.ready`` under the store's lock (unless a job arrived first) and exits; so does one whose files were
 removed or whose store is gone. Files of a standby that died are removed by the next runner that looks.
@@ -39,13 +43,15 @@ from pathlib import Path
 from .procs import Process, alive, launch, start_time
 from .runs import RunDir, atomic_write
 
-__all__ = ["IDLE_ENV", "STANDBY_DIR", "Standby", "claim", "ensure", "find", "serve"]
+__all__ = ["DELAY_ENV", "IDLE_ENV", "STANDBY_DIR", "Standby", "claim", "ensure", "find", "serve", "settle"]
 
 STANDBY_DIR = ".standby"
 #: Seconds an unused standby waits before it exits (the environment may set it; default 600).
 IDLE_ENV, DEFAULT_IDLE_S = "CNFM_STANDBY_IDLE", 600.0
 #: How often a waiting standby looks for its job file.
 POLL_S = 0.05
+#: Seconds a new standby waits before its imports (the environment may set it; default 10).
+DELAY_ENV, DEFAULT_DELAY_S = "CNFM_STANDBY_DELAY", 10.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,22 @@ def ensure(root: Path, *, threads: int, slots: int, env: dict[str, str]) -> Proc
     settings = json.dumps({"threads": threads, "slots": slots}).encode()
     atomic_write(folder / f"{_ident(proc.pid, proc.start)}.starting", settings)  # .ready will say the same
     return proc
+
+
+def settle(root: str | os.PathLike[str]) -> None:
+    """Wait ``CNFM_STANDBY_DELAY`` seconds before the standby's imports; end the process at once if its store
+    or its ``.starting`` file goes away meanwhile (then no runner will hand it a job)."""
+    try:
+        delay = float(os.environ.get(DELAY_ENV, DEFAULT_DELAY_S))
+    except ValueError:
+        delay = DEFAULT_DELAY_S
+    pid = os.getpid()
+    starting = _folder(Path(root)) / f"{_ident(pid, start_time(pid))}.starting"
+    t_end = time.monotonic() + delay
+    while time.monotonic() < t_end:
+        time.sleep(min(0.5, max(0.0, t_end - time.monotonic())))
+        if not starting.exists():
+            sys.exit(0)
 
 
 def _redirect_output(log: Path) -> None:

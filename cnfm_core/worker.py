@@ -31,6 +31,10 @@ _EARLY_STOP: list[int] = []
 signal.signal(signal.SIGTERM, lambda *_: _EARLY_STOP.append(1))
 
 from . import standby  # noqa: E402
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--standby"]:  # a standby lets the pages draw before torch loads
+    standby.settle(sys.argv[2] if len(sys.argv) > 2 else "")
+
 from .config import TrainConfig  # noqa: E402
 from .guard import TrainingDiverged  # noqa: E402
 from .jobs import JOBS, JobRunner, RunStore  # noqa: E402

@@ -212,6 +212,7 @@ def _wait_for(what: Callable[[], object], why: str) -> object:
 def standby_store(tmp_path, monkeypatch):
     """A store whose runner keeps a standby; every standby process still there at the end is ended."""
     monkeypatch.setenv(standby.IDLE_ENV, "300")
+    monkeypatch.setenv(standby.DELAY_ENV, "0")
     yield tmp_path
     for path in (tmp_path / standby.STANDBY_DIR).glob("*.*"):
         pid = path.stem.partition("-")[0]
@@ -257,6 +258,7 @@ def test_standby_files_of_dead_or_unsuited_processes_are_not_used(tmp_path):
 
 def test_an_unused_standby_ends_and_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv(standby.IDLE_ENV, "0.5")
+    monkeypatch.setenv(standby.DELAY_ENV, "0")
     store = RunStore(tmp_path)
     proc = standby.ensure(store.root, threads=1, slots=1, env={})
     assert proc is not None and alive(proc.pid, proc.start)
@@ -276,3 +278,14 @@ def test_a_killed_training_job_shows_the_step_of_its_checkpoint(trained_store, t
     info = store.info("old")
     assert info.state == "failed" and "ended without finishing" in info.message
     assert kept == 5 and info.step == kept  # resumable from there, and the page says so
+
+
+def test_a_settling_standby_waits_and_ends_when_its_runner_forgets_it(tmp_path, monkeypatch):
+    monkeypatch.setenv(standby.DELAY_ENV, "600")  # it would wait ten minutes before its imports
+    proc = standby.ensure(RunStore(tmp_path).root, threads=1, slots=1, env={})
+    assert proc is not None
+    (starting,) = _files(tmp_path, ".starting")
+    assert standby.find(tmp_path, threads=1, slots=1) == (None, True)  # starting: no second one is launched
+    starting.unlink()  # what a runner does with the files of a standby it no longer counts on
+    _wait_for(lambda: not alive(proc.pid, proc.start), "the settling standby to exit")
+    assert not _files(tmp_path, ".ready")

@@ -29,15 +29,17 @@ __all__ = ["FRAME_MS", "path_animation"]
 
 #: Milliseconds a frame is shown while playing (10 frames a second).
 FRAME_MS = 100
-#: Decimals kept of each log density sent to the browser (a hundredth of a nat; keeps the page small).
+#: Decimals kept of each log density sent to the browser (a hundredth of a nat).
 _DECIMALS = 2
 
 Grid = tuple[np.ndarray, np.ndarray, np.ndarray]  # lat (n_lat,), lon (n_lon,), values (K, n_lat, n_lon)
 
 
 def _z(values: np.ndarray) -> np.ndarray:
+    """Values as the browser gets them: float32 (plotly sends numpy arrays as typed arrays, so this halves the
+    page), rounded to a hundredth of a nat, NaN where not finite (drawn blank)."""
     v = np.round(np.asarray(values, dtype=np.float64), _DECIMALS)
-    return np.where(np.isfinite(v), v, np.nan)
+    return np.where(np.isfinite(v), v, np.nan).astype(np.float32)
 
 
 def path_animation(times: np.ndarray, target: Grid, model: Grid, *, land: dict[str, Any] | None, start: int = 0,
@@ -65,7 +67,8 @@ def path_animation(times: np.ndarray, target: Grid, model: Grid, *, land: dict[s
     if land is not None:
         coast = land_lines(land)
         for col in (1, 2):
-            fig.add_trace(go.Scatter(x=coast.lon, y=coast.lat, mode="lines", line={"color": "white", "width": 0.6},
+            fig.add_trace(go.Scatter(x=coast.lon.astype(np.float32), y=coast.lat.astype(np.float32), mode="lines",
+                                     line={"color": "white", "width": 0.6},
                                      hoverinfo="skip", showlegend=False), row=1, col=col)
     fig.frames = [go.Frame(name=str(k), traces=[0, 1], data=[go.Heatmap(z=_z(t_val[k])), go.Heatmap(z=_z(m_val[k]))])
                   for k in range(times.size)]

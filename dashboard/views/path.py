@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
@@ -193,14 +194,20 @@ def _download(col: DeltaGenerator, label: str, data: Callable[[], bytes], name: 
                         key=f"path_dl_{label}")
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _animation_figure(path: str, mtime: float, start: int, objective: str) -> go.Figure:
+    """The animation of a frames file (built once per file, start frame and objective; it is never changed)."""
+    f = _frames(path, mtime)
+    titles = ("PPD's target path p_t (for comparison)", "Model path q_t (RFM)") if objective == "rfm" else None
+    return figures.path_animation(f.times, (f.fine_lat, f.fine_lon, f.target_fine_log_prob),
+                                  (f.lat, f.lon, f.model_log_prob), land=figures.load_land(), start=start,
+                                  titles=titles)
+
+
 def _animation(path: str, mtime: float, start: int, objective: str) -> None:
     """Both paths over every frame as one figure that plays in the browser (no rerun of the page per frame)."""
     f = _frames(path, mtime)
-    titles = ("PPD's target path p_t (for comparison)", "Model path q_t (RFM)") if objective == "rfm" else None
-    fig = figures.path_animation(f.times, (f.fine_lat, f.fine_lon, f.target_fine_log_prob),
-                                 (f.lat, f.lon, f.model_log_prob), land=figures.load_land(), start=start,
-                                 titles=titles)
-    st.plotly_chart(fig, key="path_animation", config=PLOTLY_CONFIG)
+    st.plotly_chart(_animation_figure(path, mtime, start, objective), key="path_animation", config=PLOTLY_CONFIG)
     lo, hi = figures.shared_log_range(f.target_fine_log_prob, f.model_log_prob)
     st.caption(f"**Play** runs in your browser, {1000 // figures.FRAME_MS} frames a second, through "
                f"{len(f.times)} times from t = 0 (noise) to t = 1 (the data), closer together where the target "

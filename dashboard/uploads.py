@@ -5,6 +5,7 @@ deleted from the Data page.
 
 An upload is parsed once per file and choice of columns: the last one parsed is kept in this process (the Data
 page reruns on every click), and the points of the file last kept are handed to the page that shows them.
+Every session sees every upload; deleting one is for the session that uploaded it and the teacher.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import streamlit as st
 
 from cnfm_core.data import CleanPoints, DataError, PointSet, parse_clean
 from cnfm_core.runs import atomic_write
-from dashboard import state
+from dashboard import access, state
 
-__all__ = ["check", "check_size", "delete", "limit_bytes", "recent", "save_upload"]
+__all__ = ["check", "check_size", "delete", "limit_bytes", "recent", "save_upload", "why_not_delete"]
 
 _lock = threading.Lock()
 #: The last upload parsed: (digest, name, lat_col, lon_col) -> its points and clean CSV, or its error.
@@ -88,8 +90,19 @@ def save_upload(name: str, data: bytes, lat_col: str | None = None,
         _kept.clear()
         _kept[str(out)] = (info.st_mtime_ns, info.st_size, points)
     ds = state.Dataset(f"upload:{out.stem}", f"{out.stem} (uploaded)", out, "upload")
+    st.session_state["my_uploads"] = {*(st.session_state.get("my_uploads") or ()), out.name}
     state.select_dataset(ds.key)
     return ds, points
+
+
+def why_not_delete(ds: state.Dataset) -> str | None:
+    """Why this session may not delete the uploaded set ``ds`` (None: it may). As with runs (``cnfm_core/owners.py``),
+    the session that uploaded it and the teacher may; everyone may on a server without an admin key."""
+    if ds.path.name in (st.session_state.get("my_uploads") or ()) or access.is_admin():
+        return None
+    if not access.admin_configured():
+        return None
+    return "only the session that uploaded it and the teacher may delete it"
 
 
 def recent(ds: state.Dataset) -> PointSet | None:
@@ -105,10 +118,14 @@ def recent(ds: state.Dataset) -> PointSet | None:
 
 def delete(ds: state.Dataset) -> None:
     """Delete an uploaded data set's file and select the first data set left. Runs trained on it keep their own
-    copy of its points (their splits), so their pages still show them."""
+    copy of its points (their splits), so their pages still show them. Refused (``PermissionError``) for a
+    session that may not (:func:`why_not_delete`)."""
     folder = state.settings().uploads.resolve()
     if ds.kind != "upload" or ds.path.resolve().parent != folder:
         raise ValueError(f"{ds.key} is not an uploaded data set")
+    why = why_not_delete(ds)
+    if why:
+        raise PermissionError(why)
     ds.path.unlink(missing_ok=True)
     with _lock:
         _kept.pop(str(ds.path), None)

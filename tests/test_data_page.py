@@ -174,6 +174,22 @@ def test_an_uploaded_set_can_be_deleted_after_a_confirmation(env: Path) -> None:
     assert at2.selectbox(key="data_select").value != key
 
 
+def test_on_a_classroom_server_only_the_uploader_and_the_teacher_delete_an_upload(env, monkeypatch):
+    monkeypatch.setenv("CNFM_ADMIN_KEY", "teacher-secret")
+    mine = _upload(_app(), "mine.csv", b"lat,lon\n10,20\n30,40\n")
+    mine.button(key="use_upload").click().run()
+    key = mine.selectbox(key="data_select").value
+    other = _app(data=key)  # another student's session on the same data set
+    assert other.checkbox(key="delete_upload_sure").disabled and other.button(key="delete_upload").disabled
+    assert any("Not yours to delete" in c.value for c in other.caption)
+    assert len(_saved(env)) == 1
+    teacher = _app(data=key, admin="teacher-secret")
+    assert not teacher.checkbox(key="delete_upload_sure").disabled
+    mine.checkbox(key="delete_upload_sure").check().run()  # the uploader may
+    mine.button(key="delete_upload").click().run()
+    assert not mine.exception and _saved(env) == []
+
+
 def test_text_from_the_file_is_shown_as_plain_text(env: Path) -> None:
     """A bad row holding a Markdown image made the error box fetch it."""
     at = _upload(_app(), "evil.csv", b"lat,lon\n1,2\n![b](http://HOST/b.png),3\n")

@@ -98,10 +98,18 @@ if current.kind == "upload":
     with st.expander("Delete this upload", expanded=False):
         st.caption(f"Removes {plain(current.path.name)} from this server's data sets. Runs trained on it keep "
                    "their points.")
-        sure = st.checkbox("Yes, delete it", key="delete_upload_sure")
-        if st.button("Delete", key="delete_upload", disabled=not sure, icon=":material/delete:"):
-            uploads.delete(current)
-            st.rerun()
+        why = uploads.why_not_delete(current)
+        if why:
+            st.caption(f"Not yours to delete: {why}.")
+        sure = st.checkbox("Yes, delete it", key="delete_upload_sure", disabled=why is not None)
+        if st.button("Delete", key="delete_upload", disabled=not sure or why is not None, icon=":material/delete:",
+                     help=why):
+            try:
+                uploads.delete(current)
+            except PermissionError as e:
+                st.error(f"Not deleted: {plain(e)}.")
+            else:
+                st.rerun()
 
 try:
     points = uploads.recent(current) or state.load_points(current)

@@ -77,6 +77,16 @@ RFM_NOTE = ("This run was trained with **RFM**, which does not use this kernel p
             "**PPD's**, shown for comparison; only at t = 1 should both end at the data.")
 
 
+def _scale(f: Frames) -> tuple[float, float]:
+    """The one colour range of the animation, its exports and its caption: every frame of both paths."""
+    return figures.shared_log_range(f.target_fine_log_prob, f.model_log_prob)
+
+
+def _times(f: Frames) -> list[float]:
+    """The frames' times as the slider and the URL's ``?t=`` know them."""
+    return [round(float(t), 4) for t in f.times]
+
+
 def _frames_of(run: RunDir) -> tuple[str, float]:
     return str(run.path), run.frames.stat().st_mtime
 
@@ -91,7 +101,7 @@ def _map_png(path: str, mtime: float, k: int, which: str) -> bytes:
         w = figures.weighted_residual(f.lat, f.lon, f.target_log_prob[k], f.residual[k])
         return export.density_png(f.lat, f.lon, w.values, land=land, diverging=True, label="p_t · r",
                                   title=f"PPD residual weighted by the target, p_t · r   ({t})")
-    lo, hi = figures.shared_log_range(f.target_fine_log_prob, f.model_log_prob)  # the animation's scale
+    lo, hi = _scale(f)
     lat, lon, values, name = _which(f, which)
     return export.density_png(lat, lon, values[k], land=land, vmin=lo, vmax=hi, label="log density (nats)",
                               title=f"{name}   ({t})")
@@ -120,7 +130,7 @@ def _samples_png(path: str, mtime: float, k: int) -> bytes:
 def _path_gif(path: str, mtime: float, which: str) -> bytes:
     """Animated GIF of the target or the model path over all frames, both on one colour range."""
     f = _frames(path, mtime)
-    lo, hi = figures.shared_log_range(f.target_fine_log_prob, f.model_log_prob)  # the animation's scale
+    lo, hi = _scale(f)
     lat, lon, values, name = _which(f, which)
     return export.frames_gif(values, lat, lon, f.times, land=figures.load_land(), title=name, vmin=lo, vmax=hi,
                              label="log density (nats)")
@@ -208,7 +218,7 @@ def _animation(path: str, mtime: float, start: int, objective: str) -> None:
     """Both paths over every frame as one figure that plays in the browser (no rerun of the page per frame)."""
     f = _frames(path, mtime)
     st.plotly_chart(_animation_figure(path, mtime, start, objective), key="path_animation", config=PLOTLY_CONFIG)
-    lo, hi = figures.shared_log_range(f.target_fine_log_prob, f.model_log_prob)
+    lo, hi = _scale(f)
     st.caption(f"**Play** runs in your browser, {1000 // figures.FRAME_MS} frames a second, through "
                f"{len(f.times)} times from t = 0 (noise) to t = 1 (the data), closer together where the target "
                "changes fastest; drag the slider to go to any time. Every frame and both maps share one colour "
@@ -220,7 +230,7 @@ def _animation(path: str, mtime: float, start: int, objective: str) -> None:
 def _path_view(run_id: str, path: str, mtime: float, floor: float, kernel: str, objective: str) -> None:
     """Everything at one time t: samples, trajectories, the residual and the downloads (a fragment)."""
     f = _frames(path, mtime)
-    options = [round(float(t), 4) for t in f.times]
+    options = _times(f)
     k = state.current_frame(options)  # a shared link's ?t= picks the first frame shown; then the session's
     state.set_frame(k, options)  # the session's frame and the URL's ?t=
     t = options[k]
@@ -351,6 +361,6 @@ floor, kernel, objective = _target(path)
 st.subheader("The two paths from noise to data")
 if objective == "rfm":
     st.info(RFM_NOTE)
-_animation(path, mtime, state.current_frame([round(float(t), 4) for t in _frames(path, mtime).times]), objective)
+_animation(path, mtime, state.current_frame(_times(_frames(path, mtime))), objective)
 st.subheader("At one time t: samples, particles and the residual")
 st.fragment(_path_view)(chosen, path, mtime, floor, kernel, objective)

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TARGETS", "FileWatch", "Milestones", "main", "modes_found", "plot_steps", "table"]
+__all__ = ["TARGETS", "FileWatch", "Milestones", "main", "modes_found", "painted", "plot_steps", "plots_on", "table"]
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -75,7 +75,11 @@ PLOTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => 
   const t = gd.layout && gd.layout.title;
   return {key: key || '', title: String((t && (t.text !== undefined ? t.text : t)) || ''),
           types: (gd.data || []).map(d => d.type), painted: !!gd.querySelector('.heatmaplayer image')};
-})"""
+}).concat([...document.querySelectorAll('[class*="st-key-"] [data-testid="stImage"] img')].map(img => {
+  const holder = img.closest('[class*="st-key-"]');
+  const key = [...holder.classList].find(c => c.startsWith('st-key-'));
+  return {key: key, title: img.alt || '', types: ['image'], painted: img.complete && img.naturalWidth > 0};
+}))"""
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -251,7 +255,7 @@ def _wait_until(what: Callable[[], Any], timeout_s: float, every_s: float = 0.25
     return None
 
 
-def _plots(page: Any) -> list[dict[str, Any]]:
+def plots_on(page: Any) -> list[dict[str, Any]]:
     try:
         return page.evaluate(PLOTS_JS)
     except Exception:  # noqa: BLE001 - a page in the middle of a rerun or a navigation: ask again
@@ -267,9 +271,10 @@ def _shows(page: Any, text: str) -> bool:
         return False
 
 
-def _painted(page: Any, key: str, title_has: str = "") -> bool:
-    return any(p["key"] == f"st-key-{key}" and "heatmap" in p["types"] and p["painted"] and title_has in p["title"]
-               for p in _plots(page))
+def painted(page: Any, key: str, title_has: str = "") -> bool:
+    """Whether the element ``st-key-<key>`` shows a drawn density: a plotly heat map or a map image (PNG)."""
+    return any(p["key"] == f"st-key-{key}" and ({"heatmap", "image"} & set(p["types"])) and p["painted"]
+               and title_has in p["title"] for p in plots_on(page))
 
 
 def _shot(page: Any, path: Path, key: str = "") -> None:
@@ -323,14 +328,14 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
         # 1. First open: Results of a fresh server, the bundled demo run
         t0 = time.perf_counter()
         page.goto(url + "/results", wait_until="domcontentloaded")
-        ok = _wait_until(lambda: _painted(page, "density_map"), 120.0)
+        ok = _wait_until(lambda: painted(page, "density_map"), 120.0)
         demo = page.get_by_text("Demo run (bundled, read-only)").count() > 0
         m.set("first_open", time.perf_counter() - t0 if ok else None, "demo run" if demo else "no demo caption")
         _shot(page, out / "1-first-open.png", "density_map")
         second = browser.new_page(viewport={"width": 1440, "height": 900})  # what a fresh server adds to it
         t0 = time.perf_counter()
         second.goto(url + "/results", wait_until="domcontentloaded")
-        ok = _wait_until(lambda: _painted(second, "density_map"), 120.0)
+        ok = _wait_until(lambda: painted(second, "density_map"), 120.0)
         m.set("reopen", time.perf_counter() - t0 if ok else None)
         second.close()
 
@@ -342,7 +347,7 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
         watch.start()
         t_start = time.perf_counter()
         start.click(no_wait_after=True)
-        ok = _wait_until(lambda: _painted(page, "live_density", "preview"), 300.0)
+        ok = _wait_until(lambda: painted(page, "live_density", "preview"), 300.0)
         m.set("first_live", time.perf_counter() - t_start if ok else None)
         _shot(page, out / "2-first-live.png", "live_density")
         found = re.search(r"[?&]run=([^&#]+)", page.url)
@@ -355,7 +360,7 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
         ended = _wait_until(lambda: watch.first.get("reporting") or watch.first.get("finished"), 1200.0, 0.2)
         if ended:
             page.locator('[data-testid="stSidebarNav"] a', has_text="Results").click(no_wait_after=True)
-            ok = _wait_until(lambda: bool(run_id) and _painted(page, "density_map") and _shows(page, run_id)
+            ok = _wait_until(lambda: bool(run_id) and painted(page, "density_map") and _shows(page, run_id)
                              and not _shows(page, "Demo run (bundled, read-only)"), 300.0)
             m.set("results_density", time.perf_counter() - ended if ok else None)
             _shot(page, out / "3-results-density.png", "density_map")
@@ -395,7 +400,7 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
             before = int(json.loads((watch.run_path / "status.json").read_text()).get("step", 0))
             t_step = time.perf_counter()
             step_button.click(no_wait_after=True)
-            ok = _wait_until(lambda: any(s >= before + 50 for s in plot_steps(_plots(page), "live_density")), 600.0)
+            ok = _wait_until(lambda: any(s >= before + 50 for s in plot_steps(plots_on(page), "live_density")), 600.0)
             m.set("step", time.perf_counter() - t_step if ok else None, f"step {before} -> {before + 50}")
             _shot(page, out / "5-step.png", "live_density")
         else:

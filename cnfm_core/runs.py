@@ -98,10 +98,28 @@ def writing(what: str) -> Iterator[None]:
         raise write_error(e, what) from None
 
 
+def _file_mode() -> int:
+    """The mode ``open()`` gives a new file here: ``0o666`` less the process's umask (read without changing it
+    where the platform allows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` atomically: a reader sees the old file or the new one, never a part."""
+    """Replace ``path`` by ``data`` atomically: a reader sees the old file or the new one, never a part. The file
+    gets the mode a plain ``open()`` would give it (not the temporary file's 0600), so a run folder copied or
+    served to other users reads as theirs to read."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -8,44 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 from playwright.sync_api import sync_playwright
-
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-         "--disable-background-networking", "--disable-component-update", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _guarded_page(browser, outside: list[str], console: list[str]):
-    """A page whose requests to any host but 127.0.0.1 are refused and recorded, with console messages kept."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-
-    def guard(route):
-        host = urlparse(route.request.url).hostname
-        if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", guard)
-    page.on("console", lambda m: console.append(m.text))
-    return page
+from servers import CHROMIUM, FLAGS, REPO, guarded_page, serve_dashboard
 
 
 @pytest.fixture
@@ -55,35 +22,8 @@ def runs_root(tmp_path) -> Path:
 
 @pytest.fixture
 def server(tmp_path, runs_root):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    port = _free_port()
-    env = {**os.environ, "CNFM_RUNS": str(runs_root), "CNFM_THREADS": "1"}
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the dashboard did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve_dashboard(runs_root, tmp_path / "server.log") as url:
+        yield url
 
 
 def test_pick_train_and_see_results(server, tmp_path):
@@ -93,7 +33,7 @@ def test_pick_train_and_see_results(server, tmp_path):
     console: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = _guarded_page(browser, outside, console)
+        page = guarded_page(browser, outside, console)
         page.goto(server + "/?data=synthetic", wait_until="domcontentloaded")
         page.get_by_text("Points on the globe").wait_for(timeout=60_000)
         page.locator("canvas").first.wait_for(timeout=60_000)
@@ -149,7 +89,7 @@ def test_shared_path_link_plays_to_the_end_and_exports(server, runs_root, tmp_pa
     console: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = _guarded_page(browser, outside, console)
+        page = guarded_page(browser, outside, console)
         page.goto(f"{server}/path?run={run_id}&t=0.25", wait_until="domcontentloaded")  # a link a teacher shared
         page.get_by_text("How noise becomes data").wait_for(timeout=60_000)
         page.get_by_text(f"t = {nearest:.2f}", exact=False).first.wait_for(timeout=60_000)

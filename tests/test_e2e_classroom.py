@@ -7,13 +7,8 @@ Waits are on states (files, the page's charts), with generous limits: the machin
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,12 +18,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_classroom import FLAGS, PLOTS_JS, plot_steps  # noqa: E402
-from test_e2e import CHROMIUM, _free_port, _guarded_page  # noqa: E402
+from bench_classroom import painted, plot_steps, plots_on  # noqa: E402
+from servers import CHROMIUM, FLAGS, guarded_page, serve_dashboard  # noqa: E402
 from waiting import until  # noqa: E402
 
 from cnfm_core.jobs import RunStore  # noqa: E402
-from cnfm_core.standby import STANDBY_DIR  # noqa: E402
 
 #: Seconds to wait for a milestone: each needs a worker that trains and reports on a possibly busy 2-core machine.
 WAIT = 600.0
@@ -38,55 +32,12 @@ def _until(what: Callable[[], Any], why: str, timeout: float = WAIT) -> Any:
     return until(what, why, timeout, every=0.25)
 
 
-def _plots(page) -> list[dict[str, Any]]:
-    try:
-        return page.evaluate(PLOTS_JS)
-    except Exception:  # noqa: BLE001 - a page in the middle of a rerun: ask again
-        return []
-
-
-def _painted(page, key: str) -> bool:
-    return any(p["key"] == f"st-key-{key}" and "heatmap" in p["types"] and p["painted"] for p in _plots(page))
-
-
 @pytest.fixture
 def served(tmp_path):
-    """The dashboard as the README serves it (warm worker on), on a fresh run store; its standby is ended after."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    """The dashboard as the README serves it (warm worker on), on a fresh run store."""
     runs = tmp_path / "runs"
-    port = _free_port()
-    env = {**os.environ, "CNFM_RUNS": str(runs), "CNFM_THREADS": "1", "CNFM_STANDBY": "1"}
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    try:
-        _until(healthy, "the dashboard to start", 120.0)
+    with serve_dashboard(runs, tmp_path / "server.log", standby=True) as url:
         yield url, runs
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-        proc.kill()
-        for path in (runs / STANDBY_DIR).glob("*.*"):  # the warm worker lives in its own session
-            pid = path.stem.partition("-")[0]
-            if pid.isdigit() and path.suffix in (".starting", ".ready", ".job"):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
 
 
 def test_first_open_live_training_and_a_step(served):
@@ -97,11 +48,11 @@ def test_first_open_live_training_and_a_step(served):
     console: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = _guarded_page(browser, outside, console)
+        page = guarded_page(browser, outside, console)
 
         # 1. First open: Results shows the bundled demo run's learned density.
         page.goto(url + "/results", wait_until="domcontentloaded")
-        _until(lambda: _painted(page, "density_map"), "the demo run's density map")
+        _until(lambda: painted(page, "density_map"), "the demo run's density map")
         assert page.get_by_text("Demo run (bundled, read-only)").count() == 1
 
         # 2. Start (a small model, a short time): a live density appears while the run is still training.
@@ -112,7 +63,7 @@ def test_first_open_live_training_and_a_step(served):
         start.click()
         store = RunStore(runs, demo_root=None)
         run_id = _until(lambda: next((r.run_id for r in store.runs()), None), "the run to be created")
-        _until(lambda: _painted(page, "live_density"), "the live density")
+        _until(lambda: painted(page, "live_density"), "the live density")
         assert store.info(run_id).state in ("queued", "running")  # seen before training ended
         assert json.loads(store.run_dir(run_id).status.read_text())["state"] == "running"
 
@@ -123,10 +74,10 @@ def test_first_open_live_training_and_a_step(served):
         step_button.wait_for(timeout=120_000)
         _until(lambda: step_button.is_enabled(), "Step to be enabled")
         before = store.info(run_id).step
-        _until(lambda: plot_steps(_plots(page), "live_density"), "the run's picture")
+        _until(lambda: plot_steps(plots_on(page), "live_density"), "the run's picture")
         page.wait_for_timeout(1000)
         step_button.click()
-        _until(lambda: any(s >= before + 50 for s in plot_steps(_plots(page), "live_density")),
+        _until(lambda: any(s >= before + 50 for s in plot_steps(plots_on(page), "live_density")),
                f"the picture at step {before + 50}")
         assert f"run={run_id}" in page.url
         assert [r.run_id for r in store.runs()] == [run_id]  # Step made no new run
@@ -150,9 +101,9 @@ def test_the_path_animation_plays_in_the_browser(served):
     outside: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = _guarded_page(browser, outside, [])
+        page = guarded_page(browser, outside, [])
         page.goto(url + "/path", wait_until="domcontentloaded")  # the bundled demo run and its frames
-        _until(lambda: _painted(page, "path_animation"), "the path animation")
+        _until(lambda: painted(page, "path_animation"), "the path animation")
         page.wait_for_timeout(1000)
         from_server: list[int] = []
         page.on("websocket", lambda ws: ws.on("framereceived", lambda _: from_server.append(1)))

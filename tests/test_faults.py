@@ -379,3 +379,21 @@ def test_a_second_trainer_is_refused_while_the_first_holds_the_run(tmp_path):
     stopped = run.load_checkpoint()["step"]
     result = train(TrainConfig(steps=stopped + 3), run.path, resume=True)  # the lock went with its holder
     assert result.state == "done" and result.step == stopped + 3
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path):
+    """A run folder's files are readable by the group and others as far as the umask allows (not mkstemp's 0600),
+    as a file written with open() would be: a teacher's server may be read by another account."""
+    import os
+    import stat
+
+    from cnfm_core.runs import atomic_write
+
+    old = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / "a.json", b"{}")
+        (tmp_path / "b.json").write_bytes(b"{}")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "a.json").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o640

@@ -25,8 +25,8 @@ from .runs import RunDir, RunError
 from .schedules import make_schedule
 from .targets import make_target_path
 
-__all__ = ["MANIFOLD_OPTIONS", "build_field", "build_manifold", "build_path", "device_name", "load_field",
-           "resolve_device"]
+__all__ = ["MANIFOLD_OPTIONS", "available_device", "build_field", "build_manifold", "build_path", "device_name",
+           "load_field", "resolve_device"]
 
 #: For each manifold name, the keyword options of its factory read off a config (the sphere needs none;
 #: a manifold with a dimension reads it here, so that a checkpoint alone rebuilds it).
@@ -49,6 +49,15 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device cuda was requested but no CUDA GPU is available")
     return torch.device(name)
+
+
+def available_device(name: str) -> torch.device:
+    """Where the work after training (report, frames) runs for a run whose config asks for device ``name``:
+    CUDA when the run asked for ``auto`` or ``cuda`` and a GPU is here, else the CPU. Unlike
+    :func:`resolve_device` it never refuses, so a run trained on a GPU is still reported on a CPU-only machine."""
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
 
 
 def build_manifold(config: TrainConfig) -> Manifold:
@@ -86,20 +95,23 @@ def build_path(config: TrainConfig, train_x: torch.Tensor) -> TargetPath:
 
 
 def load_field(run: RunDir | str | os.PathLike[str], *, ema: bool = True,
-               device: str | torch.device = "cpu") -> tuple[VectorField, TrainConfig]:
-    """Rebuild the trained field (EMA weights by default) and its config from a checkpoint alone."""
+               device: str | torch.device | None = "cpu") -> tuple[VectorField, TrainConfig]:
+    """Rebuild the trained field (EMA weights by default) and its config from a checkpoint alone, on ``device``
+    (None: the run's own, :func:`available_device` of its config). The checkpoint is read onto the CPU first
+    (``map_location``), so one saved on a GPU loads on a machine without one."""
     run = run if isinstance(run, RunDir) else RunDir(run)
-    state = run.load_checkpoint()
+    state = run.load_checkpoint(map_location="cpu")
     try:
         config = TrainConfig.from_dict(state["config"])
         model = build_field(config)
         model.load_state_dict(state["ema" if ema else "model"])
     except (TypeError, ValueError, RuntimeError, KeyError) as e:
         raise RunError(f"{run.checkpoint}: does not match its config ({str(e).splitlines()[0][:200]})") from None
-    return model.to(device).eval(), config
+    return model.to(available_device(config.device) if device is None else device).eval(), config
 
 
 def device_name(device: torch.device) -> str:
+    """The device as a person names it: the GPU's model, or ``CPU (processor)``."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU ({platform.processor() or platform.machine()})"

@@ -52,7 +52,7 @@ EVEN_SHARE = 0.25
 
 
 def _latlon(x: torch.Tensor) -> np.ndarray:
-    lat, lon = xyz_to_latlon(x.double().cpu())
+    lat, lon = xyz_to_latlon(x.cpu().double())
     return np.stack([lat.numpy(), lon.numpy()], axis=-1).astype(np.float32)
 
 
@@ -75,7 +75,7 @@ def frame_times(path: TargetPath, n_frames: int, *, n_probe: int = 101, n_lat: i
     weights = np.repeat(np.cos(np.deg2rad(lat)), n_lon)
     weights /= weights.sum()
     tt = torch.as_tensor(np.repeat(probe, grid.shape[0]), dtype=torch.float32, device=grid.device)
-    logp = path.log_prob(grid.repeat(n_probe, 1), tt).double().cpu().numpy().reshape(n_probe, -1)
+    logp = path.log_prob(grid.repeat(n_probe, 1), tt).cpu().double().numpy().reshape(n_probe, -1)
     change = np.abs(np.diff(logp, axis=0)) @ weights
     cumulative = np.concatenate([[0.0], np.cumsum(change)])
     share = cumulative / cumulative[-1] if cumulative[-1] > 0 else probe
@@ -103,7 +103,7 @@ def cell_mean_log_prob(path: TargetPath, t: float, lat: np.ndarray, lon: np.ndar
     sub_lat = (lat[:, None] + offsets[None, :] * dlat).ravel()
     sub_lon = (lon[:, None] + offsets[None, :] * dlon).ravel()
     points = grid_points(sub_lat, sub_lon, dtype=torch.float32).to(device or _device(path))
-    logp = path.log_prob(points, float(t)).double().cpu().numpy().reshape(lat.size, sub, lon.size, sub)
+    logp = path.log_prob(points, float(t)).cpu().double().numpy().reshape(lat.size, sub, lon.size, sub)
     log_w = np.log(np.cos(np.deg2rad(sub_lat))).reshape(lat.size, sub, 1, 1)
     weighted = logp + log_w
     top = weighted.max(axis=(1, 3), keepdims=True)
@@ -162,10 +162,11 @@ def compute_frames(
     )
 
 
-def write_frames(run: RunDir, **kwargs: object) -> float:
-    """Compute the frames of a trained run (EMA weights) and write ``DIR/frames.npz``; returns seconds taken."""
+def write_frames(run: RunDir, *, device: str | torch.device | None = None, **kwargs: object) -> float:
+    """Compute the frames of a trained run (EMA weights) on ``device`` (None: the run's own where this machine has
+    it, :func:`~cnfm_core.builders.available_device`) and write ``DIR/frames.npz``; returns seconds taken."""
     t0 = time.perf_counter()
-    field, config = load_field(run)
+    field, config = load_field(run, device=device)
     frames = compute_frames(field, config, run.read_split()["train"], **kwargs)
     run.write_npz(run.frames, {k: getattr(frames, k) for k in Frames.__dataclass_fields__})
     return time.perf_counter() - t0

@@ -105,10 +105,14 @@ def sample(
     field: nn.Module, n: int, *, generator: torch.Generator | None = None, steps: int = 50,
     method: str = "rk4",
 ) -> Tensor:
-    """Draw ``n`` samples from the model: uniform points at ``t = 0`` pushed to ``t = 1``."""
+    """Draw ``n`` samples from the model: uniform points at ``t = 0`` pushed to ``t = 1``.
+
+    The start points are drawn on the generator's device and moved to the field's, so a CPU generator gives the
+    same start points whether the field is on the CPU or a GPU."""
     p = next(field.parameters())
-    x0 = field_manifold(field).random_uniform(n, generator=generator, dtype=p.dtype, device=p.device)
-    return flow(field, x0, steps=steps, method=method)
+    where = p.device if generator is None else generator.device
+    x0 = field_manifold(field).random_uniform(n, generator=generator, dtype=p.dtype, device=where)
+    return flow(field, x0.to(p.device), steps=steps, method=method)
 
 
 @dataclass(frozen=True)
@@ -221,5 +225,5 @@ def evaluate_nll(field: nn.Module, x: np.ndarray | Tensor, *, rtol: float = DEFA
     t0 = time.perf_counter()
     res = log_likelihood(field, xt, rtol=rtol, atol=atol)
     seconds = time.perf_counter() - t0
-    mean, sem = mean_sem(-res.log_prob.double().cpu().numpy())
+    mean, sem = mean_sem(-res.log_prob.cpu().double().numpy())
     return NLLEstimate(mean, sem, int(xt.shape[0]), res.method, res.rtol, res.atol, res.nfe, seconds)

@@ -321,7 +321,7 @@ class VMFMixturePath(KernelMixturePath):
         e = logits.sub_(mx).clamp_(min=_LOGIT_CLAMP).exp_()
         if not derivatives:
             log_prob = vmf_log_normalizer(k) + mx[:, 0] + torch.log(e.sum(dim=1))
-            return PathQuantities(self._floored(log_prob)[0], torch.empty(0), torch.empty(0))
+            return PathQuantities(self._floored(log_prob)[0], log_prob.new_empty(0), log_prob.new_empty(0))
         moments = self._moments_t @ e.T  # (4, B): sum_i e_i y_i and sum_i e_i
         s = moments[3]
         log_prob = vmf_log_normalizer(k) + mx[:, 0] + torch.log(s)
@@ -350,7 +350,7 @@ class VMFMixturePath(KernelMixturePath):
         log_k = torch.log(k) - _LOG_2PI
         if not derivatives:
             log_vmf = log_k + mx[:, 0] + torch.log(e.sum(dim=1))
-            return PathQuantities(self._with_remainder(log_vmf, log_u)[0], torch.empty(0), torch.empty(0))
+            return PathQuantities(self._with_remainder(log_vmf, log_u)[0], log_vmf.new_empty(0), log_vmf.new_empty(0))
         moments = self._moments_t @ e.T  # (5, B): sum_i e_i s_i y_i, sum_i e_i s_i, sum_i e_i
         total = moments[4]
         log_vmf = log_k + mx[:, 0] + torch.log(total)

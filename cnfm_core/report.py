@@ -67,8 +67,7 @@ def write_density(run: RunDir, field: nn.Module, config: TrainConfig, *, n_lat: 
     truth = known_density(config.data)
     if truth is not None:  # the bundled synthetic data: show the truth beside the model
         arrays["true_log_prob"] = truth.log_prob(grid_points(lat, lon)).numpy().reshape(log_prob.shape)
-    p = next(field.parameters())
-    g = torch.Generator(device=p.device).manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)  # on the CPU: the same start points on every device
     points = sample(field, n_samples, generator=g, steps=sample_steps)
     run.write_npz(run.density, arrays)  # the map first: it is what a page shows
     write_points(run.samples, points, decimals=5)
@@ -102,8 +101,9 @@ def test_report(run: RunDir, field: nn.Module, config: TrainConfig) -> dict[str,
 
 
 def write_report(run: RunDir, *, n_lat: int = 90, n_lon: int = 180, n_samples: int = 2000, seed: int = 0,
-                 device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Compute and write report.json, density.npz (exact) and samples.csv for a trained run, all at once;
+                 device: str | torch.device | None = None) -> dict[str, Any]:
+    """Compute and write report.json, density.npz (exact) and samples.csv for a trained run, all at once, on
+    ``device`` (None: the run's own where this machine has it, :func:`~cnfm_core.builders.available_device`);
     return the report."""
     t0 = time.perf_counter()
     field, config = load_field(run, device=device)

@@ -162,8 +162,12 @@ def _density_state(run: RunDir) -> str:
 
 
 def run_stages(run: RunDir, publish: Callable[[list[dict[str, Any]]], None], *, only: tuple[str, ...] = ORDER,
-               keep: bool = False, device: str | torch.device = "cpu", publish_every: float = 0.5) -> dict[str, str]:
+               keep: bool = False, device: str | torch.device | None = None,
+               publish_every: float = 0.5) -> dict[str, str]:
     """Run the report stages ``only`` (in :data:`ORDER`) on a trained run; return each stage's final state.
+
+    They run on ``device``; None is the run's own where this machine has it (a run trained on a GPU is reported on
+    it, and on the CPU elsewhere: :func:`~cnfm_core.builders.available_device`).
 
     ``keep`` (a report job on a run that already has some results) skips what is already there: the preview
     when a density exists, the exact map when it is final, the frames when frames.npz exists. The test NLL is
@@ -186,7 +190,7 @@ def run_stages(run: RunDir, publish: Callable[[list[dict[str, Any]]], None], *, 
             current = name
             board.begin(name)
             if name == "frames":
-                write_frames(run, on_frame=lambda k, n: board.progress("frames", k / n))
+                write_frames(run, device=device, on_frame=lambda k, n: board.progress("frames", k / n))
                 board.end(name)
                 continue
             if field is None:

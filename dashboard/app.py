@@ -4,6 +4,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from dashboard import shell
+
 
 def _favicon() -> Image.Image:
     """A small blue disc, drawn here: a Material or emoji page icon would be fetched from a CDN."""
@@ -17,9 +19,12 @@ def _favicon() -> Image.Image:
 st.set_page_config(page_title="Densities on the sphere", page_icon=_favicon(), layout="wide")
 pages = [
     st.Page("views/data.py", title="Data", icon=":material/public:", default=True),
+    st.Page("views/target.py", title="Target path", icon=":material/blur_on:"),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/results.py", title="Results", icon=":material/monitoring:"),
     st.Page("views/path.py", title="Path", icon=":material/timeline:"),
     st.Page("views/runs.py", title="Runs", icon=":material/table_rows:"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+shell.sidebar()  # the density unit, the glossary and the projector layout, on every page
+page.run()

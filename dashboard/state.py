@@ -30,11 +30,13 @@ from cnfm_core import devices
 from cnfm_core.data import PointSet, read_points
 from cnfm_core.jobs import DEFAULT_DEMO_ROOT, JobRunner, RunStore, valid_run_id
 from cnfm_core.runs import RunDir, RunError
-from dashboard import access
+from dashboard import access, units
 
 __all__ = [
     "BUNDLED",
     "PATH_SLIDER",
+    "PREVIEW_KAPPA",
+    "UNIT_WIDGET",
     "Dataset",
     "Settings",
     "auto_description",
@@ -42,6 +44,7 @@ __all__ = [
     "current_dataset",
     "current_frame",
     "current_run_id",
+    "density_unit",
     "datasets",
     "demo_fallback",
     "device_label",
@@ -50,10 +53,13 @@ __all__ = [
     "open_run",
     "run_device",
     "pick_compared",
+    "preview_kappa",
+    "preview_kappa_moved",
     "runner",
     "select_dataset",
     "select_dataset_from",
     "set_compared_runs",
+    "set_density_unit",
     "set_frame",
     "set_run_id",
     "set_train_settings",
@@ -62,6 +68,7 @@ __all__ = [
     "store",
     "sync_widget",
     "train_settings",
+    "unit_picked",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -302,11 +309,61 @@ def set_frame(k: int, times: list[float]) -> None:
 #: The Path page's time slider.
 PATH_SLIDER = "path_t"
 
+#: The sidebar's choice of density unit (``dashboard/shell.py``).
+UNIT_WIDGET = "density_unit_picker"
+
+
+def density_unit() -> str:
+    """The unit every density of this session is shown in, one of :data:`dashboard.units.UNITS` ("times": times
+    uniform, "log": log density in nats): the session's choice, else :data:`dashboard.units.DEFAULT_UNIT`.
+    Pass it to the figures: ``figures.density_map(..., unit=state.density_unit())``."""
+    unit = st.session_state.get("density_unit")
+    return unit if unit in units.UNITS else units.DEFAULT_UNIT
+
+
+def set_density_unit(unit: str) -> None:
+    """Show every density of this session in ``unit`` (one of :data:`dashboard.units.UNITS`; others are ignored)."""
+    if unit in units.UNITS:
+        st.session_state["density_unit"] = unit
+
+
+def unit_picked() -> None:
+    """Callback of the unit picker (widget :data:`UNIT_WIDGET`): its choice becomes the session's unit."""
+    set_density_unit(st.session_state.get(UNIT_WIDGET, ""))
+
 
 def slider_moved(key: str, options: list[float]) -> None:
     """Callback of the time slider ``key``: its value becomes the frame."""
     if st.session_state.get(key) in options:
         set_frame(options.index(st.session_state[key]), options)
+
+
+#: The Target path page's κ_max slider; its value is also the URL's ``?kmax=`` and the session's choice.
+PREVIEW_KAPPA = "target_kmax"
+
+
+def preview_kappa(options: list[str], default: str) -> str:
+    """The Target path page's κ_max, shown in its slider: the URL's ``?kmax=`` where it is one of ``options`` (a
+    notice where it is not), else the session's last choice, else ``default``."""
+    raw = st.query_params.get("kmax")
+    if raw is not None and raw not in options:
+        access.ignored("kmax", raw, "choose one of " + ", ".join(options))
+        raw = None
+    kept = st.session_state.get("preview_kmax")
+    value = raw or (kept if kept in options else default)
+    st.session_state["preview_kmax"] = value
+    if st.query_params.get("kmax") != value:
+        st.query_params["kmax"] = value
+    sync_widget(PREVIEW_KAPPA, value)
+    return value
+
+
+def preview_kappa_moved(options: list[str]) -> None:
+    """Callback of the κ_max slider: its value becomes the URL's and the session's."""
+    value = st.session_state.get(PREVIEW_KAPPA)
+    if value in options:
+        st.session_state["preview_kmax"] = value
+        st.query_params["kmax"] = value
 
 
 def compared_runs(ids: list[str], default: dict[str, str]) -> dict[str, str]:

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = {"config", "geo", "grid", "data", "textfile", "csvtable", "decimals", "angles", "runs", "jobs", "owners",
-        "procs", "runlock", "standby", "devices", "pathframes"}
+        "procs", "runlock", "standby", "devices", "pathframes", "pathpreview", "pathmaps"}
 NUMERICS = {"splits", "manifolds", "manifolds.base", "manifolds.sphere", "manifolds.torus", "sphere", "schedules",
             "paths", "torus_path", "von_mises", "targets", "field", "objectives", "integrate", "kde", "torus_kde",
             "auto", "torus_auto", "synthetic", "torus_synthetic"}

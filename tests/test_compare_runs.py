@@ -33,8 +33,13 @@ def test_paired_difference_matches_each_runs_evaluation(tmp_path, single_thread)
     diff, se = (float(v) for v in row[3].split("±"))
     own = []
     for run in ("a", "b"):
-        e = subprocess.run([sys.executable, "-m", "cnfm_core", "evaluate", "--run-dir", str(tmp_path / run),
-                            "--threads", "1"], capture_output=True, text=True, timeout=300, cwd=REPO)
+        e = subprocess.run(
+            [sys.executable, "-m", "cnfm_core", "evaluate", "--run-dir", str(tmp_path / run), "--threads", "1"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=REPO,
+        )
         own.append(json.loads(e.stdout.strip().splitlines()[-1]))
     assert n == own[0]["n"] == own[1]["n"]
     assert nll_a == pytest.approx(own[0]["nll"], abs=2e-4) and nll_b == pytest.approx(own[1]["nll"], abs=2e-4)

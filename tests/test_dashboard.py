@@ -139,6 +139,11 @@ def test_train_page_widgets(env):
     assert at.select_slider[0].options == ["small", "medium", "large"]
     assert "CPU" in at.caption[0].value or "GPU" in at.caption[0].value
     assert any("No run yet" in i.value for i in at.info)
+    # one plain sentence on top; the maths on demand; jargon explained in the help texts
+    assert at.main.markdown[0].value.startswith("Teach a model to turn dots scattered evenly over the globe")
+    maths = next(e for e in at.main.expander if e.label == "What the settings mean (the maths)")
+    assert "continuity-equation residual" in maths.markdown[0].value
+    assert at.select_slider[1].label == "Target sharpness (κ_max)" and "PPD" in at.radio[0].help
 
 
 def test_results_page_without_runs(env):
@@ -168,7 +173,7 @@ def test_start_run_then_reattach_from_url_and_see_results(env):
     assert float(res.metric[0].value) < 2.531
     assert any(c.value.startswith("Settings from the data:") and "κ_max = 3,000" in c.value for c in res.caption)
     # Only the open tab is drawn: the map tab first, with no globe (deck.gl) to wait for.
-    assert len(res.get("plotly_chart")) == 2 and len(res.get("deck_gl_json_chart")) == 0
+    assert len(res.get("image")) == 2 and len(res.get("plotly_chart")) == 0 and len(res.get("deck_gl_json_chart")) == 0
     files = ["Samples (CSV)", "Density grid (CSV)", "Checkpoint (.pt)", "Config (JSON)"]
     assert [b.proto.label for b in res.get("download_button")] == files
     for tab, png in (("Density on the globe", "Density map (PNG)"),
@@ -176,7 +181,8 @@ def test_start_run_then_reattach_from_url_and_see_results(env):
         res.session_state["results_tab"] = tab
         res.run()
         assert not res.exception, res.exception
-        assert len(res.get("plotly_chart")) == 0 and len(res.get("deck_gl_json_chart")) == 1
+        flat = 1 if tab == "Samples vs test points" else 0  # the flat map of the same points beside the globe
+        assert len(res.get("plotly_chart")) == flat and len(res.get("deck_gl_json_chart")) == 1
         assert [b.proto.label for b in res.get("download_button")] == [png, *files]
 
 

@@ -81,6 +81,17 @@ def test_next_step_button_goes_to_train_keeping_the_data(env: Path) -> None:
     assert _query(at, "data") == "dir:japan"
 
 
+def test_the_page_opens_with_a_plain_sentence_and_leads_to_the_target_path(env: Path) -> None:
+    at = _app(data="dir:japan")
+    assert at.markdown[0].value.startswith("**Each point is one place on the globe")
+    button = at.button(key="to_target")
+    assert button.label == "See the path a flow will follow"
+    button.click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Target path"
+    assert _query(at, "data") == "dir:japan"
+
+
 # ---------------------------------------------------------------------------------------------
 # Uploads: the page reads a file as the CLI does (the one reader), and keeps it readable
 
@@ -226,5 +237,5 @@ def test_a_run_trained_on_a_deleted_upload_still_shows(env: Path) -> None:
         shown.switch_page(page)
         shown.run()
         assert not shown.exception and not shown.error, (page, shown.exception, [e.value for e in shown.error])
-        assert shown.get("plotly_chart") or shown.dataframe, page
+        assert shown.get("plotly_chart") or shown.get("image") or shown.dataframe, page  # a map, an image or a table
         assert _query(shown, "run") == "on-upload" or page == "views/runs.py", page

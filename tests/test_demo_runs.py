@@ -177,8 +177,8 @@ def test_results_shows_the_demo_density_on_first_open(fresh):
     at = _page("views/results.py")
     assert at.selectbox[0].value == "demo-synthetic"
     assert "This model (exact likelihood)" in [m.label for m in at.metric]
-    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert any("Learned log-density" in json.dumps(s.get("layout", {}).get("title")) for s in specs)
+    assert len(at.get("image")) == 2  # the learned and the true density, as pictures
+    assert "**Learned density**" in [m.value for m in at.markdown]
     assert "run" not in at.query_params  # the fallback is not written to the URL
 
 

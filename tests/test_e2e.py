@@ -53,8 +53,8 @@ def test_pick_train_and_see_results(server, tmp_path):
         assert "run=" in page.url
 
         page.locator('[data-testid="stSidebarNav"] a', has_text="Results").click()
-        page.get_by_text("Test NLL (nats; lower is better)").wait_for(timeout=60_000)
-        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        page.get_by_text("Score on the test points").wait_for(timeout=60_000)
+        page.locator(".st-key-density_map img").first.wait_for(timeout=60_000)  # the map, as a picture
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "3-results-map.png"), full_page=True)
         page.get_by_role("tab", name="Samples vs test points").click()

@@ -130,8 +130,9 @@ def test_trajectories_globe_layers_offline(land: dict[str, Any]) -> None:
 def trained(tmp_path_factory, single_thread) -> Path:
     """A tiny trained run with frames (K = 3 on a 10 x 20 grid), in a store folder of its own."""
     root = tmp_path_factory.mktemp("runs")
-    config = TrainConfig(data=str(REPO / "assets" / "synthetic_mixture.csv"), steps=20, hidden=16, layers=2,
-                         eval_every=10**6, threads=1)
+    config = TrainConfig(
+        data=str(REPO / "assets" / "synthetic_mixture.csv"), steps=20, hidden=16, layers=2, eval_every=10**6, threads=1
+    )
     train(config, root / RUN)
     write_frames(RunDir(root / RUN), n_frames=K, n_lat=10, n_lon=20, n_samples=50, n_trajectories=10)
     return root / RUN
@@ -141,8 +142,15 @@ def trained(tmp_path_factory, single_thread) -> Path:
 def trained_adaptive(tmp_path_factory, single_thread) -> Path:
     """Like ``trained``, with the adaptive target kernel."""
     root = tmp_path_factory.mktemp("runs")
-    config = TrainConfig(data=str(REPO / "assets" / "synthetic_mixture.csv"), steps=20, hidden=16, layers=2,
-                         eval_every=10**6, threads=1, kernel="adaptive")
+    config = TrainConfig(
+        data=str(REPO / "assets" / "synthetic_mixture.csv"),
+        steps=20,
+        hidden=16,
+        layers=2,
+        eval_every=10**6,
+        threads=1,
+        kernel="adaptive",
+    )
     train(config, root / RUN)
     write_frames(RunDir(root / RUN), n_frames=K, n_lat=10, n_lon=20, n_samples=50, n_trajectories=10)
     return root / RUN
@@ -198,16 +206,44 @@ def test_page_shows_a_run(env, trained):
     text = " ".join(m.value for m in at.markdown)
     assert "continuity equation" in text and "under-supplies" in text and "PPD loss" in text
     metric = at.metric[0]
-    assert metric.label.startswith("Mean |r| under p_t") and float(metric.value) > 0
+    assert metric.label == "Mismatch at this t (PPD loss)" and float(metric.value.replace(",", "")) > 0
+    assert "the ℓ = 1 PPD loss at this t" in metric.proto.help
     labels = [b.proto.label for b in at.get("download_button")]
-    assert labels == ["Target map (PNG)", "Model map (PNG)", "Residual map (PNG)", "Samples globe (PNG)",
-                      "p_t animation (GIF)", "q_t animation (GIF)"]
+    assert labels == [
+        "Target map (PNG)",
+        "Model map (PNG)",
+        "Residual map (PNG)",
+        "Samples globe (PNG)",
+        "p_t animation (GIF)",
+        "q_t animation (GIF)",
+    ]
 
     middle = round(float(times[1]), 4)
     at.select_slider[0].set_value(middle).run()
     assert not at.exception
     assert _shown_t(at) == f"t = {middle:.2f}"
     assert f"t = {middle:.2f}" in json.dumps(at.get("plotly_chart")[1].proto.spec)  # the residual map follows t
+
+
+def test_the_page_opens_in_plain_words_and_draws_densities_in_the_chosen_unit(env, trained):
+    shutil.copytree(trained, env / RUN)
+    at = _app(run=RUN)
+    assert at.main.markdown[0].value.startswith("Watch dots scattered evenly over the globe")
+    labels = [e.label for e in at.main.expander]
+    assert labels == [
+        "What am I looking at?",
+        "How the target path is made (the maths)",
+        "The maths: the continuity equation and the PPD residual",
+    ]
+    caption = next(c.value for c in at.caption if c.value.startswith("**Play**"))
+    assert "× uniform" in caption and "nan" not in caption
+    bar = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["coloraxis"]["colorbar"]
+    assert bar["title"]["text"] == "density (× uniform)" and "×1" in bar["ticktext"]  # the default unit
+    at.sidebar.radio[0].set_value("log").run()  # one choice for the whole app, in the sidebar
+    assert not at.exception
+    bar = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["coloraxis"]["colorbar"]
+    assert bar["title"]["text"] == "log density (nats)" and "ticktext" not in bar
+    assert " nats" in next(c.value for c in at.caption if c.value.startswith("**Play**"))
 
 
 def test_a_target_without_floor_is_not_said_to_have_one(env, trained):
@@ -258,8 +294,9 @@ def test_run_without_frames_offers_to_compute_them(env, trained):
 def test_an_adaptive_run_says_its_kernel_and_shows_its_target(env, trained_adaptive):
     shutil.copytree(trained_adaptive, env / RUN)
     at = _app(run=RUN)
-    caption = next(c.value for c in at.caption if c.value.startswith("**t = "))
-    assert "reference concentration κ(t)" in caption and "adaptive kernel" in caption
+    caption = next(c.value for c in at.caption if "reference concentration κ(t)" in c.value)  # in the maths
+    assert "adaptive kernel" in caption
+    assert "adaptive kernel" in " ".join(m.value for m in at.markdown)  # and in how the target path is made
     # the frames' target at t = 1 is the adaptive kernel density of the training points (with the floor)
     run = RunDir(env / RUN)
     frames, config = read_frames(run), TrainConfig.from_dict(run.read_json(run.config)["config"])

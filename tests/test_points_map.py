@@ -40,7 +40,8 @@ def test_points_land_where_they_are_and_the_map_frames_them(land: dict[str, Any]
     assert x0 < 130.4 and x1 > 141.3 and y0 < 33.6 and y1 > 43.1
     assert x1 - x0 < 90 and y1 - y0 < 60  # framed on Japan, not the whole world
     assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.scaleratio == pytest.approx(
-        1 / np.cos(np.radians((y0 + y1) / 2)))
+        1 / np.cos(np.radians((y0 + y1) / 2))
+    )
     assert not {t.type for t in fig.data} & MAP_TRACES
     assert not {"geo", "mapbox", "map"} & set(fig.to_plotly_json()["layout"])
 
@@ -91,8 +92,7 @@ def test_far_apart_points_and_empty_and_large_sets(land: dict[str, Any]) -> None
     rng = np.random.default_rng(0)
     big = points_map(rng.uniform(-80, 80, 30_000), rng.uniform(-180, 180, 30_000), land=land, max_points=5_000)
     assert len(_trace(big, "points").x) == 5_000
-    wide = points_map(np.array([0.0, 10.0, 5.0]), np.array([-120.0, 0.0, 120.0]), land=land, height=540,
-                      width_hint=470)
+    wide = points_map(np.array([0.0, 10.0, 5.0]), np.array([-120.0, 0.0, 120.0]), land=land, height=540, width_hint=470)
     assert 200 <= wide.layout.height < 400  # a wide, short frame asks for less height than the globe beside it
     with pytest.raises(ValueError, match="same length"):
         points_map(np.array([1.0]), np.array([1.0, 2.0]), land=land)

@@ -78,7 +78,7 @@ def test_colour_bar_runs_from_vmin_at_the_bottom_to_vmax_at_the_top():
     lat, lon = _grid()
     img = density_image(lat, lon, np.zeros((lat.size, lon.size)), vmin=-4.0, vmax=1.0, width=600, scale=1)
     px = _pixels(img)
-    bar = px[:, img.map_width + 14 + 9]  # the middle of the bar's column
+    bar = px[:, img.map_width + 14]  # the middle of the bar (8 px in, 12 px wide)
     # the bar is the longest run of rows that are not blank in that column (the label above is short text)
     inked = np.concatenate([[0], (bar != 255).any(axis=1).astype(int), [0]])
     starts, ends = np.flatnonzero(np.diff(inked) == 1), np.flatnonzero(np.diff(inked) == -1)

@@ -1,9 +1,11 @@
-"""The Runs page with AppTest: the table of runs (broken ones too), opening a run, comparing two from the URL."""
+"""The Runs page with AppTest: the table of runs (broken ones too), its key columns first and formatted, opening a
+run, comparing two from the URL (with the steps each trained and their rate)."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -28,8 +30,16 @@ def store_dir(tmp_path_factory, single_thread):
     root = tmp_path_factory.mktemp("runs")
     data = str(REPO / "assets" / "synthetic_mixture.csv")
     for run_id, objective in (("ppd-run", "ppd"), ("rfm-run", "rfm")):
-        config = TrainConfig(data=data, steps=15, hidden=16, layers=2, eval_every=10**6, objective=objective, threads=1,
-                             kernel="adaptive" if objective == "ppd" else "fixed")
+        config = TrainConfig(
+            data=data,
+            steps=15,
+            hidden=16,
+            layers=2,
+            eval_every=10**6,
+            objective=objective,
+            threads=1,
+            kernel="adaptive" if objective == "ppd" else "fixed",
+        )
         train(config, root / run_id)
         write_report(RunDir(root / run_id), n_lat=10, n_lon=20, n_samples=50)
     (root / "bad-status").mkdir()
@@ -80,15 +90,26 @@ def test_table_lists_every_run_with_objective_and_nll(env):
         report = _report(env, run_id)
         assert rows[run_id]["Test NLL"] == pytest.approx(report["test_nll"])
         assert rows[run_id]["KDE NLL"] == pytest.approx(report["kde_nll"])
-        assert rows[run_id]["Hidden"] == 16 and rows[run_id]["Status"].startswith("done · step 15")
+        assert rows[run_id]["Hidden"] == 16 and rows[run_id]["Status"] == "done" and rows[run_id]["Steps"] == 15
+        status = json.loads((env / run_id / "status.json").read_text())
+        assert rows[run_id]["Steps/s"] == pytest.approx(15 / status["elapsed"])
+        assert re.fullmatch(r"\d+(\.\d)? s|\d+\.\d min|\d+\.\d h", rows[run_id]["Training time"])
     assert (rows["ppd-run"]["Kernel"], rows["rfm-run"]["Kernel"], rows["bad-report"]["Kernel"]) == (
-        "adaptive", "fixed", "fixed")  # a run from before the field was trained with the fixed kernel
+        "adaptive",
+        "fixed",
+        "fixed",
+    )  # a run from before the field was trained with the fixed kernel
     assert rows["bad-status"]["Status"] == "unreadable"
     for col in ("Objective", "Test NLL", "Hidden", "Data set"):
-        assert rows["bad-status"][col] is None or (isinstance(rows["bad-status"][col], float)
-                                                   and math.isnan(rows["bad-status"][col]))
+        assert rows["bad-status"][col] is None or (
+            isinstance(rows["bad-status"][col], float) and math.isnan(rows["bad-status"][col])
+        )
     assert math.isnan(rows["bad-report"]["Test NLL"]) and rows["bad-report"]["Objective"] == "PPD ℓ=1"
     assert at.dataframe[0].proto.placeholder == "–"
+    # the key columns first, each formatted for reading; the settings after
+    assert list(df.columns)[:7] == ["Run", "Data set", "Objective", "Status", "Steps", "Test NLL", "Training time"]
+    formats = {k: v.get("type_config", {}).get("format") for k, v in json.loads(at.dataframe[0].proto.columns).items()}
+    assert formats["Steps"] == "%,d" and formats["Test NLL"] == "%.3f" and formats["KDE NLL"] == "%.3f"
     # Newest first: the rfm run was created after the ppd run.
     assert list(df["Run"]).index("rfm-run") < list(df["Run"]).index("ppd-run")
 
@@ -104,9 +125,23 @@ def test_compare_from_url(env):
     assert heatmaps[0]["data"][0]["zmax"] == heatmaps[1]["data"][0]["zmax"]
     assert any("objective" in m.value for m in at.markdown)
     a, b = _report(env, "ppd-run")["test_nll"], _report(env, "rfm-run")["test_nll"]
-    nlls = [m.value for m in at.metric]
+    nlls = [m.value for m in at.metric if m.label == "Test NLL (nats)"]
     assert nlls == [f"{a:.3f}", f"{b:.3f}"]
     assert any(f"{b - a:+.3f}" in c.value for c in at.caption)
+    # the steps each run trained and its steps per second (over its training time)
+    elapsed = [json.loads((env / r / "status.json").read_text())["elapsed"] for r in ("ppd-run", "rfm-run")]
+    assert [m.value for m in at.metric if m.label == "Steps trained"] == ["15", "15"]
+    rates = [m.value for m in at.markdown if " steps a second" in m.value]
+    assert rates == [
+        f"in **{t:.1f} s**: **{15 / t:.3g}** steps a second"
+        if t < 10
+        else f"in **{t:.0f} s**: **{15 / t:.3g}** steps a second"
+        for t in elapsed
+    ]
+    assert any(
+        c.value.startswith("A trained 15 steps in ") and f"({15 / elapsed[1]:.3g} a second)" in c.value
+        for c in at.caption
+    )
 
 
 def test_compare_counts_a_field_a_run_predates_at_its_old_value(env):
@@ -124,7 +159,7 @@ def test_selectbox_choice_goes_to_url(env):
     assert not at.exception
     assert _param(at, "b") == "bad-report"
     assert any("No density map" in i.value for i in at.info)
-    assert [m.value for m in at.metric][1] == "–"
+    assert [m.value for m in at.metric if m.label == "Test NLL (nats)"][1] == "–"
 
 
 def test_defaults_are_two_newest_finished_runs(env):
@@ -142,8 +177,9 @@ def test_broken_run_compares_without_crashing(env):
 def test_table_selection(env):
     at = _runs_page()
     ids = list(at.dataframe[0].value["Run"])
-    at.session_state["runs_table"] = {"selection": {"rows": [ids.index("rfm-run"), ids.index("ppd-run")],
-                                                    "columns": []}}
+    at.session_state["runs_table"] = {
+        "selection": {"rows": [ids.index("rfm-run"), ids.index("ppd-run")], "columns": []}
+    }
     at.run()
     assert not at.exception, at.exception
     assert at.selectbox(key="run_a").value == "rfm-run" and at.selectbox(key="run_a").disabled
@@ -172,7 +208,21 @@ def test_only_unreadable_runs(tmp_path, monkeypatch):
     at = _runs_page(a="a-list", b="garbage")
     assert sorted(at.dataframe[0].value["Run"]) == ["a-list", "bad-types", "garbage"]
     assert set(at.dataframe[0].value["Status"]) == {"unreadable"}
-    assert len(at.get("plotly_chart")) == 2 and [m.value for m in at.metric] == ["–", "–"]
+    assert len(at.get("plotly_chart")) == 2 and [m.value for m in at.metric] == ["–"] * 4
+
+
+def test_compare_writes_config_values_for_reading(env, tmp_path, monkeypatch):
+    """A budget of 2.2426314711333286 minutes reads 2.243, a κ_max of 17782.79 reads 17,783."""
+    root = tmp_path / "runs"
+    for run_id in ("ppd-run", "rfm-run"):
+        shutil.copytree(env / run_id, root / run_id)
+    meta = json.loads((root / "ppd-run" / "config.json").read_text())
+    meta["config"].update(minutes=2.2426314711333286, kappa_max=17782.794100389227)
+    (root / "ppd-run" / "config.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("CNFM_RUNS", str(root))
+    at = _runs_page(a="ppd-run", b="rfm-run")
+    differs = next(m.value for m in at.markdown if m.value.startswith("Differs: "))
+    assert "**minutes** = `2.243`" in differs and "**kappa_max** = `17,783`" in differs
 
 
 def test_empty_store(tmp_path, monkeypatch):

@@ -48,10 +48,12 @@ def show(page):
         "titles": [t.value for t in at.title], "metrics": [m.label for m in at.metric],
         "captions": [c.value for c in at.caption], "sliders": len(at.select_slider),
         "charts": len(at.get("plotly_chart")) + len(at.get("deck_gl_json_chart")),
+        "images": len(at.get("image")),
         "tables": len(at.dataframe), "torch": "torch" in sys.modules,
     }
 
-out = {page: show(page) for page in (None, "views/train.py", "views/results.py", "views/path.py", "views/runs.py")}
+out = {page: show(page) for page in (None, "views/target.py", "views/train.py", "views/results.py", "views/path.py",
+                                    "views/runs.py")}
 out["modules"] = sorted(m for m in sys.modules if m.startswith("cnfm_core"))
 print(json.dumps(out))
 """
@@ -73,7 +75,8 @@ def pages(tmp_path_factory) -> dict:
     return json.loads(shown.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("page", ["null", "views/train.py", "views/results.py", "views/path.py", "views/runs.py"])
+@pytest.mark.parametrize("page", ["null", "views/target.py", "views/train.py", "views/results.py", "views/path.py",
+                                  "views/runs.py"])
 def test_a_page_renders_without_torch(pages, page):
     shown = pages[page]
     assert not shown["exception"] and not shown["errors"], shown
@@ -86,8 +89,10 @@ def test_the_pages_showed_their_full_content(pages):
     assert any("Device: **CPU" in c or "Device: **GPU" in c for c in train["captions"])
     assert any("Device of this run: **" in c for c in train["captions"])  # the device its worker recorded
     assert "This model (exact likelihood)" in pages["views/results.py"]["metrics"]
-    assert pages["views/results.py"]["charts"] >= 2  # the open tab only: the learned and the true density maps
+    # the open tab only: the learned and the true density maps, as pictures
+    assert pages["views/results.py"]["images"] == 2 and pages["views/results.py"]["charts"] == 0
     assert pages["views/path.py"]["sliders"] == 1 and pages["views/path.py"]["charts"] == 4  # +2 globes
+    assert pages["views/target.py"]["sliders"] == 1 and pages["views/target.py"]["charts"] == 1  # κ_max, the map
     runs = pages["views/runs.py"]
     assert runs["tables"] == 1 and runs["metrics"].count("Test NLL (nats)") == 2
     assert "cnfm_core.train" not in pages["modules"] and "cnfm_core.frames" not in pages["modules"]
@@ -95,7 +100,8 @@ def test_the_pages_showed_their_full_content(pages):
 
 def test_the_page_layer_of_the_library_is_torch_free():
     modules = ["cnfm_core.config", "cnfm_core.data", "cnfm_core.devices", "cnfm_core.geo", "cnfm_core.grid",
-               "cnfm_core.jobs", "cnfm_core.pathframes", "cnfm_core.procs", "cnfm_core.runs", "dashboard.state"]
+               "cnfm_core.jobs", "cnfm_core.pathframes", "cnfm_core.pathmaps", "cnfm_core.pathpreview",
+               "cnfm_core.procs", "cnfm_core.runs", "dashboard.state"]
     code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint('torch' in sys.modules)"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300,
                        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(REPO)})

@@ -24,12 +24,13 @@ from plotly.subplots import make_subplots
 from dashboard.figures.colours import COLORSCALE, shared_log_range
 from dashboard.figures.land import land_lines
 from dashboard.figures.maps import _degree_axis
+from dashboard.units import colour_scale, colour_values
 
 __all__ = ["FRAME_MS", "path_animation"]
 
 #: Milliseconds a frame is shown while playing (10 frames a second).
 FRAME_MS = 100
-#: Decimals kept of each log density sent to the browser (a hundredth of a nat).
+#: Decimals kept of each value sent to the browser (a hundredth of a nat, or of a power of ten).
 _DECIMALS = 2
 
 Grid = tuple[np.ndarray, np.ndarray, np.ndarray]  # lat (n_lat,), lon (n_lon,), values (K, n_lat, n_lon)
@@ -37,59 +38,122 @@ Grid = tuple[np.ndarray, np.ndarray, np.ndarray]  # lat (n_lat,), lon (n_lon,), 
 
 def _z(values: np.ndarray) -> np.ndarray:
     """Values as the browser gets them: float32 (plotly sends numpy arrays as typed arrays, so this halves the
-    page), rounded to a hundredth of a nat, NaN where not finite (drawn blank)."""
+    page), rounded to :data:`_DECIMALS` decimals, NaN where not finite (drawn blank)."""
     v = np.round(np.asarray(values, dtype=np.float64), _DECIMALS)
     return np.where(np.isfinite(v), v, np.nan).astype(np.float32)
 
 
-def path_animation(times: np.ndarray, target: Grid, model: Grid, *, land: dict[str, Any] | None, start: int = 0,
-                   frame_ms: int = FRAME_MS, height: int = 430,
-                   titles: tuple[str, str] | None = None) -> go.Figure:
+def path_animation(
+    times: np.ndarray,
+    target: Grid,
+    model: Grid,
+    *,
+    land: dict[str, Any] | None,
+    start: int = 0,
+    frame_ms: int = FRAME_MS,
+    height: int = 470,
+    titles: tuple[str, str] | None = None,
+    unit: str = "log",
+) -> go.Figure:
     """Target and model log densities over t as one animated figure (see the module doc).
 
     ``target`` and ``model`` are ``(lat, lon, values)`` with ``values`` of shape ``(K, n_lat, n_lon)``, one map
-    per entry of ``times`` (each may have its own grid). ``start`` is the frame shown first; ``titles`` name the
-    two maps. The colour range is
-    :func:`~dashboard.figures.colours.shared_log_range` over every frame of both."""
+    per entry of ``times`` (each may have its own grid), of log densities in nats. ``start`` is the frame shown
+    first; ``titles`` name the two maps; ``unit`` is how densities are drawn (``dashboard.units``: ``"log"``,
+    log density, or ``"times"``, ``log10`` of times uniform with ticks ×0.1, ×1, ×10, ...). The colour range
+    is :func:`~dashboard.figures.colours.shared_log_range` over every frame of both, in that unit."""
     times = np.asarray(times, dtype=np.float64)
     (t_lat, t_lon, t_val), (m_lat, m_lon, m_val) = target, model
     if t_val.shape[0] != times.size or m_val.shape[0] != times.size:
-        raise ValueError(f"need one map per time: {times.size} times, {t_val.shape[0]} target and "
-                         f"{m_val.shape[0]} model maps")
-    lo, hi = shared_log_range(t_val, m_val)
+        raise ValueError(
+            f"need one map per time: {times.size} times, {t_val.shape[0]} target and {m_val.shape[0]} model maps"
+        )
+    scale = colour_scale(unit, *shared_log_range(t_val, m_val))
+    t_val, m_val = colour_values(t_val, unit), colour_values(m_val, unit)
     start = int(np.clip(start, 0, times.size - 1))
-    fig = make_subplots(rows=1, cols=2, subplot_titles=titles or ("Target path p_t", "Model path q_t"),
-                        horizontal_spacing=0.03)
-    hover = "lat %{y:.1f}°, lon %{x:.1f}°<br>log density %{z:.2f}<extra></extra>"
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=titles or ("Target path p_t", "Model path q_t"), horizontal_spacing=0.03
+    )
+    hover = "lat %{y:.1f}°, lon %{x:.1f}°<br>" + scale.hover + "<extra></extra>"
     for col, (lat, lon, values) in enumerate(((t_lat, t_lon, t_val), (m_lat, m_lon, m_val)), start=1):
-        fig.add_trace(go.Heatmap(x=lon, y=lat, z=_z(values[start]), coloraxis="coloraxis", hovertemplate=hover),
-                      row=1, col=col)
+        fig.add_trace(
+            go.Heatmap(x=lon, y=lat, z=_z(values[start]), coloraxis="coloraxis", hovertemplate=hover), row=1, col=col
+        )
     if land is not None:
         coast = land_lines(land)
         for col in (1, 2):
-            fig.add_trace(go.Scatter(x=coast.lon.astype(np.float32), y=coast.lat.astype(np.float32), mode="lines",
-                                     line={"color": "white", "width": 0.6},
-                                     hoverinfo="skip", showlegend=False), row=1, col=col)
-    fig.frames = [go.Frame(name=str(k), traces=[0, 1], data=[go.Heatmap(z=_z(t_val[k])), go.Heatmap(z=_z(m_val[k]))])
-                  for k in range(times.size)]
+            fig.add_trace(
+                go.Scatter(
+                    x=coast.lon.astype(np.float32),
+                    y=coast.lat.astype(np.float32),
+                    mode="lines",
+                    line={"color": "white", "width": 0.6},
+                    hoverinfo="skip",
+                    showlegend=False,
+                ),
+                row=1,
+                col=col,
+            )
+    fig.frames = [
+        go.Frame(name=str(k), traces=[0, 1], data=[go.Heatmap(z=_z(t_val[k])), go.Heatmap(z=_z(m_val[k]))])
+        for k in range(times.size)
+    ]
+    # Play and Pause sit above the slider's left end and the slider spans the width, so neither squeezes the other
+    # however narrow the window (beside it, the buttons covered the slider's start at 800 px).
     play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}}
     jump = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     fig.update_layout(
-        height=height, margin={"l": 10, "r": 10, "t": 30, "b": 80}, plot_bgcolor="white",
-        coloraxis={"colorscale": COLORSCALE, "cmin": lo, "cmax": hi,
-                   "colorbar": {"title": {"text": "log density (nats)", "side": "right"}, "thickness": 12}},
-        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.1, "xanchor": "left",
-                      "yanchor": "top", "pad": {"r": 8, "t": 0}, "showactive": False,
-                      "buttons": [{"label": "▶ Play", "method": "animate", "args": [None, play]},
-                                  {"label": "❚❚ Pause", "method": "animate", "args": [[None], jump]}]}],
-        sliders=[{"active": start, "x": 0.22, "len": 0.78, "y": -0.04, "yanchor": "top",
-                  "currentvalue": {"prefix": "t = ", "visible": True, "xanchor": "right"}, "pad": {"t": 0},
-                  "steps": [{"label": f"{t:.2f}", "method": "animate", "args": [[str(k)], jump]}
-                            for k, t in enumerate(times)]}],
+        height=height,
+        margin={"l": 10, "r": 10, "t": 30, "b": 120},
+        plot_bgcolor="white",
+        coloraxis={
+            "colorscale": COLORSCALE,
+            "cmin": scale.zmin,
+            "cmax": scale.zmax,
+            "colorbar": scale.colorbar(thickness=12),
+        },
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": -0.1,
+                "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"r": 8, "t": 0},
+                "showactive": False,
+                "buttons": [
+                    {"label": "▶ Play", "method": "animate", "args": [None, play]},
+                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], jump]},
+                ],
+            }
+        ],
+        sliders=[
+            {
+                "active": start,
+                "x": 0.0,
+                "len": 1.0,
+                "y": -0.1,
+                "yanchor": "top",
+                "currentvalue": {"prefix": "t = ", "visible": True, "xanchor": "right"},
+                "pad": {"t": 16},
+                "steps": [
+                    {"label": f"{t:.2f}", "method": "animate", "args": [[str(k)], jump]} for k, t in enumerate(times)
+                ],
+            }
+        ],
     )
     ticks_lon, ticks_lat = [-120, -60, 0, 60, 120], list(range(-90, 91, 45))  # no label at the shared edge
     for col in (1, 2):
         fig.update_xaxes(_degree_axis(180, ticks_lon, "E", "W"), row=1, col=col)
-        fig.update_yaxes({**_degree_axis(90, ticks_lat, "N", "S"), "scaleanchor": f"x{'' if col == 1 else col}",
-                          "scaleratio": 1, "showticklabels": col == 1}, row=1, col=col)
+        fig.update_yaxes(
+            {
+                **_degree_axis(90, ticks_lat, "N", "S"),
+                "scaleanchor": f"x{'' if col == 1 else col}",
+                "scaleratio": 1,
+                "showticklabels": col == 1,
+            },
+            row=1,
+            col=col,
+        )
     return fig

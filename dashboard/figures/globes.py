@@ -1,5 +1,6 @@
 """Globes (pydeck): an interactive 3D globe of land, a density and point sets, and one of particle
-trajectories, both on a deck.gl ``_GlobeView``.
+trajectories, both on a deck.gl ``_GlobeView``; and the colour bar of a density on a globe (HTML: deck.gl
+draws none).
 
 Every globe works offline: no map tiles, no basemap style; it is an ocean polygon and the bundled land
 (:func:`~dashboard.figures.land.load_land`) with ``map_provider=None``. Arguments are ``lat, lon`` in
@@ -12,6 +13,7 @@ degrees; deck.gl accessors are ``[lon, lat]``.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from collections.abc import Sequence
@@ -33,7 +35,16 @@ from dashboard.figures.colours import (
 from dashboard.figures.geometry import as_latlon, subsample, trajectory_paths
 from dashboard.figures.land import coast_paths
 
-__all__ = ["EARTH_RADIUS_M", "PointLayer", "globe", "globe_zoom", "points_payload", "trajectories_globe"]
+__all__ = [
+    "EARTH_RADIUS_M",
+    "PointLayer",
+    "colorbar_html",
+    "colorbar_ticks",
+    "globe",
+    "globe_zoom",
+    "points_payload",
+    "trajectories_globe",
+]
 
 #: Mean Earth radius in metres, for sizing things on the globe.
 EARTH_RADIUS_M: float = 6_371_008.8
@@ -52,7 +63,9 @@ class PointLayer:
     """A named set of points to draw on the globe.
 
     ``lat``/``lon`` in degrees; ``color`` RGB or RGBA, 0-255; ``radius_m`` the dot radius in metres
-    (dots never shrink below 1.5 px); at most ``max_points`` are drawn (see :func:`points_payload`).
+    (dots never shrink below ``min_pixels``, 1.5 px by default); at most ``max_points`` are drawn (see
+    :func:`points_payload`); ``outline``, if given, rims each dot in that colour, one pixel wide (so that dots
+    stay visible over others of a similar lightness).
     """
 
     name: str
@@ -61,6 +74,8 @@ class PointLayer:
     color: Sequence[int]
     radius_m: float = 40_000.0
     max_points: int = 20_000
+    outline: Sequence[int] | None = None
+    min_pixels: float = 1.5
 
 
 def points_payload(
@@ -79,6 +94,81 @@ def points_payload(
     return [{"lat": a, "lon": o} for a, o in zip(la, lo, strict=True)]
 
 
+def colorbar_ticks(vmin: float, vmax: float, *, most: int = 6) -> list[float]:
+    """Round values inside ``[vmin, vmax]`` to label a colour bar with, at most ``most`` of them: multiples of
+    1, 2 or 5 times a power of ten.
+
+    >>> colorbar_ticks(-9.4, 2.1)
+    [-8.0, -6.0, -4.0, -2.0, 0.0, 2.0]
+    >>> colorbar_ticks(0.0, 0.0)
+    [0.0]
+    """
+    lo, hi = float(vmin), float(vmax)
+    if not hi > lo:
+        return [round(lo, 6)]
+    power = 10.0 ** math.floor(math.log10((hi - lo) / most))
+
+    def count(step: float) -> int:
+        return math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1
+
+    step = next(m * power for m in (1.0, 2.0, 5.0, 10.0, 20.0) if count(m * power) <= most)
+    first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+    return [round(k * step, 6) + 0.0 for k in range(first, last + 1)]
+
+
+def colorbar_html(
+    vmin: float,
+    vmax: float,
+    label: str,
+    *,
+    ticks: tuple[Sequence[float], Sequence[str]] | None = None,
+    ends: tuple[str, str] | None = None,
+    stops: int = 11,
+    width_px: int = 420,
+) -> str:
+    """A horizontal colour bar of :data:`COLORSCALE` from ``vmin`` to ``vmax`` (the colours of
+    :func:`value_colors`), with ``label`` (escaped) above it, for ``st.markdown(..., unsafe_allow_html=True)``.
+    Ticks are ``(values, labels)`` between ``vmin`` and ``vmax`` (default: round values, :func:`colorbar_ticks`);
+    values outside the range get the end colours, which the end labels say (``≤`` and ``≥`` before ``ends``, by
+    default the two values). At most ``width_px`` wide, narrower in a narrow column.
+
+    >>> bar = colorbar_html(-4.0, 1.0, "log density <nats>")
+    >>> "linear-gradient(to right, rgb(68, 1, 84) 0%" in bar and "rgb(253, 231, 37) 100%" in bar
+    True
+    >>> "log density &lt;nats&gt;" in bar and "≤ −4" in bar and "≥ 1" in bar
+    True
+    """
+    lo, hi = float(vmin), float(vmax)
+    span = hi - lo if hi > lo else 1.0
+    at = np.linspace(0.0, 1.0, stops)
+    colours = value_colors(lo + at * span, vmin=lo, vmax=lo + span)
+    gradient = ", ".join(f"rgb({r}, {g}, {b}) {100 * a:g}%" for (r, g, b), a in zip(colours.tolist(), at, strict=True))
+    round_values = colorbar_ticks(lo, hi)
+    values, texts = ticks if ticks is not None else (round_values, [_number(v) for v in round_values])
+    marks = "".join(
+        f'<span style="position:absolute;left:{100 * (v - lo) / span:.2f}%;transform:translateX(-50%)">'
+        f"{html.escape(str(text))}</span>"
+        for v, text in zip(values, texts, strict=True)
+        if 0.1 <= (v - lo) / span <= 0.9  # the ends carry their own labels
+    )
+    low, high = ends if ends is not None else (_number(lo), _number(hi))
+    end_marks = (
+        f'<span style="position:absolute;left:0">≤ {html.escape(low)}</span>'
+        f'<span style="position:absolute;right:0">≥ {html.escape(high)}</span>'
+    )
+    return (
+        f'<div style="max-width:{int(width_px)}px;font-size:0.85em;line-height:1.3;margin:0.2em 0 0.6em 0">'
+        f"<div>{html.escape(label)}</div>"
+        f'<div style="height:0.9em;border-radius:2px;background:linear-gradient(to right, {gradient})"></div>'
+        f'<div style="position:relative;height:1.4em;white-space:nowrap">{marks}{end_marks}</div></div>'
+    )
+
+
+def _number(v: float) -> str:
+    """A tick value as a reader writes it: ``-4.0 -> "−4"``, ``2.5 -> "2.5"`` (a true minus sign)."""
+    text = f"{v:.2f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:.0f}"
+    return text.replace("-", "−") if text not in ("-0",) else "0"
+
 
 def _ocean_ring(step: float = _OCEAN_STEP_DEG) -> list[list[float]]:
     """A ring around the whole lon/lat rectangle with a vertex every ``step`` degrees along each edge."""
@@ -93,14 +183,16 @@ def _ocean_ring(step: float = _OCEAN_STEP_DEG) -> list[list[float]]:
     return [[float(x), float(y)] for x, y in ring]
 
 
-def _density_rows(lat: np.ndarray, lon: np.ndarray, values: np.ndarray) -> list[dict[str, Any]]:
+def _density_rows(
+    lat: np.ndarray, lon: np.ndarray, values: np.ndarray, value_range: tuple[float, float] | None = None
+) -> list[dict[str, Any]]:
     """Discs covering a lat/lon grid, coloured by value: ``[{"lon", "lat", "r" (m), "c" (RGB)}, ...]``.
 
     Towards the poles, where cells narrow, a row of ``n_lon`` cells is cut into
     ``ceil(n_lon * cos(lat))`` runs of neighbouring cells, each drawn as one disc with the runs' mean
     finite value, so that discs stay about one cell high across and their number falls to about
-    ``2 / pi`` of the cells. Colours span the finite
-    values of the whole grid; runs with no finite value are left out.
+    ``2 / pi`` of the cells. Colours span ``value_range`` (values outside get the end colours), by default the
+    finite values of the whole grid; runs with no finite value are left out.
     """
     lat = np.asarray(lat, dtype=np.float64).ravel()
     lon = np.asarray(lon, dtype=np.float64).ravel()
@@ -110,7 +202,7 @@ def _density_rows(lat: np.ndarray, lon: np.ndarray, values: np.ndarray) -> list[
     finite = np.isfinite(values)
     if not finite.any():
         return []
-    vmin, vmax = float(values[finite].min()), float(values[finite].max())
+    vmin, vmax = value_range if value_range is not None else (float(values[finite].min()), float(values[finite].max()))
     dlat = np.deg2rad(float(np.abs(np.diff(lat)).min()) if lat.size > 1 else 180.0)
     dlon = np.deg2rad(float(np.abs(np.diff(lon)).min()) if lon.size > 1 else 360.0)
     rows: list[dict[str, Any]] = []
@@ -176,12 +268,14 @@ def _pole_caps_layer() -> pdk.Layer:
     )
 
 
-def _density_layer(lat: np.ndarray, lon: np.ndarray, values: np.ndarray) -> pdk.Layer:
+def _density_layer(
+    lat: np.ndarray, lon: np.ndarray, values: np.ndarray, value_range: tuple[float, float] | None
+) -> pdk.Layer:
     """One disc per grid cell (see :func:`_density_rows`)."""
     return pdk.Layer(
         "ScatterplotLayer",
         id="density",
-        data=_density_rows(lat, lon, values),
+        data=_density_rows(lat, lon, values, value_range),
         get_position="[lon, lat]",
         get_radius="r",
         get_fill_color="c",
@@ -212,7 +306,17 @@ def _coast_layer(land: dict[str, Any], color: Sequence[int]) -> pdk.Layer:
 
 
 def _points_layer(i: int, points: PointLayer) -> pdk.Layer:
-    """Pickable dots for one :class:`PointLayer`, at least 1.5 px wide."""
+    """Pickable dots for one :class:`PointLayer`, at least ``min_pixels`` wide, rimmed if it has an outline."""
+    rim = (
+        {}
+        if points.outline is None
+        else {
+            "get_line_color": [int(v) for v in points.outline],
+            "line_width_units": "'pixels'",  # quoted: pydeck turns bare strings into accessor expressions
+            "get_line_width": 1,
+            "line_width_min_pixels": 1,
+        }
+    )
     return pdk.Layer(
         "ScatterplotLayer",
         id=f"points-{i}",
@@ -220,9 +324,10 @@ def _points_layer(i: int, points: PointLayer) -> pdk.Layer:
         get_position="[lon, lat]",
         get_fill_color=[int(v) for v in points.color],
         get_radius=float(points.radius_m),
-        radius_min_pixels=1.5,
-        stroked=False,
+        radius_min_pixels=float(points.min_pixels),
+        stroked=points.outline is not None,
         pickable=True,
+        **rim,
     )
 
 
@@ -231,6 +336,7 @@ def globe(
     land: dict[str, Any],
     point_layers: Sequence[PointLayer] = (),
     density: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    density_range: tuple[float, float] | None = None,
     view_lat: float = 20.0,
     view_lon: float = 0.0,
     zoom: float = 1.1,
@@ -245,7 +351,9 @@ def globe(
     faint rim); then ``density`` if given, else ``land`` (filled polygons); ``coast`` (coastlines, white
     over a density); then one ``points-<i>`` layer per :class:`PointLayer`, in order, pickable with a
     lat/lon tooltip. ``density`` is ``(lat (n_lat,), lon (n_lon,), values (n_lat, n_lon))`` on cell
-    centres, one disc per cell coloured by :data:`COLORSCALE` from the lowest to the highest finite value.
+    centres, one disc per cell coloured by :data:`COLORSCALE` over ``density_range`` ``(vmin, vmax)`` (values
+    outside get the end colours; by default from the lowest to the highest finite value): pass the range of the
+    flat maps, and show it with :func:`colorbar_html`.
 
     No basemap: ``map_provider=None`` and ``map_style`` left at pydeck's placeholder, which
     ``st.pydeck_chart`` drops, so nothing is fetched from the network. ``zoom`` follows the Web
@@ -259,7 +367,7 @@ def globe(
     if density is None:
         layers += [_land_layer(land), _coast_layer(land, COAST_COLOR)]
     else:
-        layers += [_density_layer(*density), _coast_layer(land, _COAST_ON_DENSITY)]
+        layers += [_density_layer(*density, density_range), _coast_layer(land, _COAST_ON_DENSITY)]
     layers += [_points_layer(i, points) for i, points in enumerate(point_layers)]
     return _CompactDeck(
         layers=layers,
@@ -305,8 +413,7 @@ def trajectories_globe(
     )
     dots = PointLayer("particles", traj[k, :, 0], traj[k, :, 1], dot_color, radius_m=60_000.0)
     return _CompactDeck(
-        layers=[_ocean_layer(), _land_layer(land), _coast_layer(land, COAST_COLOR), path_layer,
-                _points_layer(0, dots)],
+        layers=[_ocean_layer(), _land_layer(land), _coast_layer(land, COAST_COLOR), path_layer, _points_layer(0, dots)],
         views=[pdk.View(type="_GlobeView", controller=True)],
         initial_view_state=pdk.ViewState(latitude=float(view_lat), longitude=float(view_lon), zoom=float(zoom)),
         map_provider=None,

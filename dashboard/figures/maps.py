@@ -21,6 +21,7 @@ from cnfm_core.geo import LOG_AREA
 from dashboard.figures.colours import COLORSCALE, DIVERGING_COLORSCALE, SAMPLE_COLOR, css_color, symmetric_limit
 from dashboard.figures.geometry import as_latlon, subsample
 from dashboard.figures.land import land_lines
+from dashboard.units import UNITS, colour_scale, colour_values, times_uniform
 
 __all__ = ["LIVE_RANGE", "UNIFORM_NLL", "curves", "density_map", "live_density_map", "residual_map"]
 
@@ -62,6 +63,7 @@ def density_map(
     points: tuple[np.ndarray, np.ndarray] | None = None,
     zmin: float | None = None,
     zmax: float | None = None,
+    unit: str | None = None,
 ) -> go.Figure:
     """Equirectangular heat map of a density on a lat/lon grid, with coastlines.
 
@@ -74,18 +76,27 @@ def density_map(
     of the colour scale (in the units shown), so that several maps share one scale (see
     :func:`shared_log_range`); by default plotly spans the values.
     Axes are fixed to [-180, 180] x [-90, 90] at one degree to one degree.
+
+    ``unit`` (a key of :data:`dashboard.units.UNITS`, the session's ``state.density_unit()``) draws the log
+    densities in the user's unit instead, and then ``zmin``/``zmax`` are log densities in nats whatever the
+    unit: ``"times"`` colours ``log10(p / p_u)``, ``p_u = 1 / 4π``, with colour-bar ticks ×0.1, ×1, ×10, ...
+    and hover "N × uniform"; ``"log"`` is the log-scale map. Without a unit (the default), ``log_scale``
+    decides, as before.
     """
     lat = np.asarray(lat, dtype=np.float64).ravel()
     lon = np.asarray(lon, dtype=np.float64).ravel()
     log_prob = np.asarray(log_prob, dtype=np.float64)
     if log_prob.shape != (lat.size, lon.size):
         raise ValueError(f"log_prob must have shape ({lat.size}, {lon.size}), got {log_prob.shape}")
-    z = log_prob if log_scale else np.exp(log_prob)
-    z = np.where(np.isfinite(z), z, np.nan)
-    label = "log density (nats)" if log_scale else "density"
-    fig = go.Figure()
-    fig.add_trace(
-        go.Heatmap(
+    if unit is not None and unit not in UNITS:
+        raise ValueError(f"unknown density unit {unit!r}; choose one of {', '.join(UNITS)}")
+    if unit == "times":
+        heat = _times_uniform_heatmap(lat, lon, log_prob, zmin, zmax)
+    else:
+        z = log_prob if log_scale or unit == "log" else np.exp(log_prob)
+        z = np.where(np.isfinite(z), z, np.nan)
+        label = "log density (nats)" if log_scale or unit == "log" else "density"
+        heat = go.Heatmap(
             x=lon,
             y=lat,
             z=z,
@@ -96,7 +107,8 @@ def density_map(
             zmin=zmin,
             zmax=zmax,
         )
-    )
+    fig = go.Figure()
+    fig.add_trace(heat)
     coast = land_lines(land)
     fig.add_trace(
         go.Scatter(
@@ -135,27 +147,64 @@ def density_map(
     return fig
 
 
+def _times_uniform_heatmap(
+    lat: np.ndarray, lon: np.ndarray, log_prob: np.ndarray, zmin: float | None, zmax: float | None
+) -> go.Heatmap:
+    """The heat map of :func:`density_map` in times uniform: colour ``log10(p / p_u)``, ticks at powers of ten
+    over the range drawn (``zmin``/``zmax`` in nats, else the finite values'), hover ``p / p_u`` itself."""
+    finite = log_prob[np.isfinite(log_prob)]
+    lo = zmin if zmin is not None else float(finite.min()) if finite.size else None
+    hi = zmax if zmax is not None else float(finite.max()) if finite.size else None
+    scale = colour_scale("times", lo, hi)
+    z = colour_values(log_prob, "times")
+    return go.Heatmap(
+        x=lon,
+        y=lat,
+        z=np.where(np.isfinite(z), z, np.nan),
+        customdata=np.where(np.isfinite(log_prob), times_uniform(log_prob), np.nan),
+        name=scale.title,
+        colorscale=COLORSCALE,
+        colorbar=scale.colorbar(),
+        hovertemplate="lat %{y:.1f}°, lon %{x:.1f}°<br>density %{customdata:,.2r} × uniform<extra></extra>",
+        zmin=scale.zmin if zmin is not None else None,
+        zmax=scale.zmax if zmax is not None else None,
+    )
+
+
 def live_density_map(
-    lat: np.ndarray, lon: np.ndarray, log_prob: np.ndarray, samples: np.ndarray | None, *, land: dict[str, Any],
+    lat: np.ndarray,
+    lon: np.ndarray,
+    log_prob: np.ndarray,
+    samples: np.ndarray | None,
+    *,
+    land: dict[str, Any],
     title: str = "",
+    unit: str = "log",
 ) -> go.Figure:
-    """The live preview of a run in training (``live.npz``): a coarse log-density map, smoothed between cell
-    centres, in the fixed :data:`LIVE_RANGE`, with model ``samples`` ``(S, 2)`` (lat, lon) over it."""
+    """The live preview of a run in training (``live.npz``): a coarse density map in ``unit`` (see
+    :func:`density_map`), smoothed between cell centres, in the fixed :data:`LIVE_RANGE` of log densities, with
+    model ``samples`` ``(S, 2)`` (lat, lon) over it."""
     points = None
     if samples is not None and len(samples):
         samples = np.asarray(samples, dtype=np.float64).reshape(-1, 2)
         points = (samples[:, 0], samples[:, 1])
-    fig = density_map(lat, lon, log_prob, land=land, title=title, points=points, zmin=LIVE_RANGE[0],
-                      zmax=LIVE_RANGE[1])
-    fig.update_traces(selector={"type": "heatmap"}, zsmooth="best",
-                      colorbar={"thickness": 12, "len": 0.9, "title": {"text": "log density", "side": "right"}})
+    fig = density_map(
+        lat, lon, log_prob, land=land, title=title, points=points, zmin=LIVE_RANGE[0], zmax=LIVE_RANGE[1], unit=unit
+    )
+    fig.update_traces(selector={"type": "heatmap"}, zsmooth="best", colorbar={"thickness": 12, "len": 0.9})
     fig.update_layout(height=340)
     return fig
 
 
 def residual_map(
-    lat: np.ndarray, lon: np.ndarray, values: np.ndarray, *, land: dict[str, Any], title: str = "",
-    label: str = "p_t · r", limit: float | None = None,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    values: np.ndarray,
+    *,
+    land: dict[str, Any],
+    title: str = "",
+    label: str = "p_t · r",
+    limit: float | None = None,
 ) -> go.Figure:
     """Equirectangular map of a signed quantity on a lat/lon grid (as :func:`density_map`), in
     :data:`DIVERGING_COLORSCALE` centred at zero: red above, blue below, white at zero.
@@ -203,22 +252,56 @@ def curves(metrics: Sequence[dict[str, Any]]) -> go.Figure:
     nll = _series(metrics, "val_nll")
     if not loss[0] and not nll[0]:
         fig = go.Figure()
-        fig.add_annotation(text="no data yet", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                           font={"size": 16, "color": "gray"})
-        fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=300,
-                          margin={"l": 10, "r": 10, "t": 10, "b": 10})
+        fig.add_annotation(
+            text="no data yet",
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+            showarrow=False,
+            font={"size": 16, "color": "gray"},
+        )
+        fig.update_layout(
+            xaxis={"visible": False}, yaxis={"visible": False}, height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}
+        )
         return fig
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("training loss", "validation NLL (nats)"))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=("training loss", "validation NLL (nats)"),
+    )
+
     def mode(series: tuple[list[float], list[float]]) -> str:
         return "lines+markers" if len(series[0]) <= _MARKERS_UP_TO else "lines"
 
-    fig.add_trace(go.Scatter(x=loss[0], y=loss[1], mode=mode(loss), name="loss", line={"color": "#4c72b0"},
-                             marker={"size": 6}), row=1, col=1)
-    fig.add_trace(go.Scatter(x=nll[0], y=nll[1], mode="lines+markers", name="val NLL",
-                             line={"color": css_color(SAMPLE_COLOR)}, marker={"size": 6}), row=2, col=1)
-    fig.add_hline(y=UNIFORM_NLL, line_dash="dash", line_color="gray", row=2, col=1,
-                  annotation_text=f"uniform, log 4π = {UNIFORM_NLL:.3f}", annotation_position="top right")
+    fig.add_trace(
+        go.Scatter(x=loss[0], y=loss[1], mode=mode(loss), name="loss", line={"color": "#4c72b0"}, marker={"size": 6}),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=nll[0],
+            y=nll[1],
+            mode="lines+markers",
+            name="val NLL",
+            line={"color": css_color(SAMPLE_COLOR)},
+            marker={"size": 6},
+        ),
+        row=2,
+        col=1,
+    )
+    fig.add_hline(
+        y=UNIFORM_NLL,
+        line_dash="dash",
+        line_color="gray",
+        row=2,
+        col=1,
+        annotation_text=f"uniform, log 4π = {UNIFORM_NLL:.3f}",
+        annotation_position="top right",
+    )
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_layout(showlegend=False, height=450, margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return fig

@@ -14,6 +14,7 @@ past 180 deg there (x = 190 is 170 deg W), and the axis labels say the longitude
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,10 @@ import plotly.graph_objects as go
 
 from dashboard.figures.colours import DATA_COLOR, css_color
 from dashboard.figures.geometry import as_latlon, subsample
+from dashboard.figures.globes import PointLayer
 from dashboard.figures.land import land_lines
 
-__all__ = ["LonWindow", "lon_window", "points_map", "wrap_lon", "wrapped_lines"]
+__all__ = ["LonWindow", "layers_map", "lon_window", "points_map", "wrap_lon", "wrapped_lines"]
 
 _MAX_MAP_POINTS: int = 20_000
 #: Smallest part of the world a map shows, in degrees of longitude and latitude, so that a tight cluster
@@ -156,9 +158,25 @@ def points_map(
     map shows the world. The figure is ``height`` pixels tall, or less when ``width_hint`` (the width it
     will likely get) is given and a wide map needs less: no empty band above and below a map of the world.
     """
-    lat, lon = as_latlon(lat, lon)
-    ok = np.isfinite(lat) & np.isfinite(lon)
-    lat, lon = lat[ok], lon[ok]
+    layer = PointLayer(name, lat, lon, color or DATA_COLOR, max_points=max_points)
+    return layers_map([layer], land=land, height=height, width_hint=width_hint)
+
+
+def layers_map(
+    layers: Sequence[PointLayer], *, land: dict[str, Any], height: int = 560, width_hint: int | None = None
+) -> go.Figure:
+    """:func:`points_map` of several point sets (:class:`~dashboard.figures.globes.PointLayer`: name, lat, lon,
+    colour, at most ``max_points`` drawn, an optional ``outline``), framed on all of them, one ``Scattergl``
+    trace each named by its layer, in order (the last drawn on top). A set's dots are 7, 4 or 2.5 px across for
+    up to 100, 3,000 or more points, one pixel more with an outline (a one-pixel rim in that colour).
+    """
+    sets = []
+    for layer in layers:
+        la, lo = as_latlon(layer.lat, layer.lon)
+        ok = np.isfinite(la) & np.isfinite(lo)
+        sets.append((layer, la[ok], lo[ok]))
+    lat = np.concatenate([la for _, la, _ in sets]) if sets else np.empty(0)
+    lon = np.concatenate([lo for _, _, lo in sets]) if sets else np.empty(0)
     window = lon_window(lon)
     x0, x1 = window.west, window.east
     x0, x1 = _pad(x0, x1, _MIN_SPAN_LON, x0 - (360.0 - (x1 - x0)) / 2, x1 + (360.0 - (x1 - x0)) / 2)
@@ -172,18 +190,34 @@ def points_map(
     seam = (x0 + x1) / 2 - 180.0  # the map's seam, opposite its middle
     coast = land_lines(land)
     cx, cy = wrapped_lines(coast.lon, coast.lat, seam)
-    idx = subsample(lat.size, max_points, seed=0)
-    size = 7 if lat.size <= 100 else 4 if lat.size <= 3000 else 2.5
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name="coastline", line={"color": "rgb(120, 120, 120)",
-                                                                                 "width": 0.8},
-                             hoverinfo="skip", showlegend=False))
-    fig.add_trace(go.Scattergl(
-        x=wrap_lon(lon[idx], seam), y=lat[idx], mode="markers", name=name,
-        customdata=np.stack([lat[idx], lon[idx]], axis=1),
-        marker={"size": size, "color": css_color(color or DATA_COLOR), "line": {"width": 0}},
-        hovertemplate="lat %{customdata[0]:.2f}°, lon %{customdata[1]:.2f}°<extra></extra>", showlegend=False,
-    ))
+    fig.add_trace(
+        go.Scatter(
+            x=cx,
+            y=cy,
+            mode="lines",
+            name="coastline",
+            line={"color": "rgb(120, 120, 120)", "width": 0.8},
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    )
+    for layer, la, lo in sets:
+        idx = subsample(la.size, layer.max_points, seed=0)
+        size = 7 if la.size <= 100 else 4 if la.size <= 3000 else 2.5
+        rim = {"width": 0} if layer.outline is None else {"width": 1, "color": css_color(layer.outline)}
+        fig.add_trace(
+            go.Scattergl(
+                x=wrap_lon(lo[idx], seam),
+                y=la[idx],
+                mode="markers",
+                name=layer.name,
+                customdata=np.stack([la[idx], lo[idx]], axis=1),
+                marker={"size": size + (layer.outline is not None), "color": css_color(layer.color), "line": rim},
+                hovertemplate="lat %{customdata[0]:.2f}°, lon %{customdata[1]:.2f}°<extra></extra>",
+                showlegend=False,
+            )
+        )
     x_ticks, y_ticks = _ticks(x0, x1), _ticks(y0, y1)
     ratio = 1.0 / max(math.cos(math.radians((y0 + y1) / 2)), 1.0 / 3.0)
     if width_hint is not None:
@@ -194,10 +228,23 @@ def points_map(
         height=height,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
         plot_bgcolor="rgb(214, 226, 238)",
-        xaxis={"range": [x0, x1], "tickvals": x_ticks, "ticktext": [_lon_label(v) for v in x_ticks],
-               "showgrid": False, "zeroline": False, "constrain": "domain"},
-        yaxis={"range": [y0, y1], "tickvals": y_ticks, "ticktext": [_lat_label(v) for v in y_ticks],
-               "showgrid": False, "zeroline": False, "scaleanchor": "x", "scaleratio": ratio,
-               "constrain": "domain"},
+        xaxis={
+            "range": [x0, x1],
+            "tickvals": x_ticks,
+            "ticktext": [_lon_label(v) for v in x_ticks],
+            "showgrid": False,
+            "zeroline": False,
+            "constrain": "domain",
+        },
+        yaxis={
+            "range": [y0, y1],
+            "tickvals": y_ticks,
+            "ticktext": [_lat_label(v) for v in y_ticks],
+            "showgrid": False,
+            "zeroline": False,
+            "scaleanchor": "x",
+            "scaleratio": ratio,
+            "constrain": "domain",
+        },
     )
     return fig

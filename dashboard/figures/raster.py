@@ -12,14 +12,16 @@ with its ticks and label on the right.
 >>> lat, lon = np.array([-45.0, 45.0]), np.array([-90.0, 90.0])
 >>> img = density_image(lat, lon, np.array([[0.0, 1.0], [2.0, 3.0]]), width=360, scale=1)
 >>> (img.vmin, img.vmax, img.width, img.height)
-(0.0, 3.0, 360, 180)
+(0.0, 3.0, 360, 135)
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,7 +38,7 @@ BLANK_COLOR: tuple[int, int, int] = (255, 255, 255)
 _COAST_RGB = (255, 255, 255)
 _TEXT_RGB = (49, 51, 63)
 #: Width of the colour bar's panel, in display pixels (the bar, its ticks and its label).
-_BAR_PANEL = 150
+_BAR_PANEL = 90
 _MAX_POINTS = 5_000
 
 
@@ -57,7 +59,7 @@ class MapImage:
 def nice_ticks(vmin: float, vmax: float, n: int = 5) -> list[float]:
     """About ``n`` round numbers (steps of 1, 2 or 5 times a power of ten) inside ``[vmin, vmax]``.
 
-    >>> nice_ticks(-4.3, 1.2)
+    >>> nice_ticks(-4.3, 1.2, 6)
     [-4.0, -3.0, -2.0, -1.0, 0.0, 1.0]
     >>> nice_ticks(0.0, 0.0)
     [0.0]
@@ -90,23 +92,35 @@ def _cell_index(pixel_values: np.ndarray, centres: np.ndarray, lo: float, hi: fl
     return np.where(inside, order[np.clip(k, 0, centres.size - 1)], -1)
 
 
+def _font_file() -> str | None:
+    """DejaVu Sans as matplotlib ships it (it has ×, − and superscript digits; Pillow's own default font lacks
+    them), found without importing matplotlib; None where it is missing."""
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
+        if os.path.exists(path):
+            return path
+    return None
+
+
 @functools.lru_cache(maxsize=4)
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
+    path = _font_file()
+    return ImageFont.truetype(path, size=size) if path else ImageFont.load_default(size=size)
 
 
-def _colour_bar(draw: ImageDraw.ImageDraw, x0: int, height: int, vmin: float, vmax: float, label: str,
-                ticks: Sequence[tuple[float, str]] | None, s: int) -> None:
+def _colour_bar(draw: ImageDraw.ImageDraw, canvas: Image.Image, x0: int, height: int, vmin: float, vmax: float,
+                label: str, ticks: Sequence[tuple[float, str]] | None, s: int) -> None:
     """The colour bar in the panel starting at pixel column ``x0``: gradient from ``vmin`` (bottom) to ``vmax``
-    (top), tick marks with their labels, and ``label`` above."""
-    top, bottom = int(0.14 * height), int(0.92 * height)
-    bar_x, bar_w = x0 + 14 * s, 18 * s
+    (top), tick marks with their labels, and ``label`` written upwards along the panel's right edge."""
+    top, bottom = int(0.06 * height), int(0.94 * height)
+    bar_x, bar_w = x0 + 8 * s, 12 * s
     values = np.linspace(vmax, vmin, bottom - top)
     colours = value_colors(values, vmin=vmin, vmax=vmax)
     for i, c in enumerate(colours):
         draw.line([(bar_x, top + i), (bar_x + bar_w - 1, top + i)], fill=tuple(int(v) for v in c))
     draw.rectangle([bar_x, top, bar_x + bar_w - 1, bottom - 1], outline=_TEXT_RGB, width=max(1, s // 2))
-    font = _font(12 * s)
+    font = _font(11 * s)
     if ticks is None:
         ticks = [(v, f"{v:g}".replace("-", "\u2212")) for v in nice_ticks(vmin, vmax, 6)]
     span = vmax - vmin if vmax > vmin else 1.0
@@ -114,17 +128,15 @@ def _colour_bar(draw: ImageDraw.ImageDraw, x0: int, height: int, vmin: float, vm
         if not vmin - 1e-9 * span <= value <= vmax + 1e-9 * span:
             continue
         y = bottom - 1 - (value - vmin) / span * (bottom - 1 - top)
-        draw.line([(bar_x + bar_w, y), (bar_x + bar_w + 5 * s, y)], fill=_TEXT_RGB, width=max(1, s // 2))
-        draw.text((bar_x + bar_w + 8 * s, y), text, fill=_TEXT_RGB, font=font, anchor="lm")
-    words, lines = label.split(), [""]
-    for w in words:  # the label above the bar, wrapped to the panel
-        trial = f"{lines[-1]} {w}".strip()
-        if draw.textlength(trial, font=font) <= (_BAR_PANEL - 20) * s or not lines[-1]:
-            lines[-1] = trial
-        else:
-            lines.append(w)
-    for i, line in enumerate(lines[-2:]):
-        draw.text((bar_x, top - (8 + 16 * (len(lines[-2:]) - i)) * s), line, fill=_TEXT_RGB, font=font)
+        draw.line([(bar_x + bar_w, y), (bar_x + bar_w + 4 * s, y)], fill=_TEXT_RGB, width=max(1, s // 2))
+        draw.text((bar_x + bar_w + 6 * s, y), text, fill=_TEXT_RGB, font=font, anchor="lm")
+    # the label, upwards, centred on the bar, at the panel's right edge
+    box = draw.textbbox((0, 0), label, font=font)
+    strip = Image.new("RGB", (box[2] - box[0] + 4 * s, box[3] - box[1] + 4 * s), BLANK_COLOR)
+    ImageDraw.Draw(strip).text((2 * s - box[0], 2 * s - box[1]), label, fill=_TEXT_RGB, font=font)
+    strip = strip.rotate(90, expand=True)
+    x = x0 + _BAR_PANEL * s - strip.width - 2 * s
+    canvas.paste(strip, (x, max(0, (top + bottom) // 2 - strip.height // 2)))
 
 
 def density_image(
@@ -200,7 +212,7 @@ def density_image(
         for x, y in xy(plon[keep], plat[keep]):
             draw.ellipse([x - r, y - r, x + r, y + r], fill=fill, outline=(255, 255, 255), width=max(1, s // 2))
     draw.rectangle([0, 0, W - 1, H - 1], outline=(200, 200, 200), width=1)
-    _colour_bar(draw, W, H, lo, hi, label, ticks, s)
+    _colour_bar(draw, canvas, W, H, lo, hi, label, ticks, s)
 
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", optimize=False, compress_level=6)

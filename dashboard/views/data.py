@@ -1,5 +1,5 @@
 """Data page: pick a bundled data set, a CSV from the data folder, or upload one; see it on a globe turned to face
-it and on a flat map framed on it; then go on to train a flow on it."""
+it and on a flat map framed on it; then go on to the path a flow will follow to it (Target path), and train one."""
 
 import numpy as np
 import streamlit as st
@@ -10,7 +10,14 @@ from dashboard import export, figures, state, uploads
 from dashboard.text import plain
 
 st.title("Points on the globe")
-st.caption("Pick a data set, or upload a CSV of points with latitude and longitude columns, then train a flow on it.")
+st.markdown(
+    "**Each point is one place on the globe, such as an earthquake or a city; a flow learns where such points "
+    "are likely to be.**"
+)
+st.caption(
+    "Pick a data set, or upload a CSV of points with latitude and longitude columns. Then see the path a flow "
+    "will follow to these points (**Target path**), and train one."
+)
 
 #: The globe's and the flat map's smallest width and their height in pixels: two fit side by side in the
 #: wide layout's column of a 1440 px window (about 980 px), and wrap onto two rows in a narrower one.
@@ -80,8 +87,14 @@ def _upload_form(name: str, data: bytes, file_id: str) -> None:
 sets = state.datasets()
 current = state.current_dataset()
 state.sync_widget("data_select", current.key)
-st.selectbox("Data set", list(sets), format_func=lambda k: sets[k].label, key="data_select",
-             on_change=state.select_dataset_from, args=("data_select",))
+st.selectbox(
+    "Data set",
+    list(sets),
+    format_func=lambda k: sets[k].label,
+    key="data_select",
+    on_change=state.select_dataset_from,
+    args=("data_select",),
+)
 
 with st.expander("Upload a CSV", expanded=False):
     limit = state.settings().max_upload_mb
@@ -96,14 +109,16 @@ with st.expander("Upload a CSV", expanded=False):
 
 if current.kind == "upload":
     with st.expander("Delete this upload", expanded=False):
-        st.caption(f"Removes {plain(current.path.name)} from this server's data sets. Runs trained on it keep "
-                   "their points.")
+        st.caption(
+            f"Removes {plain(current.path.name)} from this server's data sets. Runs trained on it keep their points."
+        )
         why = uploads.why_not_delete(current)
         if why:
             st.caption(f"Not yours to delete: {why}.")
         sure = st.checkbox("Yes, delete it", key="delete_upload_sure", disabled=why is not None)
-        if st.button("Delete", key="delete_upload", disabled=not sure or why is not None, icon=":material/delete:",
-                     help=why):
+        if st.button(
+            "Delete", key="delete_upload", disabled=not sure or why is not None, icon=":material/delete:", help=why
+        ):
             try:
                 uploads.delete(current)
             except PermissionError as e:
@@ -123,13 +138,18 @@ c1.metric("Points", f"{points.n:,}")
 c2.metric("Unique locations", f"{n_unique:,}")
 c3.metric("Repeated points", f"{points.n - n_unique:,}")
 if n_unique < points.n * 0.9:
-    st.info("Many points repeat a location. On the standard split, test points then often sit exactly on "
-            "training points, which rewards memorising; the deduplicated split (Train page) avoids that.")
+    st.info(
+        "Many points repeat a location. On the standard split, test points then often sit exactly on "
+        "training points, which rewards memorising; the deduplicated split (Train page) avoids that."
+    )
 
-# The next step, above the fold.
-if st.button("Train a flow on these points", type="primary", icon=":material/model_training:", key="to_train"):
-    # The Train page, keeping the URL's data set and any settings already in it.
-    st.switch_page("views/train.py", query_params={**st.query_params.to_dict(), "data": current.key})
+# The next steps, above the fold: the path a flow will follow (no model needed), then training one. Both pages
+# keep the URL's data set and any settings already in it.
+with st.container(horizontal=True, gap="small", key="data_next"):
+    if st.button("See the path a flow will follow", icon=":material/blur_on:", key="to_target"):
+        st.switch_page("views/target.py", query_params={**st.query_params.to_dict(), "data": current.key})
+    if st.button("Train a flow on these points", type="primary", icon=":material/model_training:", key="to_train"):
+        st.switch_page("views/train.py", query_params={**st.query_params.to_dict(), "data": current.key})
 
 land = figures.load_land()
 lat, lon = np.asarray(points.lat), np.asarray(points.lon)
@@ -138,13 +158,21 @@ subset = " Showing a random subset of 20,000 points." if points.n > 20_000 else 
 # Two views side by side that share the column, and wrap onto two rows when it is narrower than two views at
 # their smallest (as in an 800 px window with the sidebar open). Streamlit stretches the children of a
 # horizontal container without a lower bound, so the bound is set on the wrappers of its children.
-st.html(f"<style>.st-key-data_views > div {{ flex: 1 1 {_VIEW_MIN_WIDTH_PX}px; "
-        f"min-width: {_VIEW_MIN_WIDTH_PX}px; }}</style>")
+st.html(
+    f"<style>.st-key-data_views > div {{ flex: 1 1 {_VIEW_MIN_WIDTH_PX}px; "
+    f"min-width: {_VIEW_MIN_WIDTH_PX}px; }}</style>"
+)
 views = st.container(horizontal=True, gap="medium", key="data_views")
 with views.container(key="data_globe"):
     layer = figures.PointLayer("data", lat, lon, figures.DATA_COLOR, _dot_radius_m(points.n))
-    deck = figures.globe(land=land, point_layers=[layer], view_lat=c_lat, view_lon=c_lon,
-                         zoom=figures.globe_zoom(c_lat, _GLOBE_ZOOM), height=_VIEW_HEIGHT_PX)
+    deck = figures.globe(
+        land=land,
+        point_layers=[layer],
+        view_lat=c_lat,
+        view_lon=c_lon,
+        zoom=figures.globe_zoom(c_lat, _GLOBE_ZOOM),
+        height=_VIEW_HEIGHT_PX,
+    )
     st.pydeck_chart(deck, height=_VIEW_HEIGHT_PX, key="data_globe_chart")
     st.caption(f"Turned to face the points. Drag to turn the globe, scroll to zoom.{subset}")
 with views.container(key="data_flat"):
@@ -154,9 +182,21 @@ with views.container(key="data_flat"):
 
 
 def _globe_png() -> bytes:
-    return export.globe_png([export.GlobePoints(lat, lon, figures.DATA_COLOR, current.label)], land=land,
-                            center_lat=c_lat, center_lon=c_lon, title=current.label)
+    return export.globe_png(
+        [export.GlobePoints(lat, lon, figures.DATA_COLOR, current.label)],
+        land=land,
+        center_lat=c_lat,
+        center_lon=c_lon,
+        title=current.label,
+    )
 
 
-st.download_button("Globe (PNG)", data=_globe_png, file_name=f"{current.path.stem}-globe.png", mime="image/png",
-                   on_click="ignore", icon=":material/download:", key="data_globe_png")
+st.download_button(
+    "Globe (PNG)",
+    data=_globe_png,
+    file_name=f"{current.path.stem}-globe.png",
+    mime="image/png",
+    on_click="ignore",
+    icon=":material/download:",
+    key="data_globe_png",
+)

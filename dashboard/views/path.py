@@ -1,6 +1,8 @@
 """Path page: how uniform noise becomes the data, time step by time step.
 
-For one run it shows the target path ``p_t`` next to the model's path ``q_t`` as an animation that plays in
+It opens with one plain sentence; the maths (the target path's kernels, the continuity equation and the PPD
+residual) is in expanders. Densities are drawn in the session's unit (``state.density_unit()``). For one run it
+shows the target path ``p_t`` next to the model's path ``q_t`` as an animation that plays in
 the browser (every frame on one colour scale), and at a time ``t`` chosen on a slider, samples of both,
 particle trajectories and the PPD residual.
 Everything comes from the run's ``frames.npz``; a run without it gets a button that queues a frames job
@@ -21,13 +23,26 @@ from streamlit.delta_generator import DeltaGenerator
 from cnfm_core.jobs import ACTIVE
 from cnfm_core.pathframes import Frames, read_frames
 from cnfm_core.runs import RunDir, RunError
-from dashboard import access, export, figures, state
+from dashboard import access, export, figures, state, units
 from dashboard.text import plain
 
 #: Plotly's "download as PNG" button in the chart toolbar, at twice the screen resolution.
 PLOTLY_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 2}}
 TARGET_COLOR, MODEL_COLOR = figures.DATA_COLOR, figures.SAMPLE_COLOR
 
+#: The residual map in plain words, beside the map.
+RESIDUAL_PLAIN = """
+As t moves on, the target path says how fast the density at each place should grow or shrink, and the
+model's flow makes it grow or shrink by moving the dots. The map shows where the two disagree at this t:
+
+* **Red:** the target grows faster than the flow brings dots there: the flow **under-supplies** this place.
+* **Blue:** the flow brings **more** than the target wants there.
+* **White:** they agree. Training pushes the whole map towards white, at every t.
+
+Places where the target has almost nothing count little: the map is weighted by the target's density.
+"""
+
+#: The maths of the residual map, on demand.
 RESIDUAL_TEXT = """
 **What this map measures.** The target path $p_t$ says how much probability should be near each point
 $x$ at time $t$, and the flow $v$ moves probability around. Probability is conserved, so the flow carries
@@ -41,11 +56,8 @@ opposite sign, are the relative rate at which the flow delivers mass to $x$. So 
 minus the flow's rate*, and it is zero everywhere exactly when the flow moves mass the way the target
 path changes.
 
-* **Red, $r > 0$:** the target's density at $x$ grows faster than the flow brings mass there: the flow
-  **under-supplies** $x$.
-* **Blue, $r < 0$:** the flow brings **more** mass to $x$ than the target wants there.
-
-The map shows $p_t(x)\\,r(t, x)$: weighted by the target density, because the loss only looks where the
+Red is $r > 0$ (the flow under-supplies $x$), blue is $r < 0$ (it over-supplies $x$). The map shows
+$p_t(x)\\,r(t, x)$: weighted by the target density, because the loss only looks where the
 target has mass. The **PPD loss** (ℓ = 1) is the average of $|r|$ over points drawn from $p_t$, which is
 the integral of $|p_t\\,r|$ over the sphere; training drives it towards zero at every $t$.
 """
@@ -71,10 +83,12 @@ def _target(path: str) -> tuple[float, str, str]:
 
 
 #: What an RFM run's page says about the kernel path and the residual: PPD's, not what the run trained on.
-RFM_NOTE = ("This run was trained with **RFM**, which does not use this kernel path: RFM moves uniform noise "
-            "along geodesics to the data, so its own path q_t differs from p_t at intermediate times by design "
-            "(it is often nearly uniform at t = 0.5 where p_t is already concentrated). The target path here is "
-            "**PPD's**, shown for comparison; only at t = 1 should both end at the data.")
+RFM_NOTE = (
+    "This run was trained with **RFM**, which does not use this kernel path: RFM moves uniform noise "
+    "along geodesics to the data, so its own path q_t differs from p_t at intermediate times by design "
+    "(it is often nearly uniform at t = 0.5 where p_t is already concentrated). The target path here is "
+    "**PPD's**, shown for comparison; only at t = 1 should both end at the data."
+)
 
 
 def _scale(f: Frames) -> tuple[float, float]:
@@ -91,20 +105,48 @@ def _frames_of(run: RunDir) -> tuple[str, float]:
     return str(run.path), run.frames.stat().st_mtime
 
 
+def _export_scale(f: Frames, unit: str) -> tuple[float, float, str]:
+    """The colour range of the exported maps and GIFs in ``unit`` and their colour bar's label."""
+    lo, hi = _scale(f)
+    if unit == "times":
+        return (
+            float(units.colour_values(np.array(lo), unit)),
+            float(units.colour_values(np.array(hi), unit)),
+            "density, log10 of × uniform (0: ×1, 1: ×10)",
+        )
+    return lo, hi, "log density (nats)"
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
-def _map_png(path: str, mtime: float, k: int, which: str) -> bytes:
-    """PNG of the target map, the model map (one colour range for both) or the weighted residual at frame k."""
+def _map_png(path: str, mtime: float, k: int, which: str, unit: str = "log") -> bytes:
+    """PNG of the target map, the model map (one colour range for both, in ``unit``) or the weighted residual at
+    frame k."""
     f = _frames(path, mtime)
     land = figures.load_land()
     t = f"t = {f.times[k]:.2f}"
     if which == "residual":
         w = figures.weighted_residual(f.lat, f.lon, f.target_log_prob[k], f.residual[k])
-        return export.density_png(f.lat, f.lon, w.values, land=land, diverging=True, label="p_t · r",
-                                  title=f"PPD residual weighted by the target, p_t · r   ({t})")
-    lo, hi = _scale(f)
+        return export.density_png(
+            f.lat,
+            f.lon,
+            w.values,
+            land=land,
+            diverging=True,
+            label="p_t · r",
+            title=f"PPD residual weighted by the target, p_t · r   ({t})",
+        )
+    lo, hi, label = _export_scale(f, unit)
     lat, lon, values, name = _which(f, which)
-    return export.density_png(lat, lon, values[k], land=land, vmin=lo, vmax=hi, label="log density (nats)",
-                              title=f"{name}   ({t})")
+    return export.density_png(
+        lat,
+        lon,
+        units.colour_values(values[k], unit),
+        land=land,
+        vmin=lo,
+        vmax=hi,
+        label=label,
+        title=f"{name}   ({t})",
+    )
 
 
 def _which(f: Frames, which: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -122,18 +164,32 @@ def _samples_png(path: str, mtime: float, k: int) -> bytes:
         export.GlobePoints(f.target_samples[k, :, 0], f.target_samples[k, :, 1], TARGET_COLOR, "target samples (p_t)"),
         export.GlobePoints(f.model_samples[k, :, 0], f.model_samples[k, :, 1], MODEL_COLOR, "model samples (q_t)"),
     ]
-    return export.globe_png(points, land=figures.load_land(), center_lat=centre[0], center_lon=centre[1],
-                            title=f"Samples at t = {f.times[k]:.2f}")
+    return export.globe_png(
+        points,
+        land=figures.load_land(),
+        center_lat=centre[0],
+        center_lon=centre[1],
+        title=f"Samples at t = {f.times[k]:.2f}",
+    )
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _path_gif(path: str, mtime: float, which: str) -> bytes:
-    """Animated GIF of the target or the model path over all frames, both on one colour range."""
+def _path_gif(path: str, mtime: float, which: str, unit: str = "log") -> bytes:
+    """Animated GIF of the target or the model path over all frames, both on one colour range, in ``unit``."""
     f = _frames(path, mtime)
-    lo, hi = _scale(f)
+    lo, hi, label = _export_scale(f, unit)
     lat, lon, values, name = _which(f, which)
-    return export.frames_gif(values, lat, lon, f.times, land=figures.load_land(), title=name, vmin=lo, vmax=hi,
-                             label="log density (nats)")
+    return export.frames_gif(
+        units.colour_values(values, unit),
+        lat,
+        lon,
+        f.times,
+        land=figures.load_land(),
+        title=name,
+        vmin=lo,
+        vmax=hi,
+        label=label,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,8 +208,10 @@ def _wait_for_frames(run_id: str) -> None:
     if info.job != "frames" or info.state not in ACTIVE:
         st.rerun()
     where = "waiting for a free worker" if info.state == "queued" else "computing"
-    st.info(f":material/hourglass_top: Computing the path frames of this run ({where})… "
-            f"{max(0.0, time.time() - info.queued):.0f} s (usually under a minute). They appear here when ready.")
+    st.info(
+        f":material/hourglass_top: Computing the path frames of this run ({where})… "
+        f"{max(0.0, time.time() - info.queued):.0f} s (usually under a minute). They appear here when ready."
+    )
 
 
 def _offer_frames(run_id: str, run: RunDir) -> None:
@@ -161,8 +219,10 @@ def _offer_frames(run_id: str, run: RunDir) -> None:
     store, runner = state.store(), state.runner()
     info = store.info(run_id)
     if info.demo:
-        st.warning(f"The demo run `{run_id}` has no path frames: its files are incomplete. Regenerate the demo runs "
-                   "with `python scripts/make_demo_runs.py`.")
+        st.warning(
+            f"The demo run `{run_id}` has no path frames: its files are incomplete. Regenerate the demo runs "
+            "with `python scripts/make_demo_runs.py`."
+        )
         return
     if info.job == "frames" and info.state in ACTIVE:
         _wait_for_frames(run_id)
@@ -177,14 +237,25 @@ def _offer_frames(run_id: str, run: RunDir) -> None:
         tail = _log_tail(run)  # in a code fence longer than any run of backticks in it, so it shows as written
         fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", tail)), default=0))
         st.error(f"{plain(info.job_error[:1].upper() + info.job_error[1:])}\n\n{fence}\n{tail}\n{fence}")
-    st.info("This run has no path frames yet (it was trained before they were written with every run). "
-            "Computing them takes about a minute in the background; the page updates by itself.")
+    st.info(
+        "This run has no path frames yet (it was trained before they were written with every run). "
+        "Computing them takes about a minute in the background; the page updates by itself."
+    )
     may = access.control(store, run_id)
     off = access.why_not(may)
     if off:
         st.caption(off)
-    if st.button("Compute frames", key="compute_frames", type="primary", icon=":material/play_circle:",
-                 disabled=off is not None, help=off) and may.allowed:
+    if (
+        st.button(
+            "Compute frames",
+            key="compute_frames",
+            type="primary",
+            icon=":material/play_circle:",
+            disabled=off is not None,
+            help=off,
+        )
+        and may.allowed
+    ):
         try:
             store.request_job(run_id, "frames")
         except RunError as e:
@@ -200,31 +271,74 @@ def _offer_frames(run_id: str, run: RunDir) -> None:
 
 def _download(col: DeltaGenerator, label: str, data: Callable[[], bytes], name: str, mime: str) -> None:
     """A download button whose file is rendered only when clicked (``data`` is a function)."""
-    col.download_button(label, data=data, file_name=name, mime=mime, on_click="ignore", icon=":material/download:",
-                        key=f"path_dl_{label}")
+    col.download_button(
+        label,
+        data=data,
+        file_name=name,
+        mime=mime,
+        on_click="ignore",
+        icon=":material/download:",
+        key=f"path_dl_{label}",
+    )
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _animation_figure(path: str, mtime: float, start: int, objective: str) -> go.Figure:
-    """The animation of a frames file (built once per file, start frame and objective; it is never changed)."""
+def _animation_figure(path: str, mtime: float, start: int, objective: str, unit: str) -> go.Figure:
+    """The animation of a frames file (built once per file, start frame, objective and unit; never changed)."""
     f = _frames(path, mtime)
     titles = ("PPD's target path p_t (for comparison)", "Model path q_t (RFM)") if objective == "rfm" else None
-    return figures.path_animation(f.times, (f.fine_lat, f.fine_lon, f.target_fine_log_prob),
-                                  (f.lat, f.lon, f.model_log_prob), land=figures.load_land(), start=start,
-                                  titles=titles)
+    return figures.path_animation(
+        f.times,
+        (f.fine_lat, f.fine_lon, f.target_fine_log_prob),
+        (f.lat, f.lon, f.model_log_prob),
+        land=figures.load_land(),
+        start=start,
+        titles=titles,
+        unit=unit,
+    )
 
 
-def _animation(path: str, mtime: float, start: int, objective: str) -> None:
+def _animation(path: str, mtime: float, start: int, objective: str, kernel: str, floor: float) -> None:
     """Both paths over every frame as one figure that plays in the browser (no rerun of the page per frame)."""
     f = _frames(path, mtime)
-    st.plotly_chart(_animation_figure(path, mtime, start, objective), key="path_animation", config=PLOTLY_CONFIG)
+    unit = state.density_unit()
+    st.plotly_chart(_animation_figure(path, mtime, start, objective, unit), key="path_animation", config=PLOTLY_CONFIG)
     lo, hi = _scale(f)
-    st.caption(f"**Play** runs in your browser, {1000 // figures.FRAME_MS} frames a second, through "
-               f"{len(f.times)} times from t = 0 (noise) to t = 1 (the data), closer together where the target "
-               "changes fastest; drag the slider to go to any time. Every frame and both maps share one colour "
-               f"scale, from {lo:.1f} to {hi:.1f} log density (nats; lower values get the lowest colour), so a "
-               "brighter colour always means more probability. The target is drawn on a finer grid than the "
-               "model: each of its cells shows the mean density over the cell.")
+    st.caption(
+        f"**Play** runs in your browser ({1000 // figures.FRAME_MS} frames a second) from t = 0, the "
+        "noise, to t = 1, the data; drag the slider to go to any time. Both maps and every frame share one "
+        f"colour scale, from {units.describe(lo, unit)} (or less) to {units.describe(hi, unit)}: a "
+        "brighter colour always means more crowded."
+    )
+    with st.expander("How the target path is made (the maths)"):
+        kernel_text = (
+            "an adaptive kernel: each point's bump is κ(t) times its own factor, sharper where the data "
+            "are dense and wider where they are sparse"
+            if kernel == "adaptive"
+            else "every bump has the same concentration κ(t)"
+        )
+        floor_text = (
+            f" A share w = {floor:.0%} of the uniform density is mixed in at every t (the floor): "
+            "p_t = (1 − w) · mixture + w / 4π."
+            if floor > 0
+            else ""
+        )
+        st.markdown(
+            f"The target path p_t is a **kernel density**: a vMF bump (the sphere's bell curve) on every "
+            f"training point, averaged, with {kernel_text}. The concentration grows from κ(0) = 0, where "
+            f"every bump is flat and p_0 is uniform, to κ(1) = κ_max = {_number(f.kappa[-1])} at "
+            f"t = 1.{floor_text} The {len(f.times)} frames are closer together in t where the target "
+            "changes fastest. The target is drawn on a finer grid than the model: each of its cells shows "
+            "the mean density over the cell. Words in bold are in the glossary (sidebar)."
+        )
+
+
+def _number(x: float) -> str:
+    """A concentration or loss for a reader: 3,000 or 0.0123 (three significant digits); "–" when not finite."""
+    x = float(x)
+    if not np.isfinite(x):
+        return "–"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 def _path_view(run_id: str, path: str, mtime: float, floor: float, kernel: str, objective: str) -> None:
@@ -236,16 +350,34 @@ def _path_view(run_id: str, path: str, mtime: float, floor: float, kernel: str, 
     t = options[k]
     key = state.PATH_SLIDER
     state.sync_widget(key, t)
-    st.select_slider("t", options, key=key, format_func=lambda v: f"{v:.2f}", on_change=state.slider_moved,
-                     args=(key, options), help="t = 0 is uniform noise, t = 1 the data.")
-    floor_text = (f" A share of {floor:.0%} of the target stays uniform at every t (its floor), so no region is "
-                  "left with zero density." if floor > 0 else "")
-    kappa_text = (f"vMF concentration κ(t) = {f.kappa[k]:.3g}" if kernel != "adaptive" else
-                  f"reference concentration κ(t) = {f.kappa[k]:.3g} (adaptive kernel: each point's kernel is κ(t) "
-                  "times its own factor, sharper where the data are dense and wider where they are sparse)")
-    st.caption(f"**t = {t:.2f}**, {kappa_text}. At t = 0 both paths are the "
-               "uniform density on the sphere (noise); as t grows, the target concentrates around the data "
-               f"points, and the model's flow has to carry its mass along.{floor_text}")
+    st.select_slider(
+        "t",
+        options,
+        key=key,
+        format_func=lambda v: f"{v:.2f}",
+        on_change=state.slider_moved,
+        args=(key, options),
+        help="t = 0 is uniform noise, t = 1 the data.",
+    )
+    floor_text = (
+        f" A share of {floor:.0%} of the target stays uniform at every t (its floor), so no place is "
+        "left with zero density."
+        if floor > 0
+        else ""
+    )
+    st.caption(
+        f"**t = {t:.2f}**: at t = 0 both paths are spread evenly over the sphere (noise); as t grows, the "
+        "target gathers around the data points, and the model's flow has to carry its dots along."
+        f"{floor_text}"
+    )
+    kappa_text = (
+        f"The bumps of the target have concentration κ(t) = {_number(f.kappa[k])} at this t (a vMF "
+        "kernel; the glossary says what κ means)."
+        if kernel != "adaptive"
+        else f"At this t the target's reference concentration κ(t) = {_number(f.kappa[k])} (adaptive "
+        "kernel: each point's kernel is κ(t) times its own factor, sharper where the data are dense and "
+        "wider where they are sparse)."
+    )
 
     land = figures.load_land()
     view_lat, view_lon = figures.view_centre(f.target_samples[-1, :, 0], f.target_samples[-1, :, 1])
@@ -253,20 +385,32 @@ def _path_view(run_id: str, path: str, mtime: float, floor: float, kernel: str, 
     left, right = st.columns(2)
     with left:
         st.markdown("**Samples at t**")
-        st.markdown(figures.legend_html([(f"target samples, p_t ({f.target_samples.shape[1]})", TARGET_COLOR),
-                                         (f"model samples, q_t ({f.model_samples.shape[1]})", MODEL_COLOR)]),
-                    unsafe_allow_html=True)
+        st.markdown(
+            figures.legend_html(
+                [
+                    (f"target samples, p_t ({f.target_samples.shape[1]})", TARGET_COLOR),
+                    (f"model samples, q_t ({f.model_samples.shape[1]})", MODEL_COLOR),
+                ]
+            ),
+            unsafe_allow_html=True,
+        )
         layers = [
-            figures.PointLayer("target samples", f.target_samples[k, :, 0], f.target_samples[k, :, 1], TARGET_COLOR,
-                               60_000),
-            figures.PointLayer("model samples", f.model_samples[k, :, 0], f.model_samples[k, :, 1], MODEL_COLOR,
-                               60_000),
+            figures.PointLayer(
+                "target samples", f.target_samples[k, :, 0], f.target_samples[k, :, 1], TARGET_COLOR, 60_000
+            ),
+            figures.PointLayer(
+                "model samples", f.model_samples[k, :, 0], f.model_samples[k, :, 1], MODEL_COLOR, 60_000
+            ),
         ]
         st.pydeck_chart(figures.globe(land=land, point_layers=layers, **view), height=460, key="path_samples_globe")
     with right:
         st.markdown("**Particle trajectories from t = 0 to t**")
-        st.markdown(figures.legend_html([(f"{f.trajectories.shape[1]} particles of the model's flow at t",
-                                          figures.SAMPLE_COLOR)]), unsafe_allow_html=True)
+        st.markdown(
+            figures.legend_html(
+                [(f"{f.trajectories.shape[1]} particles of the model's flow at t", figures.SAMPLE_COLOR)]
+            ),
+            unsafe_allow_html=True,
+        )
         deck = figures.trajectories_globe(land, f.trajectories, k, **view)
         st.pydeck_chart(deck, height=460, key="path_trajectories_globe")
 
@@ -275,62 +419,121 @@ def _path_view(run_id: str, path: str, mtime: float, floor: float, kernel: str, 
         st.caption("RFM did not train on this residual; it shows where this flow and PPD's kernel path disagree.")
     else:
         st.subheader("Where the flow and the target disagree: the PPD residual")
+    st.markdown("Where the model's dots lag behind the target at this t (red) or run ahead of it (blue).")
     w = figures.weighted_residual(f.lat, f.lon, f.target_log_prob[k], f.residual[k])
     left, right = st.columns([3, 2])
     with left:
-        fig = figures.residual_map(f.lat, f.lon, w.values, land=land, label="p_t · r",
-                                   title=f"p_t(x) · r(t, x) at t = {t:.2f}")
+        fig = figures.residual_map(
+            f.lat, f.lon, w.values, land=land, label="p_t · r", title=f"p_t(x) · r(t, x) at t = {t:.2f}"
+        )
         st.plotly_chart(fig, key="path_residual_map", config=PLOTLY_CONFIG)
-        st.metric("Mean |r| under p_t (the ℓ = 1 PPD loss at this t)", f"{w.mean_abs:.3g}",
-                  help="Σ p_t |r| ΔA / Σ p_t ΔA over the grid cells, ΔA = Δlat · Δlon · cos(lat) in radians. "
-                       f"The target's mass on this grid is {w.mass:.3f} (1 for an exact quadrature).")
     with right:
+        st.markdown(RESIDUAL_PLAIN)
+        st.metric(
+            "Mismatch at this t (PPD loss)",
+            _number(w.mean_abs),
+            help="The mean of |r| over the target p_t, which is the ℓ = 1 PPD loss at this t: "
+            "Σ p_t |r| ΔA / Σ p_t ΔA over the grid cells, ΔA = Δlat · Δlon · cos(lat) in radians. "
+            f"The target's mass on this grid is {w.mass:.3f} (1 for an exact quadrature).",
+        )
+    with st.expander("The maths: the continuity equation and the PPD residual"):
+        st.caption(kappa_text)
         st.markdown(RESIDUAL_TEXT)
 
     st.subheader("Downloads")
-    cols = [c for row in (st.columns(3), st.columns(3)) for c in row]
+    unit = state.density_unit()
+    row = st.container(horizontal=True, key="path_downloads")  # the buttons wrap to the window's width
     at = f"t{t:.2f}"
-    _download(cols[0], "Target map (PNG)", functools.partial(_map_png, path, mtime, k, "target"),
-              f"{run_id}-target-{at}.png", "image/png")
-    _download(cols[1], "Model map (PNG)", functools.partial(_map_png, path, mtime, k, "model"),
-              f"{run_id}-model-{at}.png", "image/png")
-    _download(cols[2], "Residual map (PNG)", functools.partial(_map_png, path, mtime, k, "residual"),
-              f"{run_id}-residual-{at}.png", "image/png")
-    _download(cols[3], "Samples globe (PNG)", functools.partial(_samples_png, path, mtime, k),
-              f"{run_id}-samples-{at}.png", "image/png")
-    _download(cols[4], "p_t animation (GIF)", functools.partial(_path_gif, path, mtime, "target"),
-              f"{run_id}-target-path.gif", "image/gif")
-    _download(cols[5], "q_t animation (GIF)", functools.partial(_path_gif, path, mtime, "model"),
-              f"{run_id}-model-path.gif", "image/gif")
-    st.caption("Images are drawn when you click. The maps above also have a camera button (top right) for a PNG "
-               "of the chart as shown.")
+    _download(
+        row,
+        "Target map (PNG)",
+        functools.partial(_map_png, path, mtime, k, "target", unit),
+        f"{run_id}-target-{at}.png",
+        "image/png",
+    )
+    _download(
+        row,
+        "Model map (PNG)",
+        functools.partial(_map_png, path, mtime, k, "model", unit),
+        f"{run_id}-model-{at}.png",
+        "image/png",
+    )
+    _download(
+        row,
+        "Residual map (PNG)",
+        functools.partial(_map_png, path, mtime, k, "residual"),
+        f"{run_id}-residual-{at}.png",
+        "image/png",
+    )
+    _download(
+        row,
+        "Samples globe (PNG)",
+        functools.partial(_samples_png, path, mtime, k),
+        f"{run_id}-samples-{at}.png",
+        "image/png",
+    )
+    _download(
+        row,
+        "p_t animation (GIF)",
+        functools.partial(_path_gif, path, mtime, "target", unit),
+        f"{run_id}-target-path.gif",
+        "image/gif",
+    )
+    _download(
+        row,
+        "q_t animation (GIF)",
+        functools.partial(_path_gif, path, mtime, "model", unit),
+        f"{run_id}-model-path.gif",
+        "image/gif",
+    )
+    st.caption(
+        "Images are drawn when you click. The maps above also have a camera button (top right) for a PNG "
+        "of the chart as shown."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # The page
 
 st.title("How noise becomes data")
-st.markdown("A flow turns uniform noise on the sphere (t = 0) into the data (t = 1). Training asks it to follow a "
-            "*target path* p_t of densities between the two; here you can watch the target, the model's own path "
-            "q_t and the particles it moves, and see where the two paths disagree.")
+st.markdown("Watch dots scattered evenly over the globe (t = 0) flow, as time t runs to 1, into the shape of the data.")
+with st.expander("What am I looking at?"):
+    st.markdown(
+        "Training asks the model's **flow** to follow a **target path** p_t: a film of densities that "
+        "starts uniform and ends at the data. Here you see the target beside the model's own path q_t, "
+        "the dots (particles) the flow moves, and where the two paths disagree (the **residual**). The "
+        "words in bold are in the glossary in the sidebar."
+    )
 
 store = state.store()
 runs = store.runs()
 with_frames = [r.run_id for r in runs if store.run_dir(r.run_id).frames.exists()]
-computable = [r.run_id for r in runs if r.run_id not in with_frames and r.state not in ACTIVE and not r.demo
-              and store.run_dir(r.run_id).checkpoint.exists()
-              and (r.config or {}).get("manifold", "sphere") == "sphere"]
+computable = [
+    r.run_id
+    for r in runs
+    if r.run_id not in with_frames
+    and r.state not in ACTIVE
+    and not r.demo
+    and store.run_dir(r.run_id).checkpoint.exists()
+    and (r.config or {}).get("manifold", "sphere") == "sphere"
+]
 run_id = state.current_run_id()
 ids = with_frames + computable
 if run_id is not None and run_id not in ids:
     ids.insert(0, run_id)
 if not with_frames:
-    st.info("No run has path frames yet. Train a run on the **Train** page: its frames are computed when it "
-            "finishes. A run trained before that gets a **Compute frames** button here once it is chosen.")
+    st.info(
+        "No run has path frames yet. Train a run on the **Train** page: its frames are computed when it "
+        "finishes. A run trained before that gets a **Compute frames** button here once it is chosen."
+    )
 if not ids:
     st.stop()
-labels = {r.run_id: f"{r.run_id} · {r.data_name} · {r.objective}" + (" · demo" if r.demo else "")
-          + ("" if r.run_id in with_frames else " · no frames yet") for r in runs}
+labels = {
+    r.run_id: f"{r.run_id} · {r.data_name} · {r.objective}"
+    + (" · demo" if r.demo else "")
+    + ("" if r.run_id in with_frames else " · no frames yet")
+    for r in runs
+}
 if run_id in ids:
     state.sync_widget("path_run", run_id)
 chosen = st.selectbox("Run", ids, format_func=lambda i: labels.get(i, i), key="path_run")
@@ -339,10 +542,11 @@ if chosen != run_id:
 run = store.run_dir(chosen)
 chosen_info = store.info(chosen)
 if chosen_info.demo:
-    st.caption("Demo run (bundled, read-only): trained with the default settings on "
-               f"{chosen_info.data_name or 'bundled data'}. Train a run of your own on the **Train** page to see its "
-               "path here." + (" Data: GeoNames, geonames.org (CC BY 4.0)." if chosen_info.data_name == "cities.csv"
-                               else ""))
+    st.caption(
+        "Demo run (bundled, read-only): trained with the default settings on "
+        f"{chosen_info.data_name or 'bundled data'}. Train a run of your own on the **Train** page to see its "
+        "path here." + (" Data: GeoNames, geonames.org (CC BY 4.0)." if chosen_info.data_name == "cities.csv" else "")
+    )
 manifold = (chosen_info.config or {}).get("manifold", "sphere")
 if manifold != "sphere":
     st.info(f"Run `{chosen}` is on the {manifold}: path frames are lat/lon maps, drawn for sphere runs only.")
@@ -361,6 +565,6 @@ floor, kernel, objective = _target(path)
 st.subheader("The two paths from noise to data")
 if objective == "rfm":
     st.info(RFM_NOTE)
-_animation(path, mtime, state.current_frame(_times(_frames(path, mtime))), objective)
+_animation(path, mtime, state.current_frame(_times(_frames(path, mtime))), objective, kernel, floor)
 st.subheader("At one time t: samples, particles and the residual")
 st.fragment(_path_view)(chosen, path, mtime, floor, kernel, objective)

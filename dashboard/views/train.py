@@ -1,5 +1,9 @@
 """Train page: choose the objective and a few knobs, start/stop/resume/step a background run, watch it learn.
 
+It opens with one plain sentence; what the settings mean in the maths is in an expander, and every term has a
+help text from the glossary (``dashboard/glossary.py``). The live picture is drawn in the session's density
+unit (``state.density_unit()``).
+
 Anyone may start a run; stopping, resuming and stepping one is for its owner and the teacher
 (``dashboard/access.py``); a button this session may not use is off, with the reason.
 
@@ -8,6 +12,7 @@ model (``live.npz``, written by the worker every few seconds), so a class watche
 """
 
 import dataclasses
+import math
 
 import streamlit as st
 
@@ -16,15 +21,40 @@ from cnfm_core.config import KAPPA_CAP, KAPPA_MIN, TrainConfig
 from cnfm_core.geo import LOG_AREA
 from cnfm_core.jobs import ACTIVE, RunInfo
 from cnfm_core.runs import RunDir, RunError
-from dashboard import access, figures, progress, state
+from dashboard import access, figures, glossary, progress, state, units
 from dashboard.text import plain
 
-OBJECTIVES = {"ppd1": ("PPD, ℓ = 1", "ppd", 1), "ppd2": ("PPD, ℓ = 2", "ppd", 2),
-              "rfm": ("RFM (flow matching baseline)", "rfm", 1)}
+OBJECTIVES = {
+    "ppd1": ("PPD, ℓ = 1", "ppd", 1),
+    "ppd2": ("PPD, ℓ = 2", "ppd", 2),
+    "rfm": ("RFM (flow matching baseline)", "rfm", 1),
+}
 SIZES = {"small": 64, "medium": 128, "large": 256}
 KAPPAS = ["auto", "100", "300", "1000", "3000", "10000", "30000", "100000", "300000"]
-SPLITS = {"standard": "standard (RFM protocol)", "dedup": "deduplicated", "none": "none (train on every point)"}
+SPLITS = {"standard": "standard", "dedup": "deduplicated", "none": "none (all points)"}
 STEP = 50
+#: The settings in the maths, on demand below the form.
+SETTINGS_MATHS = f"""
+* **Objective.** The model is a *flow*: a velocity field $v(t, x)$ on the sphere that carries uniform noise at
+  $t = 0$ to the data at $t = 1$. **PPD** (Probability Path Divergence) asks the flow to follow a target path
+  $p_t$ of kernel densities by making the continuity-equation residual
+  $r = \\partial_t \\log p_t + \\langle \\nabla \\log p_t, v \\rangle + \\operatorname{{div}} v$ small:
+  the loss is the mean of $|r|^\\ell$ over $t$ and $x \\sim p_t$, with $\\ell = 1$ or $2$ (the Path page shows
+  $r$). No ODE is solved while training. **RFM** (Riemannian flow matching, the baseline) regresses $v$ onto
+  the velocity of great-circle paths from uniform noise to the data.
+* **Model size.** The hidden width of the network (3 layers): small 64, medium 128, large 256.
+* **Target sharpness κ_max.** The target at $t = 1$ puts a von Mises–Fisher (vMF) bump
+  $\\propto e^{{\\kappa\\, \\mu \\cdot x}}$ on every training point; κ grows from 0 at $t = 0$ (uniform) to
+  κ_max, and a bump's width is about $1/\\sqrt{{\\kappa}}$ radians. **auto** reads κ_max off the kernel density that
+  best fits the validation points (the highest validation likelihood): clustered data get a sharper target (up
+  to {KAPPA_CAP:,.0f}) and Fourier features of the point as the network's input; smooth data get
+  {KAPPA_MIN:,.0f}.
+* **Split.** *standard*: a random 80 % of the points train, 10 % validate and 10 % test, as in the RFM
+  benchmarks (the seed draws them); *deduplicated*: the same over the distinct points, each repeated point counted
+  once, so no test point is also a training point; *none*: every point trains (no validation or test score).
+* **Scores.** The validation and test NLL (negative log-likelihood, in nats) is the mean of $-\\log q(x)$ over
+  held-out points; the uniform density scores $\\log 4\\pi \\approx {LOG_AREA:.2f}$.
+"""
 #: Every run started here trains at least this many steps, even past its time (see docs/defaults.md: on the
 #: bundled mixture, 300 steps of the defaults reach test NLL 0.42 with all six blobs; the truth scores 0.33).
 MIN_STEPS = 300
@@ -39,8 +69,10 @@ def step_blocked(info: RunInfo | None, run: RunDir | None, may: owners.Access | 
     if may is not None and not may.allowed:
         return "Step is off: only this run's owner or the teacher may change it (see below)."
     if info.state in ACTIVE:
-        return (f"Step is off while this run is busy ({info.state} when this page was drawn): it continues the "
-                "run once it has finished.")
+        return (
+            f"Step is off while this run is busy ({info.state} when this page was drawn): it continues the "
+            "run once it has finished."
+        )
     if not run.checkpoint.exists():
         return "Step continues the selected run, and this one has no trained model: press Start training."
     return None
@@ -49,62 +81,114 @@ def step_blocked(info: RunInfo | None, run: RunDir | None, may: owners.Access | 
 ds = state.current_dataset()
 store, runner = state.store(), state.runner()
 st.title("Train a flow")
+st.markdown(
+    "Teach a model to turn dots scattered evenly over the globe into the shape of your data: choose a few "
+    "settings, press **Start training**, and watch its map fill in."
+)
 st.caption(f"Data set: **{ds.label}** (change it on the Data page). Device: **{state.device_label()}**.")
 
 current = state.current_run_id(demo=False)
 current_info = store.info(current) if current else None
-blocked = step_blocked(current_info, store.run_dir(current) if current else None,
-                       access.control(store, current) if current else None)
+blocked = step_blocked(
+    current_info, store.run_dir(current) if current else None, access.control(store, current) if current else None
+)
 
-choice = state.train_settings({"obj": list(OBJECTIVES), "size": list(SIZES), "kappa": KAPPAS,
-                               "split": list(SPLITS)})
+choice = state.train_settings({"obj": list(OBJECTIVES), "size": list(SIZES), "kappa": KAPPAS, "split": list(SPLITS)})
 with st.form("settings"):
     c1, c2, c3 = st.columns(3)
-    objective = c1.radio("Objective", list(OBJECTIVES), index=list(OBJECTIVES).index(choice["obj"]),
-                         format_func=lambda k: OBJECTIVES[k][0],
-                         help="PPD matches the flow to a path of kernel densities without solving an ODE; "
-                              "RFM regresses onto geodesics from uniform noise.")
-    size = c2.select_slider("Model size", list(SIZES), value=choice["size"],
-                            help="Hidden width of the 3-layer network: 64, 128 or 256.")
-    kappa = c3.select_slider("κ_max (sharpness of the target at t = 1)", KAPPAS, value=choice["kappa"],
-                             help="Concentration of the kernels around the data at the end of the path. "
-                                  "Larger means finer detail, and harder to learn. **auto** reads it off the "
-                                  "kernel density that best fits the validation points: clustered data get a "
-                                  f"sharper target (up to {KAPPA_CAP:,.0f}) and Fourier features of the point; "
-                                  f"smooth data get {KAPPA_MIN:,.0f}.")
+    objective = c1.radio(
+        "Objective",
+        list(OBJECTIVES),
+        index=list(OBJECTIVES).index(choice["obj"]),
+        format_func=lambda k: OBJECTIVES[k][0],
+        help=f"How the model is taught. **PPD**: {glossary.explain('PPD')} **ℓ**: {glossary.explain('ℓ')} "
+        f"**RFM**: {glossary.explain('RFM')}",
+    )
+    size = c2.select_slider(
+        "Model size",
+        list(SIZES),
+        value=choice["size"],
+        help="How big the network is: larger models can learn finer shapes but take longer per step.",
+    )
+    kappa = c3.select_slider(
+        "Target sharpness (κ_max)",
+        KAPPAS,
+        value=choice["kappa"],
+        format_func=lambda k: k if k == "auto" else f"{int(k):,}",
+        help="How tightly the target hugs each data point at the end: larger shows finer "
+        "detail and is harder to learn. **auto** picks it from your data.",
+    )
     c1, c2, c3 = st.columns(3)
     minutes_default, seed_default = float(choice["minutes"]), int(choice["seed"])  # checked by train_settings
-    minutes = c1.number_input("Training time (minutes)", min_value=0.1, max_value=600.0, value=minutes_default,
-                              step=0.25, help=f"The run trains this long, and on past it until at least "
-                                              f"{MIN_STEPS} steps are done. The default, 45 s, is where the "
-                                              "bundled mixture stops improving; real data sets keep improving "
-                                              "for many minutes (docs/defaults.md).")
-    seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=seed_default, step=1)
-    split = c3.selectbox("Split", list(SPLITS), index=list(SPLITS).index(choice["split"]),
-                         format_func=lambda k: SPLITS[k])
-    st.caption(f"**Budget:** a run trains for the time you choose, and keeps going past it until it has done at "
-               f"least {MIN_STEPS} steps, so a busy machine still ends with a recognisable density (it then "
-               f"takes longer, and the page says how much).")
+    minutes = c1.number_input(
+        "Training time (minutes)",
+        min_value=0.1,
+        max_value=600.0,
+        value=minutes_default,
+        step=0.25,
+        help=f"The run trains this long, and on past it until at least "
+        f"{MIN_STEPS} steps are done. The default, 45 s, is where the "
+        "bundled mixture stops improving; real data sets keep improving "
+        "for many minutes.",
+    )
+    seed = c2.number_input(
+        "Seed",
+        min_value=0,
+        max_value=2**31 - 1,
+        value=seed_default,
+        step=1,
+        help="The starting point of the random numbers: the same seed and settings give the same run.",
+    )
+    split = c3.selectbox(
+        "Split",
+        list(SPLITS),
+        index=list(SPLITS).index(choice["split"]),
+        format_func=lambda k: SPLITS[k],
+        help=glossary.explain("split"),
+    )
+    st.caption(
+        f"**Budget:** a run trains for the time you choose, and keeps going past it until it has done at "
+        f"least {MIN_STEPS} steps, so a busy machine still ends with a recognisable density (it then "
+        f"takes longer, and the page says how much)."
+    )
     b1, b2, _ = st.columns([2, 2, 1])
     start = b1.form_submit_button("Start training", type="primary")
-    step = b2.form_submit_button(f"Step (+{STEP} steps)", disabled=blocked is not None,
-                                 help=blocked or f"Train the selected run {STEP} steps more and redraw its picture "
-                                                 "(with no run selected, the first Step starts one).")
+    step = b2.form_submit_button(
+        f"Step (+{STEP} steps)",
+        disabled=blocked is not None,
+        help=blocked
+        or f"Train the selected run {STEP} steps more and redraw its picture "
+        "(with no run selected, the first Step starts one).",
+    )
     if blocked:
         st.caption(blocked)
+with st.expander("What the settings mean (the maths)"):
+    st.markdown(SETTINGS_MATHS)
 
 if start or step:
-    state.set_train_settings({"obj": objective, "size": size, "kappa": kappa, "minutes": minutes, "seed": seed,
-                              "split": split})
+    state.set_train_settings(
+        {"obj": objective, "size": size, "kappa": kappa, "minutes": minutes, "seed": seed, "split": split}
+    )
     _, obj, ell = OBJECTIVES[objective]
-    config = TrainConfig(data=str(ds.path), objective=obj, ell=ell, hidden=SIZES[size],
-                         kappa_max=None if kappa == "auto" else float(kappa), minutes=float(minutes),
-                         min_steps=MIN_STEPS, seed=int(seed), split=split, eval_every=500)
+    config = TrainConfig(
+        data=str(ds.path),
+        objective=obj,
+        ell=ell,
+        hidden=SIZES[size],
+        kappa_max=None if kappa == "auto" else float(kappa),
+        minutes=float(minutes),
+        min_steps=MIN_STEPS,
+        seed=int(seed),
+        split=split,
+        eval_every=500,
+    )
     run_id, key, pending = current, owners.new_key(), access.pending_start(store)
     try:
         if (start or current is None) and pending:  # a repeated Start: the last one has not begun yet
-            raise RunError(f"your last run {pending} has not begun training yet, so this Start made no second "
-                           "run (stop that one first to start again with other settings)")
+            raise RunError(
+                f"your last run {pending} has not begun training yet, so this Start made no second "
+                "run (stop that one first to start again with other settings)"
+            )
         if start:
             run_id = store.create(config, name=ds.path.stem, owner_key=key)
             access.remember(run_id, key)
@@ -125,8 +209,10 @@ if start or step:
 
 run_id = state.current_run_id(demo=False)
 if run_id is None:
-    st.info("No run yet: choose settings and press **Start training** (or **Step** to train 50 steps at a time). "
-            "Runs started here keep going in the background; the link in your address bar brings you back.")
+    st.info(
+        "No run yet: choose settings and press **Start training** (or **Step** to train 50 steps at a time). "
+        "Runs started here keep going in the background; the link in your address bar brings you back."
+    )
     st.stop()
 
 was_active = store.info(run_id).state in ACTIVE
@@ -150,13 +236,27 @@ def controls(info: RunInfo, run: RunDir, col: st.delta_generator.DeltaGenerator)
     may = access.control(store, run_id)
     off = access.why_not(may)
     if info.state in ("queued", "running"):
-        if col.button("Stop", key="stop", help=off or "Stop after the current step; the checkpoint is kept.",
-                      disabled=off is not None) and may.allowed:
+        if (
+            col.button(
+                "Stop",
+                key="stop",
+                help=off or "Stop after the current step; the checkpoint is kept.",
+                disabled=off is not None,
+            )
+            and may.allowed
+        ):
             runner.stop(run_id)
             st.toast("Stopping after the current step; the checkpoint is kept.")
     elif info.state == "reporting":
-        if col.button("Cancel", key="cancel", help=off or "Skip the rest of the report; the run keeps what is done.",
-                      disabled=off is not None) and may.allowed:
+        if (
+            col.button(
+                "Cancel",
+                key="cancel",
+                help=off or "Skip the rest of the report; the run keeps what is done.",
+                disabled=off is not None,
+            )
+            and may.allowed
+        ):
             try:
                 store.request_cancel(run_id)
                 st.toast("Cancelling the rest of the report; what is done is kept.")
@@ -165,8 +265,12 @@ def controls(info: RunInfo, run: RunDir, col: st.delta_generator.DeltaGenerator)
     elif info.state in ("done", "stopped", "failed") and run.checkpoint.exists():
         lost = info.state == "failed" and (info.stale or info.message.startswith("the worker process"))
         where = f"at or before step {info.step:,}" if lost else f"step {info.step:,}"
-        if col.button("Resume", key="resume", disabled=off is not None,
-                      help=off or f"Train on from the checkpoint ({where}).") and may.allowed:
+        if (
+            col.button(
+                "Resume", key="resume", disabled=off is not None, help=off or f"Train on from the checkpoint ({where})."
+            )
+            and may.allowed
+        ):
             try:
                 store.request_resume(run_id, **resume_budget(info))
             except RunError as e:
@@ -191,13 +295,19 @@ def status_line(info: RunInfo, run: RunDir, rate: float | None, col: st.delta_ge
     if info.state == "queued":
         queue = runner.queue()
         pos = queue.index(run_id) + 1 if run_id in queue else None
-        col.info(f"Queued{f' (position {pos} of {len(queue)})' if pos else ''}: "
-                 f"{state.settings().max_concurrent} run(s) train at a time.")
+        col.info(
+            f"Queued{f' (position {pos} of {len(queue)})' if pos else ''}: "
+            f"{state.settings().max_concurrent} run(s) train at a time."
+        )
     elif info.state == "running":
         fraction, text = progress.running_progress(
-            elapsed=info.elapsed, step=info.step, budget_s=60.0 * info.minutes if info.minutes else None,
+            elapsed=info.elapsed,
+            step=info.step,
+            budget_s=60.0 * info.minutes if info.minutes else None,
             min_steps=status.get("min_steps") if isinstance(status.get("min_steps"), int) else None,
-            steps=info.steps, rate=rate)
+            steps=info.steps,
+            rate=rate,
+        )
         col.progress(fraction, text=text)
     elif info.state == "reporting":
         stages = status.get("stages") if isinstance(status.get("stages"), list) else []
@@ -214,8 +324,10 @@ def status_line(info: RunInfo, run: RunDir, rate: float | None, col: st.delta_ge
         if run.report.exists():
             col.success("Done. See the **Results** page.")
         else:
-            col.success(f"Done: the picture below is the model after step {info.step:,}. Its exact test NLL is "
-                        "computed when a full run ends (Start training or Resume).")
+            col.success(
+                f"Done: the picture below is the model after step {info.step:,}. Its exact test NLL is "
+                "computed when a full run ends (Start training or Resume)."
+            )
     elif info.state == "stopped":
         col.warning(f"Stopped at step {info.step:,}. {plain(info.message)}".strip())
     elif info.state == "failed":
@@ -238,17 +350,42 @@ def picture(info: RunInfo, run: RunDir, live: dict | None) -> None:
         grid = run.read_npz(run.density) if live is None and info.state not in ACTIVE and run.density.exists() else None
     except RunError:
         grid = None
+    unit = state.density_unit()
     if live is not None and {"lat", "lon", "log_prob"} <= set(live):
         step = int(live["step"]) if "step" in live else info.step
-        fig = figures.live_density_map(live["lat"], live["lon"], live["log_prob"], live.get("samples"),
-                                       land=figures.load_land(), title=f"The model at step {step:,} (preview)")
+        fig = figures.live_density_map(
+            live["lat"],
+            live["lon"],
+            live["log_prob"],
+            live.get("samples"),
+            land=figures.load_land(),
+            title=f"The model at step {step:,} (preview)",
+            unit=unit,
+        )
         st.plotly_chart(fig, use_container_width=True, key="live_density")
-        st.caption("A coarse preview, redrawn every few seconds while training: log density (a fixed colour "
-                   f"scale; uniform is {-LOG_AREA:.2f}) and model samples (dots). The exact map is on Results.")
+        scale = (
+            "how many times as crowded as evenly spread points (×1)"
+            if unit == "times"
+            else f"log density (uniform is {units.describe(units.LOG_UNIFORM, 'log')})"
+        )
+        st.caption(
+            f"A coarse preview, redrawn every few seconds while training. Colour: {scale}, on a scale "
+            "that stays fixed while the blobs form; dots: points drawn from the model. The exact map is on "
+            "Results."
+        )
     elif grid is not None and {"lat", "lon", "log_prob"} <= set(grid):
-        st.plotly_chart(figures.density_map(grid["lat"], grid["lon"], grid["log_prob"], land=figures.load_land(),
-                                            title=f"Learned log-density at step {info.step:,}"),
-                        use_container_width=True, key="live_density")
+        st.plotly_chart(
+            figures.density_map(
+                grid["lat"],
+                grid["lon"],
+                grid["log_prob"],
+                land=figures.load_land(),
+                title=f"Learned density at step {info.step:,}",
+                unit=unit,
+            ),
+            use_container_width=True,
+            key="live_density",
+        )
     elif info.state in ACTIVE:
         st.caption("The picture of the model appears here a few seconds after training starts.")
 
@@ -262,8 +399,10 @@ def live() -> None:
     if getattr(info, "demo", False):
         st.caption("Demo run (bundled, read-only)")
     elif access.run_key(run_id):
-        st.caption("Your run: the address in your browser is its **control link** (it holds `key=`); keep it to "
-                   "stop or resume the run after a reload, and share only the run id to let others watch.")
+        st.caption(
+            "Your run: the address in your browser is its **control link** (it holds `key=`); keep it to "
+            "stop or resume the run after a reload, and share only the run id to let others watch."
+        )
     snapshot = read_live(run)
     if info.state == "running" and snapshot is not None and "step" in snapshot:  # newer than the status file
         info = dataclasses.replace(info, step=max(info.step, int(snapshot["step"])))
@@ -274,17 +413,24 @@ def live() -> None:
     controls(info, run, cols[0])
     cols[1].metric("Step", f"{info.step:,}")
     cols[2].metric("Steps / s", f"{rate:.1f}" if rate and info.state == "running" else "–")
-    cols[3].metric("Validation NLL", f"{val_nll:.2f}" if val_nll is not None else "–",
-                   help=f"nats, lower is better; the uniform density scores log 4π = {LOG_AREA:.2f}")
+    cols[3].metric(
+        "Validation NLL",
+        f"{val_nll:.2f}" if val_nll is not None and math.isfinite(val_nll) else "–",
+        help=glossary.explain("NLL"),
+    )
     status_line(info, run, rate, st.container())
     if info.state in ("done", "stopped") and progress.near_uniform(val_nll):
-        st.warning(f"The model is still close to uniform (validation NLL {val_nll:.2f}; uniform scores "
-                   f"{LOG_AREA:.2f}): train it longer with **Resume**, or try a smaller κ_max.")
+        st.warning(
+            f"The model is still close to uniform (validation NLL {val_nll:.2f}; uniform scores "
+            f"{LOG_AREA:.2f}): train it longer with **Resume**, or try a smaller κ_max."
+        )
     chosen, used = state.auto_description(run), state.run_device(run)
-    if chosen:
-        st.caption(f"Settings from the data: {chosen}")
-    if used:
-        st.caption(f"Device of this run: **{used}**.")
+    if chosen or used:
+        with st.expander("Settings of this run" + (" (some read off the data)" if chosen else "")):
+            if chosen:
+                st.caption(f"Settings from the data: {plain(chosen)}")
+            if used:
+                st.caption(f"Device of this run: **{used}**.")
     left, right = st.columns([2, 3])  # the picture gets the room: a map is twice as wide as tall
     with left:
         st.plotly_chart(figures.curves(metrics), use_container_width=True, key="curves")

@@ -8,10 +8,12 @@ folder, opens the Target path page on that data set in Debian's chromium (1440 x
 key press or click until the new map is on screen (the map's title names the new frame, its heat map image
 has changed, and two animation frames have been painted since):
 
-* **κ_max, computed**: one step along the κ_max slider to a value not seen before for this data set, split
-  and seed (the server computes the 21 maps and samples, sends the figure, and plotly draws it). The walk goes
-  up the slider from 100; each further pass opens the page with another seed (``?seed=``: another split, so
-  nothing is cached) until ``--n`` changes are timed;
+* **κ_max, computed**: after ``--dwell`` seconds on the map shown (default 0), one step along the κ_max slider
+  to a value not seen before for this data set, split and seed (the server computes the 21 maps and samples,
+  sends the figure, and plotly draws it; the page computes the values next to the one shown in the background,
+  so with a dwell of a second or two the step finds it ready). The walk goes up the slider from 100; each
+  further pass opens the page with another seed (``?seed=``: another split, so nothing is cached) until ``--n``
+  changes are timed;
 * **κ_max, cached**: the walk back down (the figure is cached on the server; it is sent and drawn again);
 * **t**: a click on the map's own t slider (plotly swaps the frame in the browser; no server round trip),
   ``--n`` times at steps drawn with a fixed seed.
@@ -103,8 +105,10 @@ def _open(page: Page, url: str, kappa_max: int) -> float:
     return time.perf_counter() - t0
 
 
-def _kappa_step(page: Page, key: str, kappa_max: int) -> float:
-    """Press ``key`` on the κ_max slider; seconds until the map of ``kappa_max`` (shown at t = 1) is drawn."""
+def _kappa_step(page: Page, key: str, kappa_max: int, dwell: float = 0.0) -> float:
+    """After ``dwell`` seconds on the map shown (a class looking at it), press ``key`` on the κ_max slider;
+    seconds until the map of ``kappa_max`` (shown at t = 1) is drawn."""
+    time.sleep(dwell)
     old = page.evaluate(SHOWN)[1]
     thumb = page.get_by_role("slider").first
     thumb.focus()
@@ -174,6 +178,8 @@ def main() -> None:
         help="browser: changes timed in Chromium (default); server: the server's share alone",
     )
     ap.add_argument("--n", type=int, default=10, help="changes timed of each kind (at least)")
+    ap.add_argument("--dwell", type=float, default=0.0,
+                    help="seconds on each κ_max before the next step (the page computes the next values meanwhile)")
     ap.add_argument("--port", type=int, default=0, help="the dashboard's port (0: a free one)")
     ap.add_argument("--out", type=Path, help="also write the table to this file")
     a = ap.parse_args()
@@ -239,9 +245,9 @@ def main() -> None:
                 if seed:
                     _open(page, f"{base}&kmax={KAPPAS[0]}&seed={seed}", KAPPAS[0])
                 for kappa_max in KAPPAS[1:]:
-                    computed.append(_kappa_step(page, "ArrowRight", kappa_max))
+                    computed.append(_kappa_step(page, "ArrowRight", kappa_max, a.dwell))
                 for kappa_max in reversed(KAPPAS[:-1]):
-                    cached.append(_kappa_step(page, "ArrowLeft", kappa_max))
+                    cached.append(_kappa_step(page, "ArrowLeft", kappa_max, a.dwell))
                 seed += 1
             steps = np.random.default_rng(0).permutation(np.arange(TIMES.size - 1))
             for k in steps[: max(a.n, 1)]:

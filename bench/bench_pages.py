@@ -4,7 +4,7 @@
 
 Makes two small finished runs (a report and path frames each) in a temporary run store with the code of
 ``--repo`` (default: this checkout), starts that checkout's dashboard on 127.0.0.1, opens it in Debian's
-chromium, and switches between the five pages through the sidebar ``--n`` times each, in a fixed cycle. A
+chromium, and switches between the six pages through the sidebar ``--n`` times each, in a fixed cycle. A
 switch is timed from the click until the page's main content is on screen and Streamlit is idle (no
 script running). Prints a markdown table per page: the first visit after the server started (imports and
 empty caches; for Results, the first page load, which opens the run), then the median and 95th percentile of
@@ -43,6 +43,7 @@ RUN = "bench-run"
 #: Sidebar link text and a text that only the page's main content shows, drawn near its end.
 PAGES: dict[str, str] = {
     "Data": "Drag to turn the globe",
+    "Target path": "The maths, in words",
     "Train": "Done. See the",
     "Results": "Total mass on the grid",
     "Path": "Images are drawn when you click",

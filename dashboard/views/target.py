@@ -3,16 +3,19 @@
 For the chosen data set it draws the PPD target ``p_t`` (the mixture of von Mises-Fisher kernels over the training
 points with the uniform floor, :mod:`cnfm_core.pathpreview`, drawn by :mod:`cnfm_core.pathmaps`) at 21 times from
 t = 0 to t = 1, as one map that plays and scrubs in the browser, with exact samples of ``p_t`` over it. A change of
-t never asks the server; a change of κ_max recomputes (cached per data set, split, seed and κ_max). The training
+t never asks the server; a change of κ_max recomputes (cached per data set, split, seed and κ_max; the two values
+next to the shown one are computed in the background while it is on screen, so a one-step move finds them). The training
 rows are those a run with the Train page's split and seed would use; the schedule and the floor are the defaults
 of :class:`~cnfm_core.config.TrainConfig`.
 """
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx
 
 from cnfm_core.config import KAPPA_CAP, KAPPA_MIN, TrainConfig
 from cnfm_core.data import DataError, PointSet
@@ -151,6 +154,24 @@ except (DataError, OSError, ValueError) as e:
 
 unit = state.density_unit()
 st.plotly_chart(_figure(key, with_samples, unit, preview), key="target_map", config=PLOTLY_CONFIG)
+
+
+def _prefetch(keys: list[tuple[str, float, str, int, float]], points: PointSet, with_samples: bool, unit: str) -> None:
+    """Compute the paths (and figures) of the κ_max values next to the shown one while the class looks at it, so
+    that moving the slider by one step finds them cached. Best effort: a failure shows when that value is chosen."""
+    for k in keys:
+        try:
+            _figure(k, with_samples, unit, _preview(k, points))
+        except (DataError, OSError, ValueError):
+            return
+
+
+i = KAPPAS.index(kappa)
+nearby = [key[:4] + (float(KAPPAS[j]),) for j in (i + 1, i - 1) if 0 <= j < len(KAPPAS)]
+worker = threading.Thread(target=_prefetch, args=(nearby, points, with_samples, unit), daemon=True,
+                          name="target-path-prefetch")
+add_script_run_ctx(worker)  # the caches are the server's; the context keeps Streamlit's own checks quiet
+worker.start()
 floor = TrainConfig().floor
 uniform = "×1" if unit == "times" else units.describe(units.LOG_UNIFORM, unit)
 st.caption(

@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=_positive_int, help="step budget (default 2000)")
     budget.add_argument("--minutes", type=_positive_float, help="wall-time budget in minutes")
+    budget.add_argument("--cpu-minutes", type=_positive_float,
+                        help="CPU-time budget in minutes (the training process's CPU time; with --threads 1 it does "
+                             "not depend on how busy the machine is)")
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--split", choices=("standard", "dedup", "none"), default=d.split)
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
@@ -154,12 +157,12 @@ def _train(a: argparse.Namespace) -> int:
         raise DataError("--data is required (or --resume to continue a run)", source="train")
     if a.resume:
         config = None
-        if a.steps is not None or a.minutes is not None:
-            config = TrainConfig(steps=a.steps, minutes=a.minutes)
+        if a.steps is not None or a.minutes is not None or a.cpu_minutes is not None:
+            config = TrainConfig(steps=a.steps, minutes=a.minutes, cpu_minutes=a.cpu_minutes)
     else:
         config = TrainConfig(
             data=str(Path(a.data).resolve()), manifold=a.manifold, objective=a.objective, ell=a.ell, steps=a.steps,
-            minutes=a.minutes,
+            minutes=a.minutes, cpu_minutes=a.cpu_minutes,
             seed=a.seed, split=a.split, device=a.device, kappa_max=a.kappa_max, schedule=a.schedule, floor=a.floor,
             hidden=a.hidden, layers=a.layers, space_frequencies=a.space_frequencies, space_scale=a.space_scale,
             lr=a.lr, batch_size=a.batch_size, eval_every=a.eval_every, kernel=a.kernel,

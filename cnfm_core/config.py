@@ -56,7 +56,7 @@ AUTO_FIELDS: tuple[str, ...] = ("kappa_max", "space_frequencies", "kernel_neighb
 #: Config fields added after the first runs were made, with the values those runs were trained with.
 LEGACY_DEFAULTS: dict[str, Any] = {"floor": 0.0, "space_frequencies": 0, "space_scale": 10.0, "kernel": "fixed",
                                    "kernel_neighbours": None, "kernel_scale": None,
-                                   "manifold": "sphere", "manifold_dim": None}
+                                   "manifold": "sphere", "manifold_dim": None, "cpu_minutes": None}
 #: Fields read from the data only for the adaptive kernel.
 ADAPTIVE_FIELDS: tuple[str, ...] = ("kernel_neighbours", "kernel_scale")
 #: The target's kernels: one bandwidth for every point, or one per point (:func:`cnfm_core.kde.adaptive_kappas`).
@@ -102,6 +102,11 @@ class TrainConfig:
     #: With a time budget (``minutes``), train on past it until this many steps are done (None: no minimum),
     #: so that a busy machine still reaches a recognisable density (the Train page's default).
     min_steps: int | None = None
+    #: A budget of process CPU time in minutes (``time.process_time()`` of the training process, counting what
+    #: ``minutes`` counts: steps, validation, the live picture); the run ends at whichever budget is used first.
+    #: Unlike wall time it does not depend on how busy the machine is (with one thread it is the time the run
+    #: had a core).
+    cpu_minutes: float | None = None
     warmup_steps: int = 100
     grad_clip: float = 10.0
     ema_decay: float = 0.999
@@ -142,6 +147,8 @@ class TrainConfig:
             raise ValueError(f"min_steps must be >= 0, got {self.min_steps}")
         if self.minutes is not None and not self.minutes > 0:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
+        if self.cpu_minutes is not None and not (self.cpu_minutes > 0 and math.isfinite(self.cpu_minutes)):
+            raise ValueError(f"cpu_minutes must be > 0, got {self.cpu_minutes}")
         if self.kappa_max is not None and not (self.kappa_max > 0 and math.isfinite(self.kappa_max)):
             raise ValueError(f"kappa_max must be positive, got {self.kappa_max}")
         if (self.space_frequencies is not None and self.space_frequencies < 0) or not self.space_scale > 0:
@@ -159,10 +166,14 @@ class TrainConfig:
             raise ValueError("lr must be > 0 and ema_decay in [0, 1)")
 
     def budget(self) -> tuple[int | None, float | None]:
-        """(steps, seconds); with neither given, 2,000 steps."""
-        if self.steps is None and self.minutes is None:
+        """(steps, wall seconds); with no budget given (steps, minutes or CPU minutes), 2,000 steps."""
+        if self.steps is None and self.minutes is None and self.cpu_minutes is None:
             return 2000, None
         return self.steps, None if self.minutes is None else 60.0 * self.minutes
+
+    def cpu_budget(self) -> float | None:
+        """The CPU-time budget in seconds (None: none)."""
+        return None if self.cpu_minutes is None else 60.0 * self.cpu_minutes
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

@@ -12,10 +12,10 @@ wall time, whichever comes first) a metrics line, every :data:`STATUS_SECONDS` a
 never looks frozen), every ``eval_every`` steps the exact validation NLL of the EMA weights, every
 ``checkpoint_every`` steps (and at least every :data:`CHECKPOINT_SECONDS` of wall time) a checkpoint, and, with a
 ``live`` hook (:class:`cnfm_core.live.LiveSnapshots`),
-a coarse picture of the EMA model now and then and always at the end. The run ends at the step or time
-budget (a time budget with ``min_steps`` runs on until that many steps are done, so that a busy machine
-still gets a recognisable density), or early when :func:`request_stop` was called (SIGTERM does this in
-the CLI), always with a final checkpoint and status.
+a coarse picture of the EMA model now and then and always at the end. The run ends at the step, wall-time or
+CPU-time budget, whichever is used first (a time budget with ``min_steps`` runs on until that many steps are done,
+so that a busy machine still gets a recognisable density; the closing status says which budget ended it), or early
+when :func:`request_stop` was called (SIGTERM does this in the CLI), always with a final checkpoint and status.
 
 Faults: the run folder is held by one trainer at a time (:func:`cnfm_core.runlock.training_lock`); a resumed run
 drops the metrics a killed trainer logged past its checkpoint. A step whose loss is not finite or explodes is
@@ -72,7 +72,8 @@ LiveHook = Callable[[VectorField, int, float, bool], object]
 
 @dataclass(frozen=True)
 class TrainResult:
-    """How a run ended."""
+    """How a run ended: ``elapsed`` is the wall time the budget counts, ``cpu_elapsed`` the process CPU time of
+    the same work (``time.process_time()``), in seconds."""
 
     run_dir: Path
     state: str
@@ -80,6 +81,7 @@ class TrainResult:
     elapsed: float
     final_loss: float
     val_nll: float | None
+    cpu_elapsed: float = 0.0
 
 
 def request_stop() -> None:
@@ -220,7 +222,7 @@ def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Cal
             dropped = run.truncate_metrics(int(state["step"]))  # logged by a trainer killed after the checkpoint
         saved = TrainConfig.from_dict(state["config"])
         if config is not None:
-            saved.steps, saved.minutes = config.steps, config.minutes
+            saved.steps, saved.minutes, saved.cpu_minutes = config.steps, config.minutes, config.cpu_minutes
         config = saved
     assert config is not None
     config.validate()
@@ -254,29 +256,36 @@ def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Cal
     model = build_field(config).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    step, elapsed, last_loss = 0, 0.0, float("nan")
+    step, elapsed, cpu_elapsed, last_loss = 0, 0.0, 0.0, float("nan")
     if state is not None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         step, elapsed = int(state["step"]), float(state["elapsed"])
-        if "generator" in state and device.type == "cpu":
-            generator.set_state(state["generator"])
+        # A checkpoint from before the CPU budget: its wall time stands in (one thread: CPU time <= wall time).
+        cpu_elapsed = float(state.get("cpu_elapsed", elapsed))
+        # the random stream continues where it stopped, on the device it was saved from (a CPU and a CUDA
+        # generator's states are not interchangeable; older checkpoints saved none for CUDA)
+        saved = state.get("generator")
+        if saved is not None and saved.numel() and state.get("generator_device", "cpu") == device.type:
+            generator.set_state(saved)
     guard = DivergenceGuard(model, opt, ema, lr_scale=float(state.get("lr_scale", 1.0)) if state else 1.0)
     saved_step = int(state["step"]) if state is not None else None
     path = build_path(config, train_x) if config.objective == "ppd" else None
     objective = make_objective(config.objective, data=train_x, path=path, ell=config.ell, floor=config.floor,
                                manifold=model.manifold)
     max_steps, max_seconds = config.budget()
-    min_steps = (config.min_steps or 0) if max_seconds is not None else 0
+    max_cpu = config.cpu_budget()
+    min_steps = (config.min_steps or 0) if max_seconds is not None or max_cpu is not None else 0
 
     def checkpoint() -> None:
         nonlocal saved_step, t_checkpoint
         with writing(f"the checkpoint in {run.path}"):
             run.save_checkpoint({
                 "config": dataclasses.asdict(config), "model": model.state_dict(), "ema": ema.state_dict(),
-                "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed, "lr_scale": guard.lr_scale,
-                "generator": generator.get_state() if device.type == "cpu" else torch.zeros(0, dtype=torch.uint8),
+                "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed, "cpu_elapsed": cpu_elapsed,
+                "lr_scale": guard.lr_scale,
+                "generator": generator.get_state(), "generator_device": device.type,
             })
         saved_step, t_checkpoint = step, time.perf_counter()
 
@@ -284,7 +293,8 @@ def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Cal
         with writing(f"status.json in {run.path}"):
             run.write_json(run.status, {
                 "state": state_name, "step": step, "steps": max_steps, "minutes": config.minutes,
-                "min_steps": min_steps, "elapsed": elapsed, "pid": os.getpid(), "pid_start": start_time(os.getpid()),
+                "cpu_minutes": config.cpu_minutes, "min_steps": min_steps, "elapsed": elapsed,
+                "cpu_elapsed": cpu_elapsed, "pid": os.getpid(), "pid_start": start_time(os.getpid()),
                 "message": message, "updated": time.time(),
             })
 
@@ -312,14 +322,31 @@ def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Cal
             run.append_metrics({"event": "failed", "step": step, "error": reason, "time": time.time()})
         return e
 
+    def why_done() -> str:
+        """Which budget is used up ("" while none is)."""
+        if max_steps is not None and step >= max_steps:
+            return f"the step budget ({max_steps} steps) is used"
+        if step < min_steps:
+            return ""
+        if max_seconds is not None and elapsed >= max_seconds:
+            return f"the time budget ({config.minutes:g} minutes) is used: {elapsed:.1f} s"
+        if max_cpu is not None and cpu_elapsed >= max_cpu:
+            return f"the CPU-time budget ({config.cpu_minutes:g} CPU minutes) is used: {cpu_elapsed:.1f} CPU s"
+        return ""
+
     def done() -> bool:
-        out_of_time = max_seconds is not None and elapsed >= max_seconds and step >= min_steps
-        return (max_steps is not None and step >= max_steps) or out_of_time
+        return bool(why_done())
+
+    def charge(mark: tuple[float, float]) -> None:
+        """Count the wall and CPU time since ``mark = (time.perf_counter(), time.process_time())``."""
+        nonlocal elapsed, cpu_elapsed
+        elapsed += time.perf_counter() - mark[0]
+        cpu_elapsed += time.process_time() - mark[1]
 
     def progress() -> float:
         """How far the budget is used (drives the learning-rate schedule); with ``min_steps``, the time and
         the step count must both be used up, so the schedule ends when training does."""
-        by_time = elapsed / max_seconds if max_seconds else 0.0
+        by_time = max(elapsed / max_seconds if max_seconds else 0.0, cpu_elapsed / max_cpu if max_cpu else 0.0)
         if min_steps:
             by_time = min(by_time, step / min_steps)
         return max(step / max_steps if max_steps else 0.0, by_time)
@@ -334,7 +361,7 @@ def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Cal
             on_log({"event": "auto", "step": 0, "message": meta["auto"]["description"]})
         status("running")
         while not done() and not _STOP["requested"] and not (stop_file and run.stop_request.exists()):
-            t0 = time.perf_counter()
+            mark = time.perf_counter(), time.process_time()
             lr = config.lr * _lr_factor(config, step, progress()) * guard.lr_scale
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -346,7 +373,7 @@ def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Cal
             if bad is not None:  # undone, with a halved learning rate; the guard gives up after a few
                 log(guard.roll_back(bad, step))
                 guard.give_up_if_exhausted(bad, step)
-                elapsed += time.perf_counter() - t0
+                charge(mark)
                 continue
             guard.keep(step)
             opt.step()
@@ -354,7 +381,7 @@ def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Cal
             # so that short runs are not dominated by their first, untrained weights.
             _ema_update(ema, model, min(config.ema_decay, (1.0 + step) / (10.0 + step)))
             step += 1
-            elapsed += time.perf_counter() - t0
+            charge(mark)
             last_loss = float(value.loss.detach())
             loss_sum += last_loss
             steps_since += 1
@@ -362,32 +389,34 @@ def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Cal
             logged = step % config.log_every == 0 or done() or now - t_last >= LOG_SECONDS
             if logged:
                 rec = {"step": step, "loss": loss_sum / steps_since, "lr": lr, "grad_norm": grad_norm,
-                       "elapsed": elapsed, "steps_per_s": steps_since / max(now - t_last, 1e-9)}
+                       "elapsed": elapsed, "cpu_elapsed": cpu_elapsed,
+                       "steps_per_s": steps_since / max(now - t_last, 1e-9)}
                 log(rec)
                 t_last, steps_since, loss_sum = now, 0, 0.0
             if logged or now - t_status >= STATUS_SECONDS:
                 status("running")
                 t_status = now
             if step % config.eval_every == 0 or done():
-                t0 = time.perf_counter()
+                mark = time.perf_counter(), time.process_time()
                 val_nll = _val_nll(ema, val_x, config)
-                elapsed += time.perf_counter() - t0
+                charge(mark)
                 if val_nll is not None:
                     log({"step": step, "val_nll": val_nll, "elapsed": elapsed})
                 t_last = time.perf_counter()
             if step % config.checkpoint_every == 0 or time.perf_counter() - t_checkpoint >= CHECKPOINT_SECONDS:
                 checkpoint()
             if live is not None:  # its time counts, so steps/s and the time budget stay honest
-                t0 = time.perf_counter()
+                mark = time.perf_counter(), time.process_time()
                 live(ema, step, elapsed, False)
-                elapsed += time.perf_counter() - t0
+                charge(mark)
         if live is not None:
             live(ema, step, elapsed, True)
         checkpoint()
-        final = "done" if done() else "stopped"
+        why = why_done()
+        final = "done" if why else "stopped"
         if final_status:
-            status(final)
-        log({"event": final, "step": step, "elapsed": elapsed, "time": time.time()})
+            status(final, f"Done: {why}." if why else "")
+        log({"event": final, "step": step, "elapsed": elapsed, "cpu_elapsed": cpu_elapsed, "time": time.time()})
     except BaseException as e:
         raised = fail(e)
         if raised is e:
@@ -395,5 +424,5 @@ def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Cal
         raise raised from None
     finally:
         _STOP["requested"] = False  # a stop request applies to one run only
-    return TrainResult(run.path, final, step, elapsed, last_loss, val_nll)
+    return TrainResult(run.path, final, step, elapsed, last_loss, val_nll, cpu_elapsed)
 

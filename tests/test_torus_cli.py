@@ -165,3 +165,22 @@ def test_writer_and_reader_agree_on_a_sample_file(tmp_path: Path) -> None:
     rad = TORUS_MIXTURES["T2"].sample(10, seed=0).numpy()
     write_angles(tmp_path / "s.csv", ["a", "b"], rad)
     np.testing.assert_allclose(np.deg2rad(read_angles(tmp_path / "s.csv").degrees), rad, atol=1e-7)
+
+
+def test_cpu_minutes_budget_through_the_cli(
+    angle_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A CPU-time budget ends the run by the process's CPU time (states and counts only, never wall time), is saved
+    # with the config, and cannot be combined with a wall-time budget on the command line.
+    run = tmp_path / "cpu"
+    assert main(["train", "--manifold", "torus", "--data", str(angle_csv), "--run-dir", str(run), "--cpu-minutes",
+                 "0.002", "--eval-every", "1000", *TINY]) == 0
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "done" and status["step"] >= 1 and status["cpu_elapsed"] >= 0.12
+    assert "CPU-time budget" in status["message"]
+    assert json.loads((run / "config.json").read_text())["config"]["cpu_minutes"] == 0.002
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--manifold", "torus", "--data", str(angle_csv), "--run-dir", str(tmp_path / "x"),
+              "--minutes", "1", "--cpu-minutes", "1", *TINY])
+    assert stop.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -163,3 +163,26 @@ def test_config_from_before_the_floor_keeps_training_without_one(tmp_path, synth
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["floor"] == 0.0
     with pytest.raises(ValueError, match="floor"):
         train(_config(synthetic_csv, steps=5, floor=1.5), tmp_path / "other")
+
+
+def test_cpu_time_budget_ends_the_run_and_says_why(tmp_path, synthetic_csv):
+    # A generous wall-time budget beside a tiny CPU-time one: the CPU budget ends the run, whatever the load.
+    run = RunDir(tmp_path / "run")
+    r = train(_config(synthetic_csv, minutes=60.0, cpu_minutes=0.001, threads=1), run.path)
+    assert r.state == "done" and r.step >= 1 and r.cpu_elapsed >= 0.06
+    status = json.loads(run.status.read_text())
+    assert status["state"] == "done" and "CPU-time budget" in status["message"]
+    assert status["cpu_minutes"] == 0.001 and status["cpu_elapsed"] == r.cpu_elapsed
+    assert json.loads(run.config.read_text())["config"]["cpu_minutes"] == 0.001
+    state = torch.load(run.checkpoint, weights_only=True)
+    assert state["step"] == r.step and state["cpu_elapsed"] == r.cpu_elapsed
+    # Resuming with a larger CPU budget continues from the CPU time already used (the final validation included).
+    more = (r.cpu_elapsed + 0.3) / 60.0
+    r2 = train(TrainConfig(cpu_minutes=more), run.path, resume=True)
+    assert r2.state == "done" and r2.step > r.step and r2.cpu_elapsed >= 60.0 * more
+    # A config saved before the CPU budget existed loads without one; alone, the CPU budget sets no step budget.
+    old = {k: v for k, v in json.loads(run.config.read_text())["config"].items() if k != "cpu_minutes"}
+    assert TrainConfig.from_dict(old).cpu_minutes is None
+    assert TrainConfig(cpu_minutes=1.0).budget() == (None, None) and TrainConfig(cpu_minutes=1.0).cpu_budget() == 60.0
+    with pytest.raises(ValueError, match="cpu_minutes"):
+        TrainConfig(cpu_minutes=0.0).validate()

@@ -26,7 +26,7 @@ from dashboard.figures.land import land_lines
 from dashboard.figures.maps import _degree_axis
 from dashboard.units import colour_scale, colour_values
 
-__all__ = ["FRAME_MS", "path_animation"]
+__all__ = ["FRAME_MS", "path_animation", "play_controls"]
 
 #: Milliseconds a frame is shown while playing (10 frames a second).
 FRAME_MS = 100
@@ -100,8 +100,6 @@ def path_animation(
     ]
     # Play and Pause sit above the slider's left end and the slider spans the width, so neither squeezes the other
     # however narrow the window (beside it, the buttons covered the slider's start at 800 px).
-    play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}}
-    jump = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     fig.update_layout(
         height=height,
         margin={"l": 10, "r": 10, "t": 30, "b": 120},
@@ -112,36 +110,8 @@ def path_animation(
             "cmax": scale.zmax,
             "colorbar": scale.colorbar(thickness=12),
         },
-        updatemenus=[
-            {
-                "type": "buttons",
-                "direction": "left",
-                "x": 0.0,
-                "y": -0.1,
-                "xanchor": "left",
-                "yanchor": "top",
-                "pad": {"r": 8, "t": 0},
-                "showactive": False,
-                "buttons": [
-                    {"label": "▶ Play", "method": "animate", "args": [None, play]},
-                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], jump]},
-                ],
-            }
-        ],
-        sliders=[
-            {
-                "active": start,
-                "x": 0.0,
-                "len": 1.0,
-                "y": -0.1,
-                "yanchor": "top",
-                "currentvalue": {"prefix": "t = ", "visible": True, "xanchor": "right"},
-                "pad": {"t": 16},
-                "steps": [
-                    {"label": f"{t:.2f}", "method": "animate", "args": [[str(k)], jump]} for k, t in enumerate(times)
-                ],
-            }
-        ],
+        **play_controls(times, start, frame_ms, buttons_y=-0.1, slider_x=0.0, slider_len=1.0, slider_y=-0.1,
+                        slider_pad_t=16),
     )
     ticks_lon, ticks_lat = [-120, -60, 0, 60, 120], list(range(-90, 91, 45))  # no label at the shared edge
     for col in (1, 2):
@@ -157,3 +127,46 @@ def path_animation(
             col=col,
         )
     return fig
+
+
+def play_controls(times: np.ndarray, start: int, frame_ms: int, *, buttons_y: float, slider_x: float,
+                  slider_len: float, slider_y: float, slider_pad_t: int) -> dict[str, list[dict[str, Any]]]:
+    """The ▶ Play and ❚❚ Pause buttons and the t slider of an animated figure whose frames are named ``"0"``,
+    ``"1"``, ... (one per entry of ``times``), as plotly layout keys ``updatemenus`` and ``sliders``. Play shows a
+    frame every ``frame_ms`` ms from the current one; the slider jumps at once; ``start`` is the frame shown first.
+    The buttons sit at the left at height ``buttons_y``; the slider spans ``slider_len`` of the width from
+    ``slider_x`` at height ``slider_y`` (both in paper coordinates, below the plot when negative)."""
+    play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}}
+    jump = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
+    return {
+        "updatemenus": [
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": buttons_y,
+                "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"r": 8, "t": 0},
+                "showactive": False,
+                "buttons": [
+                    {"label": "▶ Play", "method": "animate", "args": [None, play]},
+                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], jump]},
+                ],
+            }
+        ],
+        "sliders": [
+            {
+                "active": start,
+                "x": slider_x,
+                "len": slider_len,
+                "y": slider_y,
+                "yanchor": "top",
+                "currentvalue": {"prefix": "t = ", "visible": True, "xanchor": "right"},
+                "pad": {"t": slider_pad_t},
+                "steps": [
+                    {"label": f"{t:.2f}", "method": "animate", "args": [[str(k)], jump]} for k, t in enumerate(times)
+                ],
+            }
+        ],
+    }

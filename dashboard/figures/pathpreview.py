@@ -28,6 +28,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard import units
+from dashboard.figures.animation import play_controls
 from dashboard.figures.colours import COLORSCALE, SAMPLE_COLOR, css_color, shared_log_range
 from dashboard.figures.land import land_lines
 from dashboard.figures.maps import _degree_axis
@@ -149,8 +150,6 @@ def target_path_figure(
         }
         for k in range(times.size)
     ]
-    play = {"frame": {"duration": play_ms, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}}
-    jump = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     to_level = (LEVELS - 1) / (hi - lo)
     layout = {
         "height": height,
@@ -168,36 +167,8 @@ def target_path_figure(
                 "ticktext": labels,
             },
         },
-        "updatemenus": [
-            {
-                "type": "buttons",
-                "direction": "left",
-                "x": 0.0,
-                "y": -0.08,
-                "xanchor": "left",
-                "yanchor": "top",
-                "pad": {"r": 8, "t": 0},
-                "showactive": False,
-                "buttons": [
-                    {"label": "▶ Play", "method": "animate", "args": [None, play]},
-                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], jump]},
-                ],
-            }
-        ],
-        "sliders": [
-            {
-                "active": start,
-                "x": 0.25,
-                "len": 0.75,
-                "y": -0.03,
-                "yanchor": "top",
-                "currentvalue": {"prefix": "t = ", "visible": True, "xanchor": "right"},
-                "pad": {"t": 0},
-                "steps": [
-                    {"label": f"{t:.2f}", "method": "animate", "args": [[str(k)], jump]} for k, t in enumerate(times)
-                ],
-            }
-        ],
+        **play_controls(times, start, play_ms, buttons_y=-0.08, slider_x=0.25, slider_len=0.75, slider_y=-0.03,
+                        slider_pad_t=0),
         "xaxis": _degree_axis(180, [-120, -60, 0, 60, 120], "E", "W"),
         "yaxis": {**_degree_axis(90, list(range(-90, 91, 45)), "N", "S"), "scaleanchor": "x", "scaleratio": 1},
     }

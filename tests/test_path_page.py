@@ -196,13 +196,25 @@ def test_page_shows_a_run(env, trained):
     assert _shown_t(at) == "t = 0.00"
     caption = next(c.value for c in at.caption if c.value.startswith("**t = "))
     assert f"A share of {TrainConfig().floor:.0%} of the target stays uniform" in caption  # the default floor
-    assert len(at.get("plotly_chart")) == 2 and len(at.get("deck_gl_json_chart")) == 2
+    # Only the open tab at t is drawn: the samples as a picture, with no globe (deck.gl) to wait for.
+    assert len(at.get("plotly_chart")) == 1 and len(at.get("deck_gl_json_chart")) == 0
+    assert len(at.get("image")) == 1 and not at.metric
     # The animation: one frame per time, both maps on one colour axis, Play and a slider of the browser's own
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert len(spec["frames"]) == K and [f["traces"] for f in spec["frames"]] == [[0, 1]] * K
     assert {d.get("coloraxis") for d in spec["data"] if d["type"] == "heatmap"} == {"coloraxis"}
     assert [s["label"] for s in spec["layout"]["sliders"][0]["steps"]] == [f"{t:.2f}" for t in times]
     assert spec["layout"]["updatemenus"][0]["buttons"][0]["args"][0] is None  # Play: all frames, in the browser
+    at.toggle(key="path_samples_on_globe").set_value(True).run()  # the same samples on a globe, on request
+    assert not at.exception and len(at.get("deck_gl_json_chart")) == 1 and not at.get("image")
+    layers = json.loads(at.get("deck_gl_json_chart")[0].proto.json)["layers"]
+    assert {"points-0", "points-1"} <= {layer.get("id") for layer in layers}  # target and model samples
+    at.session_state["path_tab"] = "Particle trajectories"
+    at.run()
+    assert not at.exception and len(at.get("deck_gl_json_chart")) == 1 and len(at.get("plotly_chart")) == 1
+    at.session_state["path_tab"] = "Where they disagree"
+    at.run()
+    assert not at.exception and len(at.get("deck_gl_json_chart")) == 0 and len(at.get("plotly_chart")) == 2
     text = " ".join(m.value for m in at.markdown)
     assert "continuity equation" in text and "under-supplies" in text and "PPD loss" in text
     metric = at.metric[0]
@@ -229,6 +241,8 @@ def test_the_page_opens_in_plain_words_and_draws_densities_in_the_chosen_unit(en
     shutil.copytree(trained, env / RUN)
     at = _app(run=RUN)
     assert at.main.markdown[0].value.startswith("Watch dots scattered evenly over the globe")
+    at.session_state["path_tab"] = "Where they disagree"  # the residual's tab, with its maths
+    at.run()
     labels = [e.label for e in at.main.expander]
     assert labels == [
         "What am I looking at?",
@@ -329,10 +343,29 @@ def test_an_rfm_run_is_not_measured_against_ppd_as_if_it_were_its_own(env, train
     assert any("trained with **RFM**" in i.value and "PPD's" in i.value for i in at.info)
     titles = [a["text"] for a in json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["annotations"]]
     assert titles == ["PPD's target path p_t (for comparison)", "Model path q_t (RFM)"]
-    assert "What PPD would measure: its residual for this RFM model" in [h.value for h in at.subheader]
+    at.session_state["path_tab"] = "Where they disagree"
+    at.run()
+    assert "What PPD would measure: its residual for this RFM model" in " ".join(m.value for m in at.markdown)
     # and a PPD run keeps its own words
     meta["config"]["objective"] = "ppd"
     (env / RUN / "config.json").write_text(json.dumps(meta))
     at = _app(run=RUN)
     assert not any("RFM" in i.value for i in at.info)
-    assert any(h.value.endswith("the PPD residual") for h in at.subheader)
+    at.session_state["path_tab"] = "Where they disagree"
+    at.run()
+    text = " ".join(m.value for m in at.main.markdown)  # (the sidebar's glossary says what RFM is)
+    assert "Where the flow and the target disagree: the PPD residual" in text and "RFM" not in text
+
+
+def test_every_download_of_the_page_renders(trained):
+    """The files behind the download buttons (rendered only on a click, so no page run draws them)."""
+    from dashboard import pathfiles
+
+    path = str(trained)
+    mtime = (trained / "frames.npz").stat().st_mtime
+    pngs = [pathfiles.map_png(path, mtime, 1, which, unit) for which in ("target", "model") for unit in ("log", "times")]
+    pngs += [pathfiles.map_png(path, mtime, 1, "residual"), pathfiles.samples_png(path, mtime, 1),
+             pathfiles.samples_map_png(path, mtime, 1)]
+    assert all(p[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    for which in ("target", "model"):
+        assert pathfiles.path_gif(path, mtime, which, "times")[:6] in (b"GIF87a", b"GIF89a")

@@ -31,11 +31,13 @@ from PIL import Image, ImageDraw, ImageFont
 from .colours import value_colors
 from .land import LandLines
 
-__all__ = ["BLANK_COLOR", "MapImage", "density_image", "nice_ticks"]
+__all__ = ["BLANK_COLOR", "MapImage", "density_image", "nice_ticks", "points_image"]
 
 #: Cells whose value is not finite (no density there), and the space around the colour bar.
 BLANK_COLOR: tuple[int, int, int] = (255, 255, 255)
 _COAST_RGB = (255, 255, 255)
+#: A points map's background and coastlines.
+_SEA_RGB, _LINE_RGB = (246, 247, 250), (140, 146, 158)
 _TEXT_RGB = (49, 51, 63)
 #: Width of the colour bar's panel, in display pixels (the bar, its ticks and its label).
 _BAR_PANEL = 90
@@ -194,26 +196,73 @@ def density_image(
     canvas.paste(Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)), (0, 0))
     draw = ImageDraw.Draw(canvas)
 
-    def xy(lo_deg: np.ndarray, la_deg: np.ndarray) -> np.ndarray:
-        return np.stack([(lo_deg + 180.0) / 360.0 * W, (90.0 - la_deg) / 180.0 * H], axis=1)
-
-    if coast is not None and coast.lon.size:
-        breaks = np.flatnonzero(~np.isfinite(coast.lon) | ~np.isfinite(coast.lat))
-        for part_lon, part_lat in zip(np.split(coast.lon, breaks), np.split(coast.lat, breaks), strict=True):
-            ok = np.isfinite(part_lon) & np.isfinite(part_lat)
-            if ok.sum() >= 2:
-                draw.line([tuple(p) for p in xy(part_lon[ok], part_lat[ok])], fill=_COAST_RGB, width=max(1, s // 2 + 1))
+    _draw_coast(draw, coast, W, H, _COAST_RGB, s)
     if points is not None:
-        plat, plon, colour = points
-        plat, plon = np.asarray(plat, dtype=np.float64).ravel(), np.asarray(plon, dtype=np.float64).ravel()
-        keep = np.linspace(0, plat.size - 1, min(plat.size, _MAX_POINTS)).round().astype(int) if plat.size else []
-        r = 2.2 * s
-        fill = tuple(int(c) for c in colour[:3])
-        for x, y in xy(plon[keep], plat[keep]):
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=fill, outline=(255, 255, 255), width=max(1, s // 2))
+        _draw_points(draw, points, W, H, s)
     draw.rectangle([0, 0, W - 1, H - 1], outline=(200, 200, 200), width=1)
     _colour_bar(draw, canvas, W, H, lo, hi, label, ticks, s)
 
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", optimize=False, compress_level=6)
     return MapImage(buf.getvalue(), width, height, map_w, lo, hi)
+
+
+def _xy(lon: np.ndarray, lat: np.ndarray, W: int, H: int) -> np.ndarray:
+    """Pixel positions of points in degrees on a ``W x H`` world map (equirectangular, north up)."""
+    return np.stack([(lon + 180.0) / 360.0 * W, (90.0 - lat) / 180.0 * H], axis=1)
+
+
+def _draw_coast(draw: ImageDraw.ImageDraw, coast: LandLines | None, W: int, H: int, rgb: tuple[int, int, int],
+                s: int) -> None:
+    """Coastlines as lines of colour ``rgb`` (NaN-separated parts, each drawn on its own)."""
+    if coast is None or not coast.lon.size:
+        return
+    breaks = np.flatnonzero(~np.isfinite(coast.lon) | ~np.isfinite(coast.lat))
+    for part_lon, part_lat in zip(np.split(coast.lon, breaks), np.split(coast.lat, breaks), strict=True):
+        ok = np.isfinite(part_lon) & np.isfinite(part_lat)
+        if ok.sum() >= 2:
+            draw.line([tuple(p) for p in _xy(part_lon[ok], part_lat[ok], W, H)], fill=rgb, width=max(1, s // 2 + 1))
+
+
+def _draw_points(draw: ImageDraw.ImageDraw, points: tuple[np.ndarray, np.ndarray, Sequence[int]], W: int, H: int,
+                 s: int, max_points: int = _MAX_POINTS) -> None:
+    """Points ``(lat, lon, rgb)`` as dots with a white rim, at most ``max_points`` (evenly thinned)."""
+    plat, plon, colour = points
+    plat, plon = np.asarray(plat, dtype=np.float64).ravel(), np.asarray(plon, dtype=np.float64).ravel()
+    ok = np.isfinite(plat) & np.isfinite(plon)
+    plat, plon = plat[ok], plon[ok]
+    keep = np.linspace(0, plat.size - 1, min(plat.size, max_points)).round().astype(int) if plat.size else []
+    r = 2.2 * s
+    fill = tuple(int(c) for c in colour[:3])
+    for x, y in _xy(plon[keep], plat[keep], W, H):
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=fill, outline=(255, 255, 255), width=max(1, s // 2))
+
+
+def points_image(
+    sets: Sequence[tuple[np.ndarray, np.ndarray, Sequence[int]]],
+    *,
+    coast: LandLines | None = None,
+    width: int = 900,
+    scale: int = 2,
+) -> bytes:
+    """Point sets ``(lat, lon, rgb)`` on a world map as a PNG: grey coastlines on a light background, each set
+    as dots in its colour (at most 5,000 each, evenly thinned), drawn in order (the last on top). The map is
+    ``width`` display pixels wide and half as tall; the PNG has ``scale`` pixels per display pixel.
+
+    >>> png = points_image([(np.array([0.0]), np.array([0.0]), (255, 0, 0))], width=200, scale=1)
+    >>> Image.open(io.BytesIO(png)).size
+    (200, 100)
+    """
+    if width < 100 or scale < 1:
+        raise ValueError("width must be at least 100 and scale at least 1")
+    s = int(scale)
+    W, H = (width // 2 * 2) * s, (width // 2) * s
+    canvas = Image.new("RGB", (W, H), _SEA_RGB)
+    draw = ImageDraw.Draw(canvas)
+    _draw_coast(draw, coast, W, H, _LINE_RGB, s)
+    for points in sets:
+        _draw_points(draw, points, W, H, s)
+    draw.rectangle([0, 0, W - 1, H - 1], outline=(200, 200, 200), width=1)
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()

@@ -11,24 +11,24 @@ until the user has a run of their own) brings its frames with it and is never gi
 """
 
 import functools
-import re
-import time
+import math
 from collections.abc import Callable
 
-import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from cnfm_core.jobs import ACTIVE
-from cnfm_core.pathframes import Frames, read_frames
-from cnfm_core.runs import RunDir, RunError
-from dashboard import access, export, figures, state, units
+from cnfm_core.runs import RunError
+from dashboard import figures, framesjob, state, units
+from dashboard import pathfiles as pf
 from dashboard.text import plain
 
 #: Plotly's "download as PNG" button in the chart toolbar, at twice the screen resolution.
 PLOTLY_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 2}}
-TARGET_COLOR, MODEL_COLOR = figures.DATA_COLOR, figures.SAMPLE_COLOR
+#: The tabs at one time t. Only the open one is drawn (switching tabs reruns the fragment), so a visit to the
+#: page draws no 3-D globe unless one is asked for: a globe costs the browser seconds without a GPU.
+T_TABS = ("Samples", "Particle trajectories", "Where they disagree")
+PATH_TAB, PATH_SAMPLES_GLOBE = "path_tab", "path_samples_on_globe"
 
 #: The residual map in plain words, beside the map.
 RESIDUAL_PLAIN = """
@@ -64,208 +64,6 @@ the integral of $|p_t\\,r|$ over the sphere; training drives it towards zero at 
 
 
 # ---------------------------------------------------------------------------------------------
-# Cached reads and renders (keyed by the frames file and its modification time)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _frames(path: str, mtime: float) -> Frames:
-    return read_frames(RunDir(path))
-
-
-def _target(path: str) -> tuple[float, str, str]:
-    """The uniform floor and the kernel of the run's target path, and its objective (0, "fixed" and "ppd" for
-    runs made before those existed, or with an unreadable config)."""
-    try:
-        config = RunDir(path).read_json(RunDir(path).config).get("config", {})
-        return float(config.get("floor", 0.0)), str(config.get("kernel", "fixed")), str(config.get("objective", "ppd"))
-    except (RunError, OSError, ValueError, TypeError, AttributeError):
-        return 0.0, "fixed", "ppd"
-
-
-#: What an RFM run's page says about the kernel path and the residual: PPD's, not what the run trained on.
-RFM_NOTE = (
-    "This run was trained with **RFM**, which does not use this kernel path: RFM moves uniform noise "
-    "along geodesics to the data, so its own path q_t differs from p_t at intermediate times by design "
-    "(it is often nearly uniform at t = 0.5 where p_t is already concentrated). The target path here is "
-    "**PPD's**, shown for comparison; only at t = 1 should both end at the data."
-)
-
-
-def _scale(f: Frames) -> tuple[float, float]:
-    """The one colour range of the animation, its exports and its caption: every frame of both paths."""
-    return figures.shared_log_range(f.target_fine_log_prob, f.model_log_prob)
-
-
-def _times(f: Frames) -> list[float]:
-    """The frames' times as the slider and the URL's ``?t=`` know them."""
-    return [round(float(t), 4) for t in f.times]
-
-
-def _frames_of(run: RunDir) -> tuple[str, float]:
-    return str(run.path), run.frames.stat().st_mtime
-
-
-def _export_scale(f: Frames, unit: str) -> tuple[float, float, str]:
-    """The colour range of the exported maps and GIFs in ``unit`` and their colour bar's label."""
-    lo, hi = _scale(f)
-    if unit == "times":
-        return (
-            float(units.colour_values(np.array(lo), unit)),
-            float(units.colour_values(np.array(hi), unit)),
-            "density, log10 of × uniform (0: ×1, 1: ×10)",
-        )
-    return lo, hi, "log density (nats)"
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _map_png(path: str, mtime: float, k: int, which: str, unit: str = "log") -> bytes:
-    """PNG of the target map, the model map (one colour range for both, in ``unit``) or the weighted residual at
-    frame k."""
-    f = _frames(path, mtime)
-    land = figures.load_land()
-    t = f"t = {f.times[k]:.2f}"
-    if which == "residual":
-        w = figures.weighted_residual(f.lat, f.lon, f.target_log_prob[k], f.residual[k])
-        return export.density_png(
-            f.lat,
-            f.lon,
-            w.values,
-            land=land,
-            diverging=True,
-            label="p_t · r",
-            title=f"PPD residual weighted by the target, p_t · r   ({t})",
-        )
-    lo, hi, label = _export_scale(f, unit)
-    lat, lon, values, name = _which(f, which)
-    return export.density_png(
-        lat,
-        lon,
-        units.colour_values(values[k], unit),
-        land=land,
-        vmin=lo,
-        vmax=hi,
-        label=label,
-        title=f"{name}   ({t})",
-    )
-
-
-def _which(f: Frames, which: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """The target path (on its finer grid) or the model path: grid, values over frames, name."""
-    if which == "target":
-        return f.fine_lat, f.fine_lon, f.target_fine_log_prob, "Target path p_t"
-    return f.lat, f.lon, f.model_log_prob, "Model path q_t"
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _samples_png(path: str, mtime: float, k: int) -> bytes:
-    f = _frames(path, mtime)
-    centre = figures.view_centre(f.target_samples[-1, :, 0], f.target_samples[-1, :, 1])
-    points = [
-        export.GlobePoints(f.target_samples[k, :, 0], f.target_samples[k, :, 1], TARGET_COLOR, "target samples (p_t)"),
-        export.GlobePoints(f.model_samples[k, :, 0], f.model_samples[k, :, 1], MODEL_COLOR, "model samples (q_t)"),
-    ]
-    return export.globe_png(
-        points,
-        land=figures.load_land(),
-        center_lat=centre[0],
-        center_lon=centre[1],
-        title=f"Samples at t = {f.times[k]:.2f}",
-    )
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _path_gif(path: str, mtime: float, which: str, unit: str = "log") -> bytes:
-    """Animated GIF of the target or the model path over all frames, both on one colour range, in ``unit``."""
-    f = _frames(path, mtime)
-    lo, hi, label = _export_scale(f, unit)
-    lat, lon, values, name = _which(f, which)
-    return export.frames_gif(
-        units.colour_values(values, unit),
-        lat,
-        lon,
-        f.times,
-        land=figures.load_land(),
-        title=name,
-        vmin=lo,
-        vmax=hi,
-        label=label,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Computing frames for older runs (a job of the runner; the page only watches the run's files)
-
-
-def _log_tail(run: RunDir, lines: int = 5) -> str:
-    log = run.worker_log
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
-
-
-@st.fragment(run_every=2)
-def _wait_for_frames(run_id: str) -> None:
-    """Shown while the frames job is queued or running: rerun the page when it ends."""
-    info = state.store().info(run_id)
-    if info.job != "frames" or info.state not in ACTIVE:
-        st.rerun()
-    where = "waiting for a free worker" if info.state == "queued" else "computing"
-    st.info(
-        f":material/hourglass_top: Computing the path frames of this run ({where})… "
-        f"{max(0.0, time.time() - info.queued):.0f} s (usually under a minute). They appear here when ready."
-    )
-
-
-def _offer_frames(run_id: str, run: RunDir) -> None:
-    """A run without frames: why, and a button that computes them (or the progress of that)."""
-    store, runner = state.store(), state.runner()
-    info = store.info(run_id)
-    if info.demo:
-        st.warning(
-            f"The demo run `{run_id}` has no path frames: its files are incomplete. Regenerate the demo runs "
-            "with `python scripts/make_demo_runs.py`."
-        )
-        return
-    if info.job == "frames" and info.state in ACTIVE:
-        _wait_for_frames(run_id)
-        return
-    if info.state in ACTIVE:
-        st.info(f"Run `{run_id}` is {info.state}. Its path frames are computed when training finishes.")
-        return
-    if not run.checkpoint.exists():
-        st.warning(f"Run `{run_id}` has no trained model ({info.state}), so it has no path to show.")
-        return
-    if info.job_error:
-        tail = _log_tail(run)  # in a code fence longer than any run of backticks in it, so it shows as written
-        fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", tail)), default=0))
-        st.error(f"{plain(info.job_error[:1].upper() + info.job_error[1:])}\n\n{fence}\n{tail}\n{fence}")
-    st.info(
-        "This run has no path frames yet (it was trained before they were written with every run). "
-        "Computing them takes about a minute in the background; the page updates by itself."
-    )
-    may = access.control(store, run_id)
-    off = access.why_not(may)
-    if off:
-        st.caption(off)
-    if (
-        st.button(
-            "Compute frames",
-            key="compute_frames",
-            type="primary",
-            icon=":material/play_circle:",
-            disabled=off is not None,
-            help=off,
-        )
-        and may.allowed
-    ):
-        try:
-            store.request_job(run_id, "frames")
-        except RunError as e:
-            st.error(f"Not started: {plain(e)}")
-            return
-        runner.poll()
-        st.rerun()
-
-
-# ---------------------------------------------------------------------------------------------
 # The time control and everything that depends on t
 
 
@@ -282,28 +80,13 @@ def _download(col: DeltaGenerator, label: str, data: Callable[[], bytes], name: 
     )
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _animation_figure(path: str, mtime: float, start: int, objective: str, unit: str) -> go.Figure:
-    """The animation of a frames file (built once per file, start frame, objective and unit; never changed)."""
-    f = _frames(path, mtime)
-    titles = ("PPD's target path p_t (for comparison)", "Model path q_t (RFM)") if objective == "rfm" else None
-    return figures.path_animation(
-        f.times,
-        (f.fine_lat, f.fine_lon, f.target_fine_log_prob),
-        (f.lat, f.lon, f.model_log_prob),
-        land=figures.load_land(),
-        start=start,
-        titles=titles,
-        unit=unit,
-    )
-
-
 def _animation(path: str, mtime: float, start: int, objective: str, kernel: str, floor: float) -> None:
     """Both paths over every frame as one figure that plays in the browser (no rerun of the page per frame)."""
-    f = _frames(path, mtime)
+    f = pf.frames(path, mtime)
     unit = state.density_unit()
-    st.plotly_chart(_animation_figure(path, mtime, start, objective, unit), key="path_animation", config=PLOTLY_CONFIG)
-    lo, hi = _scale(f)
+    fig = pf.animation_figure(path, mtime, start, objective, unit)
+    st.plotly_chart(fig, key="path_animation", config=PLOTLY_CONFIG)
+    lo, hi = pf.scale(f)
     st.caption(
         f"**Play** runs in your browser ({1000 // figures.FRAME_MS} frames a second) from t = 0, the "
         "noise, to t = 1, the data; drag the slider to go to any time. Both maps and every frame share one "
@@ -336,15 +119,92 @@ def _animation(path: str, mtime: float, start: int, objective: str, kernel: str,
 def _number(x: float) -> str:
     """A concentration or loss for a reader: 3,000 or 0.0123 (three significant digits); "–" when not finite."""
     x = float(x)
-    if not np.isfinite(x):
+    if not math.isfinite(x):
         return "–"
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
+def _view(f: pf.Frames) -> dict[str, float]:
+    """Where a globe of the path faces: the target's samples at t = 1 (the data)."""
+    view_lat, view_lon = figures.view_centre(f.target_samples[-1, :, 0], f.target_samples[-1, :, 1])
+    return {"view_lat": view_lat, "view_lon": view_lon, "zoom": figures.globe_zoom(view_lat, 1.6)}
+
+
+def _samples_tab(f: pf.Frames, k: int, path: str, mtime: float, land: dict, *_: object) -> None:
+    """Target and model samples at t: a flat world map (an image), or a globe on request."""
+    st.markdown(
+        figures.legend_html(
+            [
+                (f"target samples, p_t ({f.target_samples.shape[1]})", pf.TARGET_COLOR),
+                (f"model samples, q_t ({f.model_samples.shape[1]})", pf.MODEL_COLOR),
+            ]
+        ),
+        unsafe_allow_html=True,
+    )
+    on_globe = st.toggle("On the 3-D globe", key=PATH_SAMPLES_GLOBE,
+                         help="A globe you can turn and zoom (it takes longer to draw than the flat map).")
+    if on_globe:
+        layers = [
+            figures.PointLayer(
+                "target samples", f.target_samples[k, :, 0], f.target_samples[k, :, 1], pf.TARGET_COLOR, 60_000
+            ),
+            figures.PointLayer(
+                "model samples", f.model_samples[k, :, 0], f.model_samples[k, :, 1], pf.MODEL_COLOR, 60_000
+            ),
+        ]
+        st.pydeck_chart(figures.globe(land=land, point_layers=layers, **_view(f)), height=460,
+                        key="path_samples_globe")
+        st.caption("Drag to turn the globe, scroll to zoom.")
+    else:
+        st.image(pf.samples_map_png(path, mtime, k), width="stretch")
+        st.caption("The whole world on a flat map (longitude across, latitude up). Where the two colours "
+                   "cover the same places, the model's dots are where the target's are.")
+
+
+def _trajectories_tab(f: pf.Frames, k: int, path: str, mtime: float, land: dict, *_: object) -> None:
+    """Particles of the model's flow, each with its track from t = 0 to t, on a globe."""
+    st.markdown(
+        figures.legend_html([(f"{f.trajectories.shape[1]} particles of the model's flow at t", figures.SAMPLE_COLOR)]),
+        unsafe_allow_html=True,
+    )
+    deck = figures.trajectories_globe(land, f.trajectories, k, **_view(f))
+    st.pydeck_chart(deck, height=460, key="path_trajectories_globe")
+    st.caption("Each line is one particle's track from t = 0 to this t. Drag to turn the globe, scroll to zoom.")
+
+
+def _residual_tab(f: pf.Frames, k: int, path: str, mtime: float, land: dict, objective: str) -> None:
+    """The PPD residual weighted by the target at t, as a map, in plain words, and its maths on demand."""
+    t = float(f.times[k])
+    if objective == "rfm":
+        st.markdown("**What PPD would measure: its residual for this RFM model.** RFM did not train on this "
+                    "residual; it shows where this flow and PPD's kernel path disagree.")
+    else:
+        st.markdown("**Where the flow and the target disagree: the PPD residual.**")
+    st.markdown("Where the model's dots lag behind the target at this t (red) or run ahead of it (blue).")
+    w = figures.weighted_residual(f.lat, f.lon, f.target_log_prob[k], f.residual[k])
+    left, right = st.columns([3, 2])
+    with left:
+        fig = figures.residual_map(
+            f.lat, f.lon, w.values, land=land, label="p_t · r", title=f"p_t(x) · r(t, x) at t = {t:.2f}"
+        )
+        st.plotly_chart(fig, key="path_residual_map", config=PLOTLY_CONFIG)
+    with right:
+        st.markdown(RESIDUAL_PLAIN)
+        st.metric(
+            "Mismatch at this t (PPD loss)",
+            _number(w.mean_abs),
+            help="The mean of |r| over the target p_t, which is the ℓ = 1 PPD loss at this t: "
+            "Σ p_t |r| ΔA / Σ p_t ΔA over the grid cells, ΔA = Δlat · Δlon · cos(lat) in radians. "
+            f"The target's mass on this grid is {w.mass:.3f} (1 for an exact quadrature).",
+        )
+    with st.expander("The maths: the continuity equation and the PPD residual"):
+        st.markdown(RESIDUAL_TEXT)
+
+
 def _path_view(run_id: str, path: str, mtime: float, floor: float, kernel: str, objective: str) -> None:
     """Everything at one time t: samples, trajectories, the residual and the downloads (a fragment)."""
-    f = _frames(path, mtime)
-    options = _times(f)
+    f = pf.frames(path, mtime)
+    options = pf.times(f)
     k = state.current_frame(options)  # a shared link's ?t= picks the first frame shown; then the session's
     state.set_frame(k, options)  # the session's frame and the URL's ?t=
     t = options[k]
@@ -379,66 +239,15 @@ def _path_view(run_id: str, path: str, mtime: float, floor: float, kernel: str, 
         "wider where they are sparse)."
     )
 
-    land = figures.load_land()
-    view_lat, view_lon = figures.view_centre(f.target_samples[-1, :, 0], f.target_samples[-1, :, 1])
-    view = {"view_lat": view_lat, "view_lon": view_lon, "zoom": figures.globe_zoom(view_lat, 1.6)}
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Samples at t**")
-        st.markdown(
-            figures.legend_html(
-                [
-                    (f"target samples, p_t ({f.target_samples.shape[1]})", TARGET_COLOR),
-                    (f"model samples, q_t ({f.model_samples.shape[1]})", MODEL_COLOR),
-                ]
-            ),
-            unsafe_allow_html=True,
-        )
-        layers = [
-            figures.PointLayer(
-                "target samples", f.target_samples[k, :, 0], f.target_samples[k, :, 1], TARGET_COLOR, 60_000
-            ),
-            figures.PointLayer(
-                "model samples", f.model_samples[k, :, 0], f.model_samples[k, :, 1], MODEL_COLOR, 60_000
-            ),
-        ]
-        st.pydeck_chart(figures.globe(land=land, point_layers=layers, **view), height=460, key="path_samples_globe")
-    with right:
-        st.markdown("**Particle trajectories from t = 0 to t**")
-        st.markdown(
-            figures.legend_html(
-                [(f"{f.trajectories.shape[1]} particles of the model's flow at t", figures.SAMPLE_COLOR)]
-            ),
-            unsafe_allow_html=True,
-        )
-        deck = figures.trajectories_globe(land, f.trajectories, k, **view)
-        st.pydeck_chart(deck, height=460, key="path_trajectories_globe")
+    st.caption(kappa_text)
 
-    if objective == "rfm":
-        st.subheader("What PPD would measure: its residual for this RFM model")
-        st.caption("RFM did not train on this residual; it shows where this flow and PPD's kernel path disagree.")
-    else:
-        st.subheader("Where the flow and the target disagree: the PPD residual")
-    st.markdown("Where the model's dots lag behind the target at this t (red) or run ahead of it (blue).")
-    w = figures.weighted_residual(f.lat, f.lon, f.target_log_prob[k], f.residual[k])
-    left, right = st.columns([3, 2])
-    with left:
-        fig = figures.residual_map(
-            f.lat, f.lon, w.values, land=land, label="p_t · r", title=f"p_t(x) · r(t, x) at t = {t:.2f}"
-        )
-        st.plotly_chart(fig, key="path_residual_map", config=PLOTLY_CONFIG)
-    with right:
-        st.markdown(RESIDUAL_PLAIN)
-        st.metric(
-            "Mismatch at this t (PPD loss)",
-            _number(w.mean_abs),
-            help="The mean of |r| over the target p_t, which is the ℓ = 1 PPD loss at this t: "
-            "Σ p_t |r| ΔA / Σ p_t ΔA over the grid cells, ΔA = Δlat · Δlon · cos(lat) in radians. "
-            f"The target's mass on this grid is {w.mass:.3f} (1 for an exact quadrature).",
-        )
-    with st.expander("The maths: the continuity equation and the PPD residual"):
-        st.caption(kappa_text)
-        st.markdown(RESIDUAL_TEXT)
+    land = figures.load_land()
+    tabs = st.tabs(T_TABS, key=PATH_TAB, on_change="rerun")
+    draw = (_samples_tab, _trajectories_tab, _residual_tab)
+    for tab, tab_draw in zip(tabs, draw, strict=True):
+        if tab.open:
+            with tab:
+                tab_draw(f, k, path, mtime, land, objective)
 
     st.subheader("Downloads")
     unit = state.density_unit()
@@ -447,42 +256,42 @@ def _path_view(run_id: str, path: str, mtime: float, floor: float, kernel: str, 
     _download(
         row,
         "Target map (PNG)",
-        functools.partial(_map_png, path, mtime, k, "target", unit),
+        functools.partial(pf.map_png, path, mtime, k, "target", unit),
         f"{run_id}-target-{at}.png",
         "image/png",
     )
     _download(
         row,
         "Model map (PNG)",
-        functools.partial(_map_png, path, mtime, k, "model", unit),
+        functools.partial(pf.map_png, path, mtime, k, "model", unit),
         f"{run_id}-model-{at}.png",
         "image/png",
     )
     _download(
         row,
         "Residual map (PNG)",
-        functools.partial(_map_png, path, mtime, k, "residual"),
+        functools.partial(pf.map_png, path, mtime, k, "residual"),
         f"{run_id}-residual-{at}.png",
         "image/png",
     )
     _download(
         row,
         "Samples globe (PNG)",
-        functools.partial(_samples_png, path, mtime, k),
+        functools.partial(pf.samples_png, path, mtime, k),
         f"{run_id}-samples-{at}.png",
         "image/png",
     )
     _download(
         row,
         "p_t animation (GIF)",
-        functools.partial(_path_gif, path, mtime, "target", unit),
+        functools.partial(pf.path_gif, path, mtime, "target", unit),
         f"{run_id}-target-path.gif",
         "image/gif",
     )
     _download(
         row,
         "q_t animation (GIF)",
-        functools.partial(_path_gif, path, mtime, "model", unit),
+        functools.partial(pf.path_gif, path, mtime, "model", unit),
         f"{run_id}-model-path.gif",
         "image/gif",
     )
@@ -552,19 +361,19 @@ if manifold != "sphere":
     st.info(f"Run `{chosen}` is on the {manifold}: path frames are lat/lon maps, drawn for sphere runs only.")
     st.stop()
 if not run.frames.exists():
-    _offer_frames(chosen, run)
+    framesjob.offer_frames(chosen, run)
     st.stop()
 try:
-    path, mtime = _frames_of(run)
-    _frames(path, mtime)
+    path, mtime = pf.frames_of(run)
+    pf.frames(path, mtime)
 except (RunError, OSError, ValueError, TypeError) as e:
     st.error(f"The path frames of this run cannot be read: {plain(e)}")
     st.stop()
 
-floor, kernel, objective = _target(path)
+floor, kernel, objective = pf.target(path)
 st.subheader("The two paths from noise to data")
 if objective == "rfm":
-    st.info(RFM_NOTE)
-_animation(path, mtime, state.current_frame(_times(_frames(path, mtime))), objective, kernel, floor)
+    st.info(pf.RFM_NOTE)
+_animation(path, mtime, state.current_frame(pf.times(pf.frames(path, mtime))), objective, kernel, floor)
 st.subheader("At one time t: samples, particles and the residual")
 st.fragment(_path_view)(chosen, path, mtime, floor, kernel, objective)

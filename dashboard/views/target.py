@@ -10,6 +10,7 @@ of :class:`~cnfm_core.config.TrainConfig`.
 """
 
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,8 @@ TIMES = np.linspace(0.0, 1.0, 21)
 #: Samples of p_t drawn at each time (more cost the browser time at every frame: measured in bench_explore.py).
 N_SAMPLES = 500
 SPLITS = ["standard", "dedup", "none"]
+#: Seconds the background computation of the neighbouring κ_max values waits, so that the browser draws first.
+PREFETCH_DELAY_S = 1.5
 PLOTLY_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 2}, "displaylogo": False}
 
 MATHS = r"""
@@ -158,7 +161,12 @@ st.plotly_chart(_figure(key, with_samples, unit, preview), key="target_map", con
 
 def _prefetch(keys: list[tuple[str, float, str, int, float]], points: PointSet, with_samples: bool, unit: str) -> None:
     """Compute the paths (and figures) of the κ_max values next to the shown one while the class looks at it, so
-    that moving the slider by one step finds them cached. Best effort: a failure shows when that value is chosen."""
+    that moving the slider by one step finds them cached. Best effort: a failure shows when that value is chosen.
+
+    It waits :data:`PREFETCH_DELAY_S` first: on a machine with two cores, computing at once would take a core
+    from the browser while it draws the map just sent (bench_explore.py: a step to a value whose neighbours were
+    already cached took 0.68 s at p50, one that set off their computation 0.98 s)."""
+    time.sleep(PREFETCH_DELAY_S)
     for k in keys:
         try:
             _figure(k, with_samples, unit, _preview(k, points))

@@ -28,13 +28,11 @@ import json
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +44,7 @@ __all__ = ["TARGETS", "FileWatch", "Milestones", "main", "modes_found", "painted
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-         "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+from bench.browser import CHROMIUM, FLAGS, NotServing, serve  # noqa: E402
 
 #: milestone: (what it measures, target seconds idle, target seconds loaded); None: measured, no target.
 TARGETS: dict[str, tuple[str, float | None, float | None]] = {
@@ -291,30 +288,6 @@ def _busy(n: int) -> list[subprocess.Popen[bytes]]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
-def _server(runs: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard/app.py"),
-                             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=REPO, env={**os.environ, "CNFM_RUNS": str(runs)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=2).read()
-            return True
-        except OSError:
-            return False
-
-    # generous: the server imports numpy, plotly and pydeck first, on a loaded machine
-    if not _wait_until(healthy, 120.0, 0.3):
-        proc.terminate()
-        raise SystemExit("the dashboard did not start within 120 s")
-    return proc, url
-
-
 def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any]) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -322,7 +295,7 @@ def _measure(url: str, runs: Path, out: Path, m: Milestones, info: dict[str, Any
 
     watch = FileWatch(runs, (DEFAULT_MIXTURE.lat, DEFAULT_MIXTURE.lon))
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
 
         # 1. First open: Results of a fresh server, the bundled demo run
@@ -419,14 +392,13 @@ def main() -> None:
     load_start = os.getloadavg()
     busy = _busy(a.load)
     m, info = Milestones(), {}
-    server = None
     try:
-        server, url = _server(runs)
-        _measure(url, runs, a.out, m, info)
+        # generous: the server imports numpy, plotly and pydeck first, on a loaded machine
+        with serve(REPO, {**os.environ, "CNFM_RUNS": str(runs)}) as url:
+            _measure(url, runs, a.out, m, info)
+    except NotServing:
+        raise SystemExit("the dashboard did not start within 120 s") from None
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
         for proc in busy:
             proc.kill()
             proc.wait()

@@ -30,12 +30,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +40,7 @@ from playwright.sync_api import Page, sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.browser import CHROMIUM, FLAGS, NotServing, serve  # noqa: E402
 from cnfm_core.data import read_points  # noqa: E402
 from cnfm_core.geo import xyz_to_latlon  # noqa: E402
 from cnfm_core.pathmaps import path_map  # noqa: E402
@@ -52,17 +50,6 @@ from dashboard.figures.pathpreview import frame_title, target_path_figure  # noq
 
 __all__ = ["main"]
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 KAPPAS = [100, 300, 1000, 3000, 10000, 30000, 100000, 300000]
 TIMES = np.linspace(0.0, 1.0, 21)
 #: The map's title and a fingerprint of its heat map image (plotly draws the heat map as one <image>).
@@ -76,12 +63,6 @@ SHOWN = """() => {
 }"""
 #: Resolves after two animation frames: what was drawn before has been painted.
 PAINTED = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _title(t: float, kappa_max: float) -> str:
@@ -200,43 +181,12 @@ def main() -> None:
         "CNFM_DATA_DIR": str(data.parent),
         "CNFM_STANDBY": "0",
     }
-    port = a.port or _free_port()
-    log = (tmp / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO / "dashboard" / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}/target?data=dir:{data.stem}"
     computed: list[float] = []
     cached: list[float] = []
     clicks: list[float] = []
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            sys.exit(f"bench_explore: the dashboard did not start; see {tmp / 'server.log'}")
-        with sync_playwright() as p:
+        with serve(REPO, env, tmp / "server.log", port=a.port) as url, sync_playwright() as p:
+            base = f"{url}/target?data=dir:{data.stem}"
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             first_open = _open(page, f"{base}&kmax={KAPPAS[0]}", KAPPAS[0])
@@ -253,12 +203,8 @@ def main() -> None:
             for k in steps[: max(a.n, 1)]:
                 clicks.append(_t_click(page, int(k), KAPPAS[0]))
             browser.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    except NotServing:
+        sys.exit(f"bench_explore: the dashboard did not start; see {tmp / 'server.log'}")
     rows = [
         "| change on the Target path page | n | p50 (s) | p95 (s) | max (s) |",
         "|---|---:|---:|---:|---:|",

@@ -22,23 +22,22 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 from playwright.sync_api import Page, sync_playwright
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench.browser import CHROMIUM, FLAGS, NotServing, serve  # noqa: E402
+from bench.browser import free_port as _free_port  # noqa: E402, F401 - kept importable here
+
 __all__ = ["PAGES", "main"]
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-         "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 RUN = "bench-run"
 #: Sidebar link text and a text that only the page's main content shows, drawn near its end.
 PAGES: dict[str, str] = {
@@ -94,12 +93,6 @@ print(json.dumps({"first": first, "times": times}))
 IDLE = "() => !(document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText || '').includes('Running')"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _make_runs(repo: Path, root: Path, env: dict[str, str]) -> None:
     data = repo / "assets" / "synthetic_mixture.csv"
     p = subprocess.run([sys.executable, "-c", MAKE_RUN, str(root / RUN), str(data)], cwd=repo, env=env,
@@ -142,26 +135,10 @@ def _script_times(repo: Path, env: dict[str, str], n: int) -> tuple[dict[str, fl
 def _browser_times(repo: Path, env: dict[str, str], tmp: Path,
                    n: int) -> tuple[dict[str, float], dict[str, list[float]]]:
     """First-visit and later page-switch times in headless Chromium against a real server."""
-    port = _free_port()
-    log = (tmp / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(repo / "dashboard" / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
     times: dict[str, list[float]] = {name: [] for name in PAGES}
     first: dict[str, float] = {}
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            sys.exit("bench_pages: the dashboard did not start; see " + str(tmp / "server.log"))
-        with sync_playwright() as p:
+        with serve(repo, env, tmp / "server.log") as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             t0 = time.perf_counter()  # the first load opens the run, so the session keeps it for every page
@@ -175,12 +152,8 @@ def _browser_times(repo: Path, env: dict[str, str], tmp: Path,
                 for name in PAGES:
                     times[name].append(_switch(page, name))
             browser.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    except NotServing:
+        sys.exit("bench_pages: the dashboard did not start; see " + str(tmp / "server.log"))
     return first, times
 
 

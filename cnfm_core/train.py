@@ -5,7 +5,7 @@ directory.
     result = train(config, "runs/volcano")          # or train(None, "runs/volcano", resume=True)
 
 What happens, in order: read and split the data (the split is saved, so evaluation never
-needs the file again); set the settings left to ``auto`` from the data (:mod:`cnfm_core.auto`);
+needs the file again); set the settings left to ``auto`` from the data (both in :mod:`cnfm_core.prepare`);
 build the target path, the field and the objective; then loop: a
 minibatch loss, a gradient step, an EMA update; every ``log_every`` steps (or :data:`LOG_SECONDS` of
 wall time, whichever comes first) a metrics line, every :data:`STATUS_SECONDS` a ``status.json`` (so a page
@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import hashlib
 import math
 import os
 import time
@@ -40,20 +39,16 @@ from typing import Any
 
 import torch
 
-from .angles import read_angles
-from .auto import choose_settings
 from .builders import build_field, build_path, device_name, resolve_device
-from .config import ADAPTIVE_FIELDS, AUTO_FIELDS, TrainConfig, choose_threads
-from .data import read_points
+from .config import TrainConfig, choose_threads
 from .field import VectorField
 from .guard import DivergenceGuard
 from .integrate import log_likelihood
 from .objectives import make_objective
+from .prepare import prepare_data, resolve_auto
 from .procs import start_time
 from .runlock import training_lock
 from .runs import RunDir, RunError, write_error, writing
-from .splits import make_split
-from .torus_auto import choose_torus_settings
 
 __all__ = ["CHECKPOINT_SECONDS", "LOG_SECONDS", "STATUS_SECONDS", "LiveHook", "TrainResult", "request_stop",
            "resolve_auto", "train"]
@@ -87,76 +82,6 @@ class TrainResult:
 def request_stop() -> None:
     """Ask a running :func:`train` to stop after the current step (it saves a checkpoint first)."""
     _STOP["requested"] = True
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class _AngleRows:
-    """What a split reads of a point set (its number of rows ``n``, and ``xyz``, the rows compared to drop
-    repeated points): for the torus, the angles in radians ``(n, d)``."""
-
-    n: int
-    xyz: Any
-    lines: Any
-
-
-def _prepare(config: TrainConfig, run: RunDir) -> dict[str, Any]:
-    """Read and split the data, write config.json and split.npz; return the facts recorded.
-
-    On the sphere the split holds unit vectors; on the torus angles in radians in ``[-π, π)``, and the facts
-    hold the data's column names (``columns``, which ``sample`` writes back) and their number (``manifold_dim``).
-    """
-    facts: dict[str, Any] = {}
-    if config.manifold == "torus":
-        angles = read_angles(config.data)
-        points: Any = _AngleRows(angles.n, angles.radians, angles.lines)
-        facts.update(columns=list(angles.names), manifold_dim=angles.dim)
-    else:
-        points = read_points(config.data)
-    split = make_split(points, mode=config.split, seed=config.seed)
-    if split.train.size < 1:
-        raise ValueError(f"{config.data}: no training points after the {config.split} split")
-    arrays = {}
-    for part in ("train", "val", "test"):
-        idx = getattr(split, part)
-        arrays[part] = points.xyz[idx]
-        arrays[f"{part}_lines"] = points.lines[idx]
-    with writing(f"split.npz in {run.path}"):
-        run.write_split(arrays)
-    facts.update({
-        "data_name": Path(config.data).name,
-        "data_sha256": _sha256(Path(config.data)),
-        "n_points": int(points.n),
-        "n_train": int(split.train.size),
-        "n_val": int(split.val.size),
-        "n_test": int(split.test.size),
-    })
-    return facts
-
-
-def resolve_auto(config: TrainConfig, train_xyz: Any, val_xyz: Any) -> tuple[TrainConfig, dict[str, Any] | None]:
-    """Fill the fields left at None from the data (:func:`cnfm_core.auto.choose_settings`).
-
-    Returns the concrete config and a record of the choice (None when nothing was left to choose).
-    """
-    fields = [name for name in AUTO_FIELDS if getattr(config, name) is None
-              and (config.kernel == "adaptive" or name not in ADAPTIVE_FIELDS)]
-    if not fields:
-        return config, None
-    choice: Any
-    if config.manifold == "torus":
-        choice = choose_torus_settings(train_xyz, val_xyz, seed=config.seed)
-    else:
-        choice = choose_settings(train_xyz, val_xyz, seed=config.seed, adaptive=config.kernel == "adaptive")
-    config = dataclasses.replace(config, **{name: getattr(choice, name) for name in fields})
-    return config, {"fields": fields, "description": choice.describe(tuple(fields)), **dataclasses.asdict(choice)}
 
 
 def _lr_factor(config: TrainConfig, step: int, progress: float) -> float:
@@ -231,7 +156,7 @@ def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Cal
     threads = choose_threads(config.threads)
     torch.set_num_threads(threads)
     if state is None:
-        facts = _prepare(config, run)
+        facts = prepare_data(config, run)
         if "manifold_dim" in facts:
             if config.manifold_dim not in (None, facts["manifold_dim"]):
                 raise ValueError(f"{config.data}: {facts['manifold_dim']} columns of angles, but the config asks "

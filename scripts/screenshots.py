@@ -20,16 +20,18 @@ import argparse
 import contextlib
 import io
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench.browser import CHROMIUM, FLAGS  # noqa: E402
+from bench.browser import serve as serve_dashboard  # noqa: E402
 
 __all__ = [
     "CHROMIUM",
@@ -47,18 +49,6 @@ __all__ = [
     "small_png",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 #: (width, height) in CSS pixels: a desktop, a classroom projector, a narrow window (a projector's half screen).
 SIZES: tuple[tuple[int, int], ...] = ((1440, 900), (1024, 768), (800, 1000))
 #: The pages when the navigation cannot be read (the Data page is the root).
@@ -160,48 +150,14 @@ class Clip:
         return f"{self.page} at {self.size}: {self.what} {self.text!r} needs {self.needs} px in {self.box} px"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def serve(runs: Path, *, port: int = 0, log: Path | None = None, timeout: float = 120.0) -> Iterator[str]:
     """The dashboard served on 127.0.0.1 with the run store ``runs`` (no warm worker), for the ``with`` block;
-    yields its URL. ``port`` 0 takes a free one. Raises ``RuntimeError`` when it does not answer in ``timeout`` s."""
-    port = port or _free_port()
+    yields its URL. ``port`` 0 takes a free one. Raises ``RuntimeError`` when it does not answer in ``timeout`` s
+    (:func:`bench.browser.serve`)."""
     env = {**os.environ, "CNFM_RUNS": str(runs), "CNFM_THREADS": "1", "CNFM_STANDBY": "0"}
-    out = log.open("w") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        t0 = time.monotonic()
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() - t0 > timeout:
-                raise RuntimeError(f"the dashboard did not start on {url}")
-            time.sleep(0.25)
+    with serve_dashboard(REPO, env, log, port=port, timeout=timeout) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if log:
-            out.close()
 
 
 def settle(page: Any, *, quiet: float = 1.5, timeout: float = 90.0) -> bool:

@@ -1,7 +1,8 @@
 """The dashboard served for browser tests: one fresh Streamlit server on a free port of 127.0.0.1, and Chromium
 pages that may talk to that host only.
 
-Every browser test starts its server here, so a change in how the dashboard is served is made once.
+Every browser test starts its server here, on :func:`bench.browser.serve` (which the browser benches and
+``scripts/screenshots.py`` share), so a change in how the dashboard is served is made once.
 """
 
 from __future__ import annotations
@@ -9,26 +10,22 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
-import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from waiting import until
 
 from cnfm_core.standby import STANDBY_DIR
 
-__all__ = ["CHROMIUM", "FLAGS", "REPO", "free_port", "guarded_page", "require_chromium", "serve_dashboard"]
-
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-         "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+if str(REPO) not in sys.path:
+    sys.path.append(str(REPO))
+from bench.browser import CHROMIUM, FLAGS, NotServing, free_port, serve  # noqa: E402
+
+__all__ = ["CHROMIUM", "FLAGS", "REPO", "free_port", "guarded_page", "require_chromium", "serve_dashboard"]
 
 
 def require_chromium() -> None:
@@ -37,12 +34,6 @@ def require_chromium() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def guarded_page(browser: Any, outside: list[str], console: list[str], *, width: int = 1400, height: int = 1000) -> Any:
@@ -62,12 +53,13 @@ def guarded_page(browser: Any, outside: list[str], console: list[str], *, width:
     return page
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
+def _stop_standby(runs: Path) -> None:
+    """Kill the warm worker a dashboard on ``runs`` started (it lives in its own session)."""
+    for path in (runs / STANDBY_DIR).glob("*.*"):
+        pid = path.stem.partition("-")[0]
+        if pid.isdigit() and path.suffix in (".starting", ".ready", ".job"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -75,28 +67,12 @@ def serve_dashboard(runs: Path, log: Path, *, standby: bool = False, **env: str)
     """The dashboard on run store ``runs`` (``standby``: with its warm worker, as the README serves it), its output
     in ``log``; yields its URL once it answers, and stops it (and a warm worker it started) afterwards."""
     require_chromium()
-    port = free_port()
     environ = {**os.environ, "CNFM_RUNS": str(runs), "CNFM_THREADS": "1", "CNFM_STANDBY": "1" if standby else "0",
                **env}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=environ, stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        until(lambda: _healthy(url) or proc.poll() is not None, "the dashboard to start", 120.0, every=0.25)
-        if proc.poll() is not None:
-            pytest.fail("the dashboard exited:\n" + log.read_text()[-2000:])
+    with contextlib.ExitStack() as stack:
+        stack.callback(_stop_standby, runs)  # after the server has stopped
+        try:
+            url = stack.enter_context(serve(REPO, environ, log, timeout=120.0))
+        except NotServing as e:
+            pytest.fail(f"{e}:\n" + log.read_text()[-2000:])
         yield url
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-        proc.kill()
-        for path in (runs / STANDBY_DIR).glob("*.*"):  # a warm worker lives in its own session
-            pid = path.stem.partition("-")[0]
-            if pid.isdigit() and path.suffix in (".starting", ".ready", ".job"):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)

@@ -12,11 +12,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = {"config", "geo", "grid", "data", "textfile", "csvtable", "decimals", "angles", "runs", "jobs", "owners",
-        "procs", "runlock", "standby", "devices", "pathframes", "pathpreview", "pathmaps"}
+        "procs", "runlock", "standby", "devices", "pathframes", "pathpreview", "pathmaps", "rayjobs"}
 NUMERICS = {"splits", "manifolds", "manifolds.base", "manifolds.sphere", "manifolds.torus", "sphere", "schedules",
             "paths", "torus_path", "von_mises", "targets", "field", "objectives", "integrate", "kde", "torus_kde",
-            "auto", "torus_auto", "synthetic", "torus_synthetic"}
-TRAINING = {"builders", "train", "guard", "live", "report", "stages", "frames"}
+            "auto", "torus_auto", "synthetic", "torus_synthetic", "clustered"}
+TRAINING = {"builders", "train", "prepare", "guard", "live", "report", "stages", "frames"}
 EDGES = {"__init__", "__main__", "worker", "cli"}
 LAYER = {**{m: 1 for m in PAGE}, **{m: 2 for m in NUMERICS}, **{m: 3 for m in TRAINING}, **{m: 4 for m in EDGES}}
 TORCH = {"torch", "torchdiffeq", "geoopt"}
@@ -82,6 +82,7 @@ def test_library_imports_follow_the_layers(path):
     layer = LAYER[me]
     for name, top in _imports(path):
         assert name.split(".")[0] != "streamlit", f"{me} imports streamlit"
+        assert not (top and name.split(".")[0] == "ray"), f"{me} imports ray at module level (only when it is used)"
         if layer == 1 and top:
             assert name.split(".")[0] not in TORCH, f"{me} (page layer) imports {name} at module level"
         other = _internal(name)

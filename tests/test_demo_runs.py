@@ -186,7 +186,7 @@ def test_path_shows_the_demo_frames_read_only(fresh):
     at = _page("views/path.py")
     assert at.selectbox(key="path_run").value == "demo-synthetic"
     assert any(c.value.startswith("Demo run (bundled, read-only)") for c in at.caption)
-    assert len(at.select_slider) == 1 and len(at.get("plotly_chart")) == 2  # the animation and the residual
+    assert len(at.select_slider) == 1 and len(at.get("plotly_chart")) == 1  # the animation (the residual is a tab)
     assert len(at.select_slider[0].options) >= 30  # the bundled frames are of the current kind
     assert not [b for b in at.button if b.key == "compute_frames"]
     at.selectbox(key="path_run").set_value("demo-cities").run()

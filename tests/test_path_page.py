@@ -363,7 +363,8 @@ def test_every_download_of_the_page_renders(trained):
 
     path = str(trained)
     mtime = (trained / "frames.npz").stat().st_mtime
-    pngs = [pathfiles.map_png(path, mtime, 1, which, unit) for which in ("target", "model") for unit in ("log", "times")]
+    pngs = [pathfiles.map_png(path, mtime, 1, which, unit) for which in ("target", "model")
+            for unit in ("log", "times")]
     pngs += [pathfiles.map_png(path, mtime, 1, "residual"), pathfiles.samples_png(path, mtime, 1),
              pathfiles.samples_map_png(path, mtime, 1)]
     assert all(p[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

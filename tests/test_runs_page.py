@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pages import open_page
 from streamlit.testing.v1 import AppTest
@@ -17,6 +18,8 @@ from cnfm_core.config import TrainConfig
 from cnfm_core.report import write_report
 from cnfm_core.runs import RunDir
 from cnfm_core.train import train
+from dashboard import resultfiles
+from dashboard.figures import raster
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard" / "app.py")
@@ -114,15 +117,24 @@ def test_table_lists_every_run_with_objective_and_nll(env):
     assert list(df["Run"]).index("rfm-run") < list(df["Run"]).index("ppd-run")
 
 
-def test_compare_from_url(env):
+def test_compare_from_url(env, monkeypatch):
+    drawn = []  # the maps the page drew: their density file and colour range
+
+    def map_png(path, mtime, which, unit, zrange, width, values, lat, lon, coast):
+        drawn.append((Path(path).parent.name, zrange, values.shape))
+        return raster.density_image(lat, lon, values, coast=coast, vmin=zrange[0], vmax=zrange[1], width=400).png
+
+    monkeypatch.setattr(resultfiles, "map_png", map_png)
     at = _runs_page(a="ppd-run", b="rfm-run")
     assert at.selectbox(key="run_a").value == "ppd-run" and at.selectbox(key="run_b").value == "rfm-run"
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    heatmaps = [c for c in charts if any(t.get("type") == "heatmap" for t in c["data"])]
-    assert len(charts) == 4 and len(heatmaps) == 2
-    # One colour scale for both maps.
-    assert heatmaps[0]["data"][0]["zmin"] == heatmaps[1]["data"][0]["zmin"]
-    assert heatmaps[0]["data"][0]["zmax"] == heatmaps[1]["data"][0]["zmax"]
+    assert len(charts) == 2 and not any(t.get("type") == "heatmap" for c in charts for t in c["data"])  # curves
+    # The two density maps are pictures (no chart library to load) on one colour scale: the range of both maps.
+    assert len(at.get("image")) == 2 and [d[0] for d in drawn] == ["ppd-run", "rfm-run"]
+    maps = [np.load(env / r / "density.npz")["log_prob"] for r in ("ppd-run", "rfm-run")]
+    top = max(float(np.max(m[np.isfinite(m)])) for m in maps)
+    assert drawn[0][1] == drawn[1][1] and drawn[0][1][1] == pytest.approx(top)
+    assert drawn[0][1][0] == pytest.approx(max(top - 10.0, min(float(np.min(m[np.isfinite(m)])) for m in maps)))
     assert any("objective" in m.value for m in at.markdown)
     a, b = _report(env, "ppd-run")["test_nll"], _report(env, "rfm-run")["test_nll"]
     nlls = [m.value for m in at.metric if m.label == "Test NLL (nats)"]

@@ -91,10 +91,12 @@ def test_the_pages_showed_their_full_content(pages):
     assert "This model (exact likelihood)" in pages["views/results.py"]["metrics"]
     # the open tab only: the learned and the true density maps, as pictures
     assert pages["views/results.py"]["images"] == 2 and pages["views/results.py"]["charts"] == 0
-    assert pages["views/path.py"]["sliders"] == 1 and pages["views/path.py"]["charts"] == 4  # +2 globes
+    path = pages["views/path.py"]  # the animation, and the open tab at t: its samples as a picture
+    assert path["sliders"] == 1 and path["charts"] == 1 and path["images"] == 1
     assert pages["views/target.py"]["sliders"] == 1 and pages["views/target.py"]["charts"] == 1  # κ_max, the map
     runs = pages["views/runs.py"]
     assert runs["tables"] == 1 and runs["metrics"].count("Test NLL (nats)") == 2
+    assert runs["charts"] == 2 and runs["images"] == 2  # each run's curves, and its density as a picture
     assert "cnfm_core.train" not in pages["modules"] and "cnfm_core.frames" not in pages["modules"]
 
 

@@ -8,7 +8,8 @@ One module per concept, every public name re-exported here as ``figures.NAME``:
   paths cut at the antimeridian, the weighted PPD residual);
 - :mod:`~dashboard.figures.maps`: plotly flat maps and training curves;
 - :mod:`~dashboard.figures.pointmaps`: a plotly flat map of a point set, framed on the points;
-- :mod:`~dashboard.figures.globes`: pydeck globes.
+- :mod:`~dashboard.figures.globes`: pydeck globes;
+- :mod:`~dashboard.figures.colorbar`: the HTML colour bar of a density on a globe.
 
 Every figure works offline: no map tiles, no basemap style, no topojson fetched from a CDN. Coastlines
 come from the bundled ``assets/land.geojson`` (see :func:`load_land`); the globe is an ocean polygon
@@ -21,6 +22,7 @@ deck.gl accessors are ``[lon, lat]``, and plotly maps put longitude on x.
 from __future__ import annotations
 
 from dashboard.figures.animation import FRAME_MS, path_animation
+from dashboard.figures.colorbar import colorbar_html, colorbar_ticks
 from dashboard.figures.colours import (
     COAST_COLOR,
     COLORSCALE,
@@ -75,6 +77,8 @@ __all__ = [
     "PointLayer",
     "WeightedResidual",
     "cell_areas",
+    "colorbar_html",
+    "colorbar_ticks",
     "curves",
     "density_map",
     "globe",

@@ -14,7 +14,7 @@ past 180 deg there (x = 190 is 170 deg W), and the axis labels say the longitude
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +136,14 @@ def _lat_label(y: float) -> str:
     return f"{abs(y):g}°" + ("N" if y > 0 else "S" if y < 0 else "")
 
 
+def _axis(lo: float, hi: float, label: Callable[[float], str], **extra: Any) -> dict[str, Any]:
+    """A plotly axis of the map over ``[lo, hi]``: round ticks (:func:`_ticks`) named by ``label``, no grid; ``extra``
+    adds to it (the y axis keeps the map's aspect ratio with ``scaleanchor`` and ``scaleratio``)."""
+    ticks = _ticks(lo, hi)
+    return {"range": [lo, hi], "tickvals": ticks, "ticktext": [label(v) for v in ticks], "showgrid": False,
+            "zeroline": False, **extra, "constrain": "domain"}
+
+
 def points_map(
     lat: np.ndarray,
     lon: np.ndarray,
@@ -218,7 +226,6 @@ def layers_map(
                 showlegend=False,
             )
         )
-    x_ticks, y_ticks = _ticks(x0, x1), _ticks(y0, y1)
     ratio = 1.0 / max(math.cos(math.radians((y0 + y1) / 2)), 1.0 / 3.0)
     if width_hint is not None:
         # Plot area about width_hint - 60 px wide (tick labels), plus 45 px of margins and tick labels below.
@@ -228,23 +235,7 @@ def layers_map(
         height=height,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
         plot_bgcolor="rgb(214, 226, 238)",
-        xaxis={
-            "range": [x0, x1],
-            "tickvals": x_ticks,
-            "ticktext": [_lon_label(v) for v in x_ticks],
-            "showgrid": False,
-            "zeroline": False,
-            "constrain": "domain",
-        },
-        yaxis={
-            "range": [y0, y1],
-            "tickvals": y_ticks,
-            "ticktext": [_lat_label(v) for v in y_ticks],
-            "showgrid": False,
-            "zeroline": False,
-            "scaleanchor": "x",
-            "scaleratio": ratio,
-            "constrain": "domain",
-        },
+        xaxis=_axis(x0, x1, _lon_label),
+        yaxis=_axis(y0, y1, _lat_label, scaleanchor="x", scaleratio=ratio),
     )
     return fig

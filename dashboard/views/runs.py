@@ -27,7 +27,7 @@ from cnfm_core import owners
 from cnfm_core.config import LEGACY_DEFAULTS
 from cnfm_core.jobs import ACTIVE, RunInfo, RunStore
 from cnfm_core.runs import RunError
-from dashboard import access, figures, state, units
+from dashboard import access, figures, resultfiles, state, units
 from dashboard.text import plain
 
 _BROKEN = (RunError, OSError, ValueError, TypeError, AttributeError, KeyError)
@@ -347,7 +347,7 @@ densities = {s: _density(store, pair[s]) for s in pair}
 shown_maps = [d[2] for d in densities.values() if d is not None and np.isfinite(d[2]).any()]
 zrange = figures.shared_log_range(*shown_maps) if len(shown_maps) == 2 else None
 nll = {s: _number(reports[pair[s]], "test_nll") for s in pair}
-land = figures.load_land()
+coast = figures.land_lines(figures.load_land())
 unit = state.density_unit()
 st.html(
     f"<style>.st-key-compare_runs > div {{ flex: 1 1 {COMPARE_MIN_WIDTH_PX}px; "
@@ -390,21 +390,16 @@ for slot in pair:
         if densities[slot] is None:
             st.info("No density map: the run has no readable density.npz.")
             continue
-        try:
-            fig = figures.density_map(
-                *densities[slot],
-                land=land,
-                title=f"{slot.upper()}: learned density",
-                zmin=zrange[0] if zrange else None,
-                zmax=zrange[1] if zrange else None,
-                unit=unit,
-            )
-        except ValueError as e:
-            st.info(f"No density map: {e}")
+        lat, lon, values = densities[slot]
+        if not np.isfinite(values).any():
+            st.info("No density map: the run's density has no finite value.")
             continue
-        fig.update_traces(selector={"type": "heatmap"}, colorbar={"thickness": 14})
-        fig.update_layout(height=300)
-        st.plotly_chart(fig, width="stretch", key=f"density_{slot}")
+        # A picture, not a chart: two plotly heat maps cost the browser seconds on every visit to the page.
+        st.markdown(f"**{slot.upper()}: learned density**")
+        shown = zrange or figures.shared_log_range(values)
+        png = resultfiles.map_png(str(run.density), run.density.stat().st_mtime, "learned", unit, shown, 700,
+                                  values, lat, lon, coast)
+        st.image(png, width="stretch")
 if zrange is not None:
     st.caption(
         f"Both density maps share one colour scale, from {units.describe(zrange[0], unit)} (or less) to "

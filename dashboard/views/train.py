@@ -5,7 +5,8 @@ help text from the glossary (``dashboard/glossary.py``). The live picture is dra
 unit (``state.density_unit()``).
 
 Anyone may start a run; stopping, resuming and stepping one is for its owner and the teacher
-(``dashboard/access.py``); a button this session may not use is off, with the reason.
+(``dashboard/access.py``); a button this session may not use is off, with the reason. What the page shows of the run
+below the form (its buttons, its state in words, the live picture) is drawn by ``dashboard/trainrun.py``.
 
 While a run trains, the page redraws every 2 s: the loss and validation curves beside the live picture of the
 model (``live.npz``, written by the worker every few seconds), so a class watches the blobs form.
@@ -21,8 +22,9 @@ from cnfm_core.config import KAPPA_CAP, KAPPA_MIN, TrainConfig
 from cnfm_core.geo import LOG_AREA
 from cnfm_core.jobs import ACTIVE, RunInfo
 from cnfm_core.runs import RunDir, RunError
-from dashboard import access, figures, glossary, progress, state, units
+from dashboard import access, figures, glossary, progress, state, trainrun
 from dashboard.text import plain
+from dashboard.trainrun import STEP
 
 OBJECTIVES = {
     "ppd1": ("PPD, ℓ = 1", "ppd", 1),
@@ -32,7 +34,6 @@ OBJECTIVES = {
 SIZES = {"small": 64, "medium": 128, "large": 256}
 KAPPAS = ["auto", "100", "300", "1000", "3000", "10000", "30000", "100000", "300000"]
 SPLITS = {"standard": "standard", "dedup": "deduplicated", "none": "none (all points)"}
-STEP = 50
 #: The settings in the maths, on demand below the form.
 SETTINGS_MATHS = f"""
 * **Objective.** The model is a *flow*: a velocity field $v(t, x)$ on the sphere that carries uniform noise at
@@ -218,178 +219,6 @@ if run_id is None:
 was_active = store.info(run_id).state in ACTIVE
 
 
-def resume_budget(info: RunInfo) -> dict[str, float | int]:
-    """The new total budget of a Resume: a failed run finishes the budget it had; a finished one trains for the
-    same time again."""
-    if info.state == "failed" and info.minutes:
-        return {"minutes": max(float(info.minutes), info.elapsed / 60.0 + 0.1)}
-    if info.state == "failed" and isinstance(info.steps, int):
-        return {"steps": max(info.steps, info.step + STEP)}
-    return {"minutes": info.elapsed / 60.0 + float(info.minutes or 1.0)}
-
-
-def controls(info: RunInfo, run: RunDir, col: st.delta_generator.DeltaGenerator) -> None:
-    """Stop while training, Cancel while reporting, Resume once finished or failed with a checkpoint (none on a
-    demo run); off, with the reason, for a session that may not change the run."""
-    if getattr(info, "demo", False):
-        return
-    may = access.control(store, run_id)
-    off = access.why_not(may)
-    if info.state in ("queued", "running"):
-        if (
-            col.button(
-                "Stop",
-                key="stop",
-                help=off or "Stop after the current step; the checkpoint is kept.",
-                disabled=off is not None,
-            )
-            and may.allowed
-        ):
-            runner.stop(run_id)
-            st.toast("Stopping after the current step; the checkpoint is kept.")
-    elif info.state == "reporting":
-        if (
-            col.button(
-                "Cancel",
-                key="cancel",
-                help=off or "Skip the rest of the report; the run keeps what is done.",
-                disabled=off is not None,
-            )
-            and may.allowed
-        ):
-            try:
-                store.request_cancel(run_id)
-                st.toast("Cancelling the rest of the report; what is done is kept.")
-            except RunError as e:  # it finished meanwhile
-                st.toast(plain(e))
-    elif info.state in ("done", "stopped", "failed") and run.checkpoint.exists():
-        lost = info.state == "failed" and (info.stale or info.message.startswith("the worker process"))
-        where = f"at or before step {info.step:,}" if lost else f"step {info.step:,}"
-        if (
-            col.button(
-                "Resume", key="resume", disabled=off is not None, help=off or f"Train on from the checkpoint ({where})."
-            )
-            and may.allowed
-        ):
-            try:
-                store.request_resume(run_id, **resume_budget(info))
-            except RunError as e:
-                st.toast(plain(e))
-            else:
-                runner.poll()
-                st.rerun()
-        if info.state == "failed":
-            col.caption(f"Resume continues from its last checkpoint ({where}).")
-    if off:
-        col.caption(off)
-
-
-def status_line(info: RunInfo, run: RunDir, rate: float | None, col: st.delta_generator.DeltaGenerator) -> None:
-    """The run's state in words: queue position, training progress, report stages, or how it ended."""
-    status = {}
-    if info.state in ("running", "reporting"):
-        try:
-            status = run.read_json(run.status)
-        except RunError:
-            status = {}
-    if info.state == "queued":
-        queue = runner.queue()
-        pos = queue.index(run_id) + 1 if run_id in queue else None
-        col.info(
-            f"Queued{f' (position {pos} of {len(queue)})' if pos else ''}: "
-            f"{state.settings().max_concurrent} run(s) train at a time."
-        )
-    elif info.state == "running":
-        fraction, text = progress.running_progress(
-            elapsed=info.elapsed,
-            step=info.step,
-            budget_s=60.0 * info.minutes if info.minutes else None,
-            min_steps=status.get("min_steps") if isinstance(status.get("min_steps"), int) else None,
-            steps=info.steps,
-            rate=rate,
-        )
-        col.progress(fraction, text=text)
-    elif info.state == "reporting":
-        stages = status.get("stages") if isinstance(status.get("stages"), list) else []
-        stages = [s for s in stages if isinstance(s, dict)]
-        if not stages:
-            col.progress(0.0, text="Training is over; starting the report ...")
-        for s in stages:
-            if s.get("state") == "running":
-                fraction = s.get("fraction") if isinstance(s.get("fraction"), int | float) else 0.0
-                col.progress(min(1.0, max(0.0, float(fraction))), text=progress.stage_text(s))
-            else:
-                col.caption(progress.stage_text(s))
-    elif info.state == "done":
-        if run.report.exists():
-            col.success("Done. See the **Results** page.")
-        else:
-            col.success(
-                f"Done: the picture below is the model after step {info.step:,}. Its exact test NLL is "
-                "computed when a full run ends (Start training or Resume)."
-            )
-    elif info.state == "stopped":
-        col.warning(f"Stopped at step {info.step:,}. {plain(info.message)}".strip())
-    elif info.state == "failed":
-        col.error(f"Failed: {plain(info.message)}")
-    if info.job_error and info.state not in ACTIVE:
-        col.warning(plain(info.job_error))
-
-
-def read_live(run: RunDir) -> dict | None:
-    """The run's live picture (``live.npz``), None when there is none yet or it cannot be read."""
-    try:
-        return run.read_npz(run.live) if run.live.exists() else None
-    except RunError:
-        return None
-
-
-def picture(info: RunInfo, run: RunDir, live: dict | None) -> None:
-    """The live picture of the model (``live``); for a run from before live pictures, its density map."""
-    try:
-        grid = run.read_npz(run.density) if live is None and info.state not in ACTIVE and run.density.exists() else None
-    except RunError:
-        grid = None
-    unit = state.density_unit()
-    if live is not None and {"lat", "lon", "log_prob"} <= set(live):
-        step = int(live["step"]) if "step" in live else info.step
-        fig = figures.live_density_map(
-            live["lat"],
-            live["lon"],
-            live["log_prob"],
-            live.get("samples"),
-            land=figures.load_land(),
-            title=f"The model at step {step:,} (preview)",
-            unit=unit,
-        )
-        st.plotly_chart(fig, use_container_width=True, key="live_density")
-        scale = (
-            "how many times as crowded as evenly spread points (×1)"
-            if unit == "times"
-            else f"log density (uniform is {units.describe(units.LOG_UNIFORM, 'log')})"
-        )
-        st.caption(
-            f"A coarse preview, redrawn every few seconds while training. Colour: {scale}, on a scale "
-            "that stays fixed while the blobs form; dots: points drawn from the model. The exact map is on "
-            "Results."
-        )
-    elif grid is not None and {"lat", "lon", "log_prob"} <= set(grid):
-        st.plotly_chart(
-            figures.density_map(
-                grid["lat"],
-                grid["lon"],
-                grid["log_prob"],
-                land=figures.load_land(),
-                title=f"Learned density at step {info.step:,}",
-                unit=unit,
-            ),
-            use_container_width=True,
-            key="live_density",
-        )
-    elif info.state in ACTIVE:
-        st.caption("The picture of the model appears here a few seconds after training starts.")
-
-
 @st.fragment(run_every=2.0 if was_active else None)
 def live() -> None:
     runner.poll()
@@ -403,14 +232,14 @@ def live() -> None:
             "Your run: the address in your browser is its **control link** (it holds `key=`); keep it to "
             "stop or resume the run after a reload, and share only the run id to let others watch."
         )
-    snapshot = read_live(run)
+    snapshot = trainrun.read_live(run)
     if info.state == "running" and snapshot is not None and "step" in snapshot:  # newer than the status file
         info = dataclasses.replace(info, step=max(info.step, int(snapshot["step"])))
     metrics = run.read_metrics()
     rate = progress.steps_per_s(metrics)
     val_nll = progress.latest_val_nll(metrics)
     cols = st.columns(4)
-    controls(info, run, cols[0])
+    trainrun.controls(info, run, cols[0], run_id=run_id, store=store, runner=runner)
     cols[1].metric("Step", f"{info.step:,}")
     cols[2].metric("Steps / s", f"{rate:.1f}" if rate and info.state == "running" else "–")
     cols[3].metric(
@@ -418,7 +247,7 @@ def live() -> None:
         f"{val_nll:.2f}" if val_nll is not None and math.isfinite(val_nll) else "–",
         help=glossary.explain("NLL"),
     )
-    status_line(info, run, rate, st.container())
+    trainrun.status_line(info, run, rate, st.container(), run_id=run_id, runner=runner)
     if info.state in ("done", "stopped") and progress.near_uniform(val_nll):
         st.warning(
             f"The model is still close to uniform (validation NLL {val_nll:.2f}; uniform scores "
@@ -435,7 +264,7 @@ def live() -> None:
     with left:
         st.plotly_chart(figures.curves(metrics), use_container_width=True, key="curves")
     with right:
-        picture(info, run, snapshot)
+        trainrun.picture(info, run, snapshot)
     if was_active and info.state not in ACTIVE:
         st.rerun()  # the run ended: a full rerun turns polling off and lets Step in again
 

@@ -22,7 +22,6 @@ st.caption(
 #: The views of the points, as tabs: only the open one is drawn (switching reruns the page), so the first view
 #: loads no chart library for the flat map, and a visit to the flat map draws no globe.
 VIEW_TABS = ("Globe", "Flat map")
-DATA_VIEW = "data_view"
 _VIEW_HEIGHT_PX = 540
 #: The width the flat map likely gets: the wide layout's column in a 1440 px window (about 980 px).
 _VIEW_WIDTH_HINT_PX = 980
@@ -179,7 +178,7 @@ def _flat_view() -> None:
                f"{plain(current.path.name)}.")
 
 
-for tab, draw in zip(st.tabs(VIEW_TABS, key=DATA_VIEW, on_change="rerun"), (_globe_view, _flat_view),
+for tab, draw in zip(st.tabs(VIEW_TABS, key=state.DATA_VIEW, on_change="rerun"), (_globe_view, _flat_view),
                      strict=True):
     if tab.open:
         with tab:

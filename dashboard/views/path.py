@@ -28,7 +28,6 @@ PLOTLY_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 2}}
 #: The tabs at one time t. Only the open one is drawn (switching tabs reruns the fragment), so a visit to the
 #: page draws no 3-D globe unless one is asked for: a globe costs the browser seconds without a GPU.
 T_TABS = ("Samples", "Particle trajectories", "Where they disagree")
-PATH_TAB, PATH_SAMPLES_GLOBE = "path_tab", "path_samples_on_globe"
 
 #: The residual map in plain words, beside the map.
 RESIDUAL_PLAIN = """
@@ -141,7 +140,7 @@ def _samples_tab(f: pf.Frames, k: int, path: str, mtime: float, land: dict, *_: 
         ),
         unsafe_allow_html=True,
     )
-    on_globe = st.toggle("On the 3-D globe", key=PATH_SAMPLES_GLOBE,
+    on_globe = st.toggle("On the 3-D globe", key=state.PATH_SAMPLES_GLOBE,
                          help="A globe you can turn and zoom (it takes longer to draw than the flat map).")
     if on_globe:
         layers = [
@@ -242,7 +241,7 @@ def _path_view(run_id: str, path: str, mtime: float, floor: float, kernel: str, 
     st.caption(kappa_text)
 
     land = figures.load_land()
-    tabs = st.tabs(T_TABS, key=PATH_TAB, on_change="rerun")
+    tabs = st.tabs(T_TABS, key=state.PATH_TAB, on_change="rerun")
     draw = (_samples_tab, _trajectories_tab, _residual_tab)
     for tab, tab_draw in zip(tabs, draw, strict=True):
         if tab.open:

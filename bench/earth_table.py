@@ -3,7 +3,7 @@
     python bench/earth_table.py [--data-dir ../shared/data/earth] [--profile quick|full|gpu-short]
         [--seeds 0 1 2 3 4] [--steps N | --minutes M] [--jobs 2] [--threads T] [--out out/earth]
         [--device auto|cpu|cuda] [--splits standard dedup] [--hidden H]
-        [--methods ppd2 ppd1 rfm ppd1-fixed [ppd1-adaptive]]
+        [--methods ppd2 ppd1 rfm ppd1-fixed [ppd1-adaptive]] [--ray ADDRESS]
 
 Every ``*.csv`` in the data folder (any ``lat,lon`` file) is a data set, named by its file stem.
 For each data set, split (``standard`` = the RFM protocol; ``dedup`` = the same after exact
@@ -15,6 +15,14 @@ A run folder with a ``result.json`` is reused, so an interrupted table resumes w
 command is run again; a run folder without one is deleted and redone. A finished run made under
 another budget, other product defaults, or other settings than the data's rule picks now (κ_max,
 Fourier features) is refused with a message, not reused.
+
+With ``--ray ADDRESS`` (``auto``, ``HOST:PORT``, ``ray://HOST:10001`` or ``http://HOST:8265``) each learned run is
+a Ray job instead (``cnfm_core/rayjobs.py``, ``requirements-ray.txt``): ``python bench/earth_table.py --run-one
+SPEC`` on a node with ``--threads`` CPUs (and one GPU for ``--device cuda``) free, which trains and evaluates the
+run as above and writes its ``result.json`` into the same folder; ``--jobs`` runs are submitted at a time. The data
+folder, ``--out`` and this repository with its venv must be at the same paths on every node (a shared filesystem,
+docs/scaling.md); the cache and the tables are the same as without ``--ray``, and a table begun on one resumes on
+the other.
 
 Baselines on the same split and seed: the uniform density, log(4 pi), and a vMF KDE with a
 uniform floor (``fit_kde`` on train/val, scored on test). Published numbers are shown for
@@ -44,6 +52,9 @@ learned run finished, 1 when some failed (the table marks them), 2 for a usage e
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -63,6 +74,7 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
+from cnfm_core import rayjobs
 from cnfm_core.auto import choose_settings
 from cnfm_core.builders import load_field, resolve_device
 from cnfm_core.config import LEGACY_DEFAULTS, TrainConfig
@@ -226,6 +238,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(DEFAULT_METHODS))
     p.add_argument("--hidden", type=_positive_int, help="hidden width passed to training (tests only; "
                                                           "the table uses the product default)")
+    p.add_argument("--ray", metavar="ADDRESS", help="train the learned runs as jobs on this Ray cluster "
+                                                    "(docs/scaling.md); --jobs of them at a time")
     return p
 
 
@@ -405,6 +419,57 @@ def run_job(job: Job, settings: Settings) -> dict[str, Any]:
     return {**result, "cached": False}
 
 
+#: Seconds between two questions to Ray about a learned run's job, and how many questions a second all the runs
+#: waited for may ask together (so that --jobs 120 does not flood the job server).
+RAY_POLL_S, RAY_ASKS_PER_S = 1.0, 20.0
+#: The Ray jobs this table is waiting for (submission id: address), stopped if the table is interrupted.
+ON_RAY: dict[str, str] = {}
+
+
+def run_job_on_ray(job: Job, settings: Settings, address: str, poll_s: float = RAY_POLL_S) -> dict[str, Any]:
+    """:func:`run_job` as a Ray job on the cluster at ``address`` (``--run-one``), waited for here; its
+    ``result.json`` is read back from the shared run folder. A failure is returned as ``{"error": ...}``."""
+    cached = read_cached(job)
+    if cached is not None:
+        return {**cached, "cached": True}
+    spec = {"data": str(job.data.path), "split": job.split, "method": job.method, "seed": job.seed,
+            "run_dir": str(job.run_dir), "settings": dataclasses.asdict(settings)}
+    line = shlex.join([sys.executable, str(Path(__file__).resolve()), "--run-one", json.dumps(spec)])
+    try:
+        ray_job = rayjobs.submit(address, f"cd {shlex.quote(str(REPO))} && {line}", cpus=settings.threads,
+                                 gpus=1 if settings.device == "cuda" else 0, name=job.key)
+        ON_RAY[ray_job] = address
+        while (state := rayjobs.job_state(address, ray_job))[0] in rayjobs.LIVE:
+            time.sleep(poll_s)
+        ON_RAY.pop(ray_job, None)
+    except rayjobs.RayUnavailable as e:
+        return {"error": str(e)}
+    result = read_cached(job)
+    if state[0] == "SUCCEEDED" and result is not None:
+        return {**result, "cached": False}
+    last = (state[1].strip().splitlines() or [""])[-1]  # a failed job's message ends with its output: run_one's line
+    with contextlib.suppress(ValueError, AttributeError):
+        return {"error": str(json.loads(last)["error"])}
+    return {"error": f"the Ray job {ray_job} ended {state[0]}: {' '.join(state[1].split())[:300]}"}
+
+
+def run_one(spec: dict[str, Any]) -> int:
+    """``--run-one SPEC``: one learned run of a ``--ray`` table, on a node of the cluster (see the module doc).
+    Prints the result (or ``{"error": ...}``) as one JSON line; exit status 1 on failure."""
+    path = Path(spec["data"])
+    try:
+        data = DataSet(path.stem, path, read_points(path), _sha256(path))
+    except (DataError, OSError) as e:
+        result: dict[str, Any] = {"error": f"reading {path} failed: {' '.join(str(e).split())}"}
+    else:
+        job = Job(data, spec["split"], spec["method"], int(spec["seed"]), Path(spec["run_dir"]))
+        settings = Settings(**spec["settings"])
+        torch.set_num_threads(settings.threads)
+        result = run_job(job, settings)
+    print(json.dumps(result, sort_keys=True), flush=True)
+    return 1 if "error" in result else 0
+
+
 # ---------------------------------------------------------------------------------------------
 # The table
 
@@ -432,7 +497,8 @@ def _row(label: str, cells: Sequence[str]) -> str:
     return "| " + " | ".join([label, *cells]) + " |"
 
 
-def _machine(device: torch.device) -> dict[str, Any]:
+def _machine(device: torch.device | str, cluster: str | None = None) -> dict[str, Any]:
+    """This machine and ``device``; with ``cluster``, ``device`` is what the learned runs asked for there."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -441,8 +507,9 @@ def _machine(device: torch.device) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    return {"cores": _cores(), "torch": torch.__version__, "device": str(device), "gpu": gpu, "cpu": cpu}
+    gpu = torch.cuda.get_device_name(device) if isinstance(device, torch.device) and device.type == "cuda" else None
+    where = f"{device} on the nodes of the Ray cluster at {cluster}" if cluster else str(device)
+    return {"cores": _cores(), "torch": torch.__version__, "device": where, "gpu": gpu, "cpu": cpu}
 
 
 def _header(info: dict[str, Any]) -> str:
@@ -563,16 +630,24 @@ def _fmt_result(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--run-one":  # one learned run of a --ray table, on a node of the cluster
+        return run_one(json.loads(argv[1]))
     a = _parser().parse_args(argv)
     t_start = time.perf_counter()
     settings, seeds, jobs = resolve_settings(a)
-    try:
-        device = resolve_device(settings.device)
+    try:  # with --ray the learned runs choose their device on their nodes (a GPU node for cuda)
+        device = resolve_device(settings.device) if a.ray is None else None
     except ValueError as e:
         _say(f"earth_table: error: {e}")
         return 2
     if not a.data_dir.is_dir():
         _say(f"earth_table: error: data folder {a.data_dir} not found")
+        return 2
+    try:  # a cluster that is not there is said once, before anything is computed
+        if a.ray:
+            rayjobs.client(a.ray)
+    except rayjobs.RayUnavailable as e:
+        _say(f"earth_table: error: {e}")
         return 2
     data_sets, skipped = find_data_sets(a.data_dir)
     for s in skipped:
@@ -603,19 +678,24 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     _say(f"earth_table: {len(names)} data set(s) ({', '.join(names)}), splits {' '.join(splits)}, seeds "
          f"{' '.join(map(str, seeds))}, {len(work)} learned run(s) of {settings.budget()}, {jobs} job(s) × "
-         f"{settings.threads} thread(s), device {device}")
+         f"{settings.threads} thread(s), device {device or settings.device}"
+         + (f", on the Ray cluster at {a.ray}" if a.ray else ""))
 
     runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {
         (d.name, s, m): [] for d in data_sets for s in splits for m in methods}
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = {pool.submit(run_job, job, settings): job for job in work}
+        poll_s = max(RAY_POLL_S, jobs / RAY_ASKS_PER_S)
+        run = functools.partial(run_job_on_ray, address=a.ray, poll_s=poll_s) if a.ray else run_job
+        futures = {pool.submit(run, job, settings): job for job in work}
         for i, fut in enumerate(as_completed(futures), 1):
             job = futures[fut]
             r = {**fut.result(), "seed": job.seed}
             runs[(job.data.name, job.split, job.method)].append(r)
             _say(f"[{i}/{len(work)}] {job.key}: {_fmt_result(r)}")
     except KeyboardInterrupt:
+        for ray_job, address in list(ON_RAY.items()):  # their waiting threads then return
+            rayjobs.stop(address, ray_job)
         pool.shutdown(wait=True, cancel_futures=True)
         _say("earth_table: interrupted; run the same command again to resume (finished runs are kept)")
         return 130
@@ -628,7 +708,8 @@ def main(argv: list[str] | None = None) -> int:
         "budget": settings.budget(),
         "steps": settings.steps, "minutes": settings.minutes, "hidden": settings.hidden, "jobs": jobs,
         "threads": settings.threads, "seeds": list(seeds), "splits": splits, "methods": methods,
-        "machine": _machine(device), "wall_seconds": time.perf_counter() - t_start,
+        "machine": _machine(device or settings.device, a.ray), "ray": a.ray,
+        "wall_seconds": time.perf_counter() - t_start,
         "learned_runs": len(work), "cached_runs": sum(bool(r.get("cached")) for rs in runs.values() for r in rs),
         "skipped": skipped, "std": "population (ddof=0)", "uniform_nll": LOG_AREA,
     }

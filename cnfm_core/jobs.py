@@ -6,7 +6,7 @@ the report or path frames of a trained run (:meth:`~RunStore.request_job`). Each
 and a ``queued`` status. :meth:`JobRunner.poll` starts queued jobs, oldest first, while fewer than
 ``max_concurrent`` are active; each runs as ``python -m cnfm_core.worker DIR``, started by
 :func:`cnfm_core.procs.launch` (a process in its own session, never a thread), with its output in
-``DIR/worker.log``.
+``DIR/worker.log``; or, with ``CNFM_RAY_ADDRESS`` set, as a job on a Ray cluster (:mod:`cnfm_core.rayjobs`).
 
 The queue does not depend on a page being open: a worker that finishes polls the runner itself (under the
 store's lock), so the next job starts then, and a new runner (the dashboard's, after a restart) polls when
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import owners, standby
+from . import owners, rayjobs, standby
 from .config import TrainConfig, choose_threads
 from .procs import Process, alive, launch
 from .runs import RunDir, RunError
@@ -125,9 +125,7 @@ class RunStore:
         """The run's directory: under ``root``, or under ``demo_root`` for a demo run (read it only)."""
         if not valid_run_id(run_id):
             raise RunError(f"{run_id!r} is not a valid run id")
-        if self.is_demo(run_id):
-            return RunDir(self._demo_path(run_id))
-        return RunDir(self.root / run_id)
+        return RunDir(self._demo_path(run_id) if self.is_demo(run_id) else self.root / run_id)
 
     def exists(self, run_id: str) -> bool:
         return valid_run_id(run_id) and ((self.root / run_id).is_dir() or self.is_demo(run_id))
@@ -160,11 +158,9 @@ class RunStore:
         for _ in range(1000):
             run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}-{secrets.token_hex(4)}"
             run = self.run_dir(run_id)
-            try:
+            with contextlib.suppress(FileExistsError):  # a taken id: draw again
                 run.path.mkdir(parents=True)  # exclusive: exactly one creator gets this id
                 break
-            except FileExistsError:
-                continue
         else:
             raise RunError(f"could not find a free run id in {self.root}")
         if owner_key is not None:  # before the status, so the run is never seen without its owner
@@ -220,9 +216,8 @@ class RunStore:
         evaluations): it ends done or stopped with what it has, and a ``report`` job can complete it later."""
         self.refuse_demo(run_id, "cancelled")
         run = self.run_dir(run_id)
-        info = self.info(run_id)
-        if info.state != "reporting":
-            raise RunError(f"run {run_id} is {info.state}, not computing its report; there is nothing to cancel")
+        if (state := self.info(run_id).state) != "reporting":
+            raise RunError(f"run {run_id} is {state}, not computing its report; there is nothing to cancel")
         run.cancel_request.touch()
 
     def delete(self, run_id: str) -> None:
@@ -262,8 +257,8 @@ class RunStore:
         except RunError:
             job = ""
         state = status.get("state", "unknown")
-        pid = int(status.get("pid") or 0)
-        stale = state in ("running", "reporting") and not alive(pid, status.get("pid_start"))
+        pid, started = int(status.get("pid") or 0), status.get("pid_start")  # a Ray job's: another machine's PID
+        stale = state in ("running", "reporting") and not (rayjobs.submitted(run) or alive(pid, started))
         if stale:
             state, status["message"] = "failed", status.get("message") or "the worker process ended unexpectedly"
         return RunInfo(
@@ -298,18 +293,19 @@ class JobRunner:
     """Starts queued jobs as worker processes, at most ``max_concurrent`` at a time (see the module doc)."""
 
     def __init__(self, store: RunStore, *, max_concurrent: int = 1, threads: int | None = None,
-                 standby: bool = False) -> None:
+                 standby: bool = False, ray_address: str | None = None) -> None:
         self.store = store
         self.max_concurrent = max(1, int(max_concurrent))
         self.threads = threads or max(1, choose_threads(None) // self.max_concurrent)
+        #: The Ray cluster jobs run on (``ray_address``, else ``CNFM_RAY_ADDRESS``); None: local processes.
+        self.cluster = rayjobs.cluster(ray_address)
         #: Keep a warm worker waiting (cnfm_core/standby.py), so a job starts without importing torch.
-        self.standby = standby
+        self.standby = standby and self.cluster is None
 
     @classmethod
     def of_worker(cls, store: RunStore) -> JobRunner | None:
         """The runner that started this process (from the environment it gave its worker), or None."""
-        slots = os.environ.get(SLOTS_ENV, "")
-        threads = os.environ.get(THREADS_ENV, "")
+        slots, threads = os.environ.get(SLOTS_ENV, ""), os.environ.get(THREADS_ENV, "")
         if not slots.isdigit():
             return None
         return cls(store, max_concurrent=int(slots), threads=int(threads) if threads.isdigit() else None,
@@ -327,13 +323,16 @@ class JobRunner:
         Safe to call from any number of tabs and workers at once (it holds the store's lock)."""
         started = []
         with self.store.lock():
-            infos = self.store.runs()
+            infos, ended = self.store.runs(), set()
             for r in infos:
-                if r.stale and not r.demo:
-                    run = self.store.run_dir(r.run_id)
-                    pid = run.read_json(run.status).get("pid")
-                    _finish_job(run, GONE.format(pid=pid))
-            active = sum(1 for r in infos if r.state in ("running", "reporting") and not r.demo)
+                if r.demo or not (r.stale or r.state in ("running", "reporting")):
+                    continue
+                run = self.store.run_dir(r.run_id)
+                why = GONE.format(pid=run.read_json(run.status).get("pid")) if r.stale else rayjobs.gone(run)
+                if why:
+                    _finish_job(run, why)
+                    ended.add(r.run_id)
+            active = sum(r.state in ("running", "reporting") and not r.demo and r.run_id not in ended for r in infos)
             for run_id in self.queue(infos):
                 if active >= self.max_concurrent:
                     break
@@ -350,25 +349,27 @@ class JobRunner:
                 SLOTS_ENV: str(self.max_concurrent), STANDBY_ENV: "1" if self.standby else "0"}
 
     def _keep_standby(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # no standby: jobs start cold, as without one
             standby.ensure(self.store.root, threads=self.threads, slots=self.max_concurrent, env=self._env())
-        except OSError:  # no standby: jobs start cold, as without one
-            pass
 
     def _start(self, run_id: str) -> bool:
         """Start the worker of a queued job and mark it running; False if no process could be started."""
         run = self.store.run_dir(run_id)
         request = run.read_json(run.request) if run.request.exists() else {}
+        rayjobs.forget(run)  # a Ray job of an earlier start no longer speaks for the run
         proc = self._warm_worker(run)
         if proc is None:
             try:
-                proc = launch("cnfm_core.worker", [str(run.path)], log=run.worker_log, env=self._env())
+                if self.cluster is not None:  # a Ray job, known by its submission id (cnfm_core/rayjobs.py)
+                    self.cluster.start(run, threads=self.threads, env=self._env())
+                else:
+                    proc = launch("cnfm_core.worker", [str(run.path)], log=run.worker_log, env=self._env())
             except OSError as e:  # no process to wait for: the job ends here, with the reason
                 _finish_job(run, f"could not start the worker: {e}")
                 return False
         status = run.read_json(run.status)
-        status.update(state="reporting" if request.get("action") in JOBS else "running", pid=proc.pid,
-                      pid_start=proc.start, message="", updated=time.time())
+        status.update(state="reporting" if request.get("action") in JOBS else "running",
+                      **({"pid": proc.pid, "pid_start": proc.start} if proc else {}), message="", updated=time.time())
         run.write_json(run.status, status)
         return True
 
@@ -377,9 +378,7 @@ class JobRunner:
         if not self.standby:
             return None
         ready, _ = standby.find(self.store.root, threads=self.threads, slots=self.max_concurrent)
-        if ready is None or not standby.claim(ready, run.path):
-            return None
-        return ready.process
+        return ready.process if ready is not None and standby.claim(ready, run.path) else None
 
     def stop(self, run_id: str) -> None:
         """Stop a run: a queued one is cancelled; a running one finds ``stop.request`` at its next step and

@@ -1,12 +1,15 @@
 """bench/earth_table.py end to end on two tiny synthetic data sets: the table, the JSON, the cache.
 
 One table is made with a 5-step budget (24 learned runs, each a `cnfm train` subprocess); the
-rerun must come entirely from the cache, and a broken CSV added to the folder must be skipped.
+rerun must come entirely from the cache, and a broken CSV added to the folder must be skipped. One more, of a
+single run, is made on a local Ray cluster (``--ray``) and then read back by the local path.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 from scipy.special import logsumexp
 
@@ -230,3 +234,39 @@ def test_adaptive_row_on_request(tmp_path):
     assert config["config"]["kernel"] == "adaptive" and config["config"]["kernel_neighbours"] >= 1
     label = "PPD ℓ=1, adaptive kernel (a bandwidth per point; not a default)"
     assert label in _tables((out / "table.md").read_text())["standard"]
+
+
+def _load(name: str):
+    """A script of bench/ as a module (registered, as its dataclasses need), to call its ``main`` in this process."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_table_on_a_ray_cluster_is_the_table_of_the_local_path(tmp_path):
+    """``--ray ADDRESS``: each learned run is a Ray job (on a local one-node cluster here); the local path then finds
+    every run in the cache the cluster wrote and makes the same table of it. Both tables are made in this process
+    (it has imported torch already), the learned run on the cluster."""
+    bench_ray, earth_table = _load("bench_ray"), _load("earth_table")
+    if not bench_ray.RAY.exists():  # the test command installs Ray (scripts/setup.sh --ray)
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("ray is not installed: bash scripts/setup.sh --ray")
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    _write_csv(data / "alpha.csv", 120, seed=1, duplicates=0)
+    args = ["--data-dir", str(data), "--out", str(out), "--steps", "5", "--seeds", "0", "--threads", "1",
+            "--methods", "ppd1", "--splits", "standard", "--hidden", "16", "--device", "cpu"]
+    threads = torch.get_num_threads()  # the script sets its own
+    try:
+        with bench_ray.local_cluster((1,)) as address:
+            assert earth_table.main([*args, "--ray", address]) == 0
+        on_ray, table_on_ray = json.loads((out / "results.json").read_text()), (out / "table.md").read_text()
+        assert earth_table.main(args) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert on_ray["ray"] == address and on_ray["cached_runs"] == 0 and on_ray["runs"][0]["steps"] == 5
+    local = json.loads((out / "results.json").read_text())
+    assert local["cached_runs"] == local["learned_runs"] == 1 and local["table"] == on_ray["table"]
+    assert _tables((out / "table.md").read_text()) == _tables(table_on_ray)
+    rows = [r for r in _tables(table_on_ray)["standard"] if r != "header"]
+    assert rows == [r for r in ROWS if r not in ("RFM", FIXED)]  # the local path's rows for the methods run

@@ -25,6 +25,9 @@ VIEW_TABS = ("Globe", "Flat map")
 _VIEW_HEIGHT_PX = 540
 #: The width the flat map likely gets: the wide layout's column in a 1440 px window (about 980 px).
 _VIEW_WIDTH_HINT_PX = 980
+#: The globe view's width: a little wider than the globe. Without a GPU the browser draws every pixel of a 3-D
+#: view in software, so a view as wide as the page (980 px) took about twice as long to draw (bench_pages.py).
+_GLOBE_WIDTH_PX = 560
 #: The globe's zoom at the equator: a globe about 450 px across (measured: 379 px at zoom 1.55).
 _GLOBE_ZOOM = 1.8
 
@@ -167,7 +170,7 @@ def _globe_view() -> None:
         zoom=figures.globe_zoom(c_lat, _GLOBE_ZOOM),
         height=_VIEW_HEIGHT_PX,
     )
-    st.pydeck_chart(deck, height=_VIEW_HEIGHT_PX, key="data_globe_chart")
+    st.pydeck_chart(deck, width=_GLOBE_WIDTH_PX, height=_VIEW_HEIGHT_PX, key="data_globe_chart")
     st.caption(f"Turned to face the points. Drag to turn the globe, scroll to zoom.{subset}")
 
 

@@ -16,162 +16,15 @@ Everyone sees every run; the Stop and Delete buttons of a selected run are for i
 signs in here with the server's admin key (``dashboard/access.py``, docs/reliability.md).
 """
 
-import math
-from datetime import datetime
-from typing import Any
-
 import numpy as np
 import streamlit as st
 
 from cnfm_core import owners
-from cnfm_core.config import LEGACY_DEFAULTS
-from cnfm_core.jobs import ACTIVE, RunInfo, RunStore
+from cnfm_core.jobs import ACTIVE, RunInfo
 from cnfm_core.runs import RunError
 from dashboard import access, figures, resultfiles, state, units
+from dashboard import runtable as rt
 from dashboard.text import plain
-
-_BROKEN = (RunError, OSError, ValueError, TypeError, AttributeError, KeyError)
-_KEY_CONFIG = {
-    "hidden": "Hidden",
-    "kappa_max": "κ_max",
-    "space_frequencies": "Fourier features",
-    "kernel": "Kernel",
-    "lr": "lr",
-    "batch_size": "Batch",
-    "split": "Split",
-    "seed": "Seed",
-}
-_TEXT_CONFIG = ("split", "kernel")
-
-
-def _filled(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's config with the fields added since it was made at the values it was trained with."""
-    return {**LEGACY_DEFAULTS, **config} if config else {}
-
-
-def _report(store: RunStore, run_id: str) -> dict[str, Any]:
-    """The run's report.json, or ``{}`` when it is missing or unreadable."""
-    run = store.run_dir(run_id)
-    try:
-        report = run.read_json(run.report) if run.report.exists() else {}
-    except _BROKEN:
-        return {}
-    return report if isinstance(report, dict) else {}
-
-
-def _number(d: dict[str, Any], key: str) -> float | None:
-    value = d.get(key)
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
-def _objective(config: dict[str, Any]) -> str | None:
-    """``PPD ℓ=1``, ``PPD ℓ=2``, ``RFM`` (or the raw name) from a config dict."""
-    name = str(config.get("objective") or "")
-    if name == "ppd":
-        return f"PPD ℓ={config.get('ell', 1)}"
-    return name.upper() or None
-
-
-def _manifold(config: dict[str, Any]) -> str | None:
-    """``sphere``, or ``torus (T³)`` with the torus dimension, from a config dict (None when it has none)."""
-    if not config:
-        return None
-    filled = _filled(config)
-    name, dim = str(filled.get("manifold") or "sphere"), filled.get("manifold_dim")
-    if name == "torus" and isinstance(dim, int):
-        return f"torus (T{str(dim).translate(str.maketrans('0123456789', '⁰¹²³⁴⁵⁶⁷⁸⁹'))})"
-    return name
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
-
-
-def _status(info: RunInfo) -> str:
-    """``done``, or for a run that trains towards a number of steps ``running · step 120 of 400``."""
-    if info.state == "unreadable":
-        return "unreadable"
-    if info.state in ACTIVE and isinstance(info.steps, int) and info.steps > 0:
-        return f"{info.state} · step {info.step:,} of {info.steps:,}"
-    return info.state
-
-
-def _rate(info: RunInfo) -> float | None:
-    """Steps per second over the run's training time (evaluations included), None before it has both."""
-    return info.step / info.elapsed if info.step > 0 and info.elapsed > 0 else None
-
-
-def _rate_text(rate: float | None) -> str:
-    """``5.906 -> "5.91"``, ``0.04213 -> "0.0421"``, ``1234.5 -> "1,234"``; "–" for None."""
-    if rate is None:
-        return "–"
-    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
-
-
-#: Compare shows the two runs side by side while each gets at least this width (px), else one above the other.
-COMPARE_MIN_WIDTH_PX = 400
-#: The table's columns: the key ones first (what a reader compares), then the settings and where a run comes from.
-KEY_COLUMNS = ("Run", "Data set", "Objective", "Status", "Steps", "Test NLL", "Training time")
-
-
-def _table(runs: list[RunInfo], reports: dict[str, dict[str, Any]], origins: dict[str, str]) -> dict[str, list[Any]]:
-    """The runs table as columns, :data:`KEY_COLUMNS` first (None where a value is missing; the table shows "–")."""
-    cols: dict[str, list[Any]] = {
-        "Run": [r.run_id for r in runs],
-        "Data set": [r.data_name or None for r in runs],
-        "Objective": [_objective(r.config) for r in runs],
-        "Status": [_status(r) for r in runs],
-        "Steps": [r.step if r.state != "unreadable" else None for r in runs],
-        "Test NLL": [_number(reports[r.run_id], "test_nll") for r in runs],
-        "Training time": [_duration(r.elapsed) if r.elapsed else None for r in runs],
-        "Steps/s": [_rate(r) for r in runs],
-        "KDE NLL": [_number(reports[r.run_id], "kde_nll") for r in runs],
-        "Manifold": [_manifold(r.config) for r in runs],
-        "Source": [origins[r.run_id] for r in runs],
-    }
-    for key, label in _KEY_CONFIG.items():
-        kind = str if key in _TEXT_CONFIG else int | float
-        values = [_filled(r.config).get(key) for r in runs]
-        cols[label] = [v if isinstance(v, kind) else None for v in values]
-    cols["Created"] = [_when(r.created) for r in runs]
-    return cols
-
-
-def _when(timestamp: float) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(timestamp)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _value_text(value: object) -> str:
-    """A config value as a reader writes it: ``2.2426314711333286 -> "2.243"``, ``17782.79 -> "17,783"``,
-    ``3000.0 -> "3,000"``, ``None -> "–"``; text as it is."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, int) or (math.isfinite(value) and value == round(value) and abs(value) < 1e15):
-        return f"{int(value):,}"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-
-
-def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """Config keys whose values differ between two runs, sorted (fields a run predates count at the value
-    it was trained with)."""
-    a, b = _filled(a), _filled(b)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-
-
-def _density(store: RunStore, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    run = store.run_dir(run_id)
-    try:
-        z = run.read_npz(run.density)
-        return tuple(np.asarray(z[k], dtype=np.float64) for k in ("lat", "lon", "log_prob"))
-    except _BROKEN:
-        return None
 
 
 def _teacher() -> None:
@@ -263,7 +116,7 @@ if not runs:
 
 by_id = {r.run_id: r for r in runs}
 ids = list(by_id)
-reports = {r.run_id: _report(store, r.run_id) for r in runs}
+reports = {r.run_id: rt.read_report(store, r.run_id) for r in runs}
 n_demo = sum(r.demo for r in runs)
 where = f"{len(runs) - n_demo} run(s) in `{store.root}`" + (f" and {n_demo} bundled demo run(s)" if n_demo else "")
 st.caption(
@@ -271,7 +124,7 @@ st.caption(
     + (" Demo runs were trained with the default settings and ship with the app; they are read-only." if n_demo else "")
 )
 event = st.dataframe(
-    _table(runs, reports, {r.run_id: access.origin(store, r) for r in runs}),
+    rt.table_columns(runs, reports, {r.run_id: access.origin(store, r) for r in runs}),
     hide_index=True,
     placeholder="–",
     column_config={
@@ -319,7 +172,7 @@ state.set_compared_runs(pair)
 
 def _label(run_id: str) -> str:
     r = by_id[run_id]
-    return f"{run_id} · {r.data_name or '–'} · {_objective(r.config) or '–'} · {r.state}" + (
+    return f"{run_id} · {r.data_name or '–'} · {rt.objective(r.config) or '–'} · {r.state}" + (
         " · demo" if r.demo else ""
     )
 
@@ -342,16 +195,16 @@ if pair["a"] == pair["b"]:
     st.stop()
 
 infos = {s: by_id[pair[s]] for s in pair}
-changed = _differences(infos["a"].config, infos["b"].config)
-densities = {s: _density(store, pair[s]) for s in pair}
+changed = rt.differences(infos["a"].config, infos["b"].config)
+densities = {s: rt.read_density(store, pair[s]) for s in pair}
 shown_maps = [d[2] for d in densities.values() if d is not None and np.isfinite(d[2]).any()]
 zrange = figures.shared_log_range(*shown_maps) if len(shown_maps) == 2 else None
-nll = {s: _number(reports[pair[s]], "test_nll") for s in pair}
+nll = {s: rt.report_number(reports[pair[s]], "test_nll") for s in pair}
 coast = figures.land_lines(figures.load_land())
 unit = state.density_unit()
 st.html(
-    f"<style>.st-key-compare_runs > div {{ flex: 1 1 {COMPARE_MIN_WIDTH_PX}px; "
-    f"min-width: {COMPARE_MIN_WIDTH_PX}px; }}</style>"
+    f"<style>.st-key-compare_runs > div {{ flex: 1 1 {rt.COMPARE_MIN_WIDTH_PX}px; "
+    f"min-width: {rt.COMPARE_MIN_WIDTH_PX}px; }}</style>"
 )
 row = st.container(horizontal=True, gap="medium", key="compare_runs")
 for slot in pair:
@@ -359,14 +212,14 @@ for slot in pair:
     with row.container(key=f"compare_{slot}"):
         st.markdown(
             f"**{slot.upper()}: `{info.run_id}`**  \n"
-            f"Data set: {plain(info.data_name or '–')} · objective: {_objective(info.config) or '–'} · "
-            f"{_status(info)}"
+            f"Data set: {plain(info.data_name or '–')} · objective: {rt.objective(info.config) or '–'} · "
+            f"{rt.status_text(info)}"
         )
         if changed:
-            shown = {k: _filled(info.config).get(k) for k in changed}
+            shown = {k: rt.filled(info.config).get(k) for k in changed}
             # a code span shows text as it is, except a backquote, which would end it
             st.markdown(
-                "Differs: " + ", ".join(f"**{k}** = `{_value_text(v).replace('`', '′')}`" for k, v in shown.items())
+                "Differs: " + ", ".join(f"**{k}** = `{rt.value_text(v).replace('`', '′')}`" for k, v in shown.items())
             )
         else:
             st.caption("Same config as the other run.")
@@ -377,14 +230,14 @@ for slot in pair:
             "Test NLL (nats)", f"{nll[slot]:.3f}" if nll[slot] is not None else "–", delta=delta, delta_color="inverse"
         )
         tiles.metric("Steps trained", f"{info.step:,}" if info.state != "unreadable" else "–")
-        if info.elapsed and _rate(info) is not None:
+        if info.elapsed and rt.rate(info) is not None:
             st.markdown(
-                f"in **{_duration(info.elapsed)}**: **{_rate_text(_rate(info))}** steps a second",
+                f"in **{rt.duration(info.elapsed)}**: **{rt.rate_text(rt.rate(info))}** steps a second",
                 help="Steps per second over the training time (evaluations included)",
             )
         try:
             metrics = run.read_metrics()
-        except _BROKEN:
+        except rt.BROKEN:
             metrics = []
         st.plotly_chart(figures.curves(metrics), width="stretch", key=f"curves_{slot}")
         if densities[slot] is None:
@@ -405,15 +258,15 @@ if zrange is not None:
         f"Both density maps share one colour scale, from {units.describe(zrange[0], unit)} (or less) to "
         f"{units.describe(zrange[1], unit)}."
     )
-trained = {s: infos[s] for s in pair if infos[s].state != "unreadable" and _rate(infos[s]) is not None}
+trained = {s: infos[s] for s in pair if infos[s].state != "unreadable" and rt.rate(infos[s]) is not None}
 if len(trained) == 2:
     a, b = trained["a"], trained["b"]
     budget = a.minutes if a.minutes and a.minutes == b.minutes else None
     st.caption(
-        f"A trained {a.step:,} steps in {_duration(a.elapsed)} ({_rate_text(_rate(a))} a second), B "
-        f"{b.step:,} steps in {_duration(b.elapsed)} ({_rate_text(_rate(b))} a second)."
+        f"A trained {a.step:,} steps in {rt.duration(a.elapsed)} ({rt.rate_text(rt.rate(a))} a second), B "
+        f"{b.step:,} steps in {rt.duration(b.elapsed)} ({rt.rate_text(rt.rate(b))} a second)."
         + (
-            f" Both had a budget of {_value_text(budget)} min: the one with more steps a second trains more "
+            f" Both had a budget of {rt.value_text(budget)} min: the one with more steps a second trains more "
             "steps in it."
             if budget
             else ""

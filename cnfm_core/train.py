@@ -124,6 +124,9 @@ def train(
     """
     run = RunDir(run_dir)
     if resume and not run.checkpoint.exists():
+        if run.train_lock.exists():  # a trainer that has not written its first checkpoint yet is named, not missed
+            with training_lock(run):
+                pass
         run.load_checkpoint()  # the one-line "no such file", before a lock file is made
     elif not resume:
         if config is None:

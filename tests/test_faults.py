@@ -381,6 +381,19 @@ def test_a_second_trainer_is_refused_while_the_first_holds_the_run(tmp_path):
     assert result.state == "done" and result.step == stopped + 3
 
 
+def test_a_resume_before_the_first_checkpoint_names_the_trainer_that_holds_the_run(tmp_path):
+    """A trainer that holds the run folder but has not written its first checkpoint yet (a slow start on a loaded
+    machine) is named, not reported as a folder without a run."""
+    from cnfm_core.runlock import training_lock
+
+    run = RunDir(tmp_path / "run")
+    with training_lock(run):  # this process is the trainer; no checkpoint.pt yet
+        with pytest.raises(RunError, match=f"pid {os.getpid()}"):
+            train(None, run.path, resume=True)
+    with pytest.raises(RunError, match="no such file"):  # no trainer: the folder has no run to resume
+        train(None, run.path, resume=True)
+
+
 def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path):
     """A run folder's files are readable by the group and others as far as the umask allows (not mkstemp's 0600),
     as a file written with open() would be: a teacher's server may be read by another account."""

@@ -34,7 +34,6 @@ from dashboard.server import (
 
 __all__ = [
     "BUNDLED",
-    "DATA_VIEW",
     "PATH_SAMPLES_GLOBE",
     "PATH_SLIDER",
     "PATH_TAB",
@@ -215,8 +214,6 @@ def set_frame(k: int, times: list[float]) -> None:
 
 #: The Path page's time slider, its tabs at one t and the samples tab's "On the 3-D globe" switch.
 PATH_SLIDER, PATH_TAB, PATH_SAMPLES_GLOBE = "path_t", "path_tab", "path_samples_on_globe"
-#: The Data page's tabs (globe, flat map).
-DATA_VIEW = "data_view"
 
 #: The sidebar's choice of density unit (``dashboard/shell.py``).
 UNIT_WIDGET = "density_unit_picker"

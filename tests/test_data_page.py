@@ -57,12 +57,8 @@ def test_globe_faces_a_data_set_in_japan(env: Path) -> None:
     assert view["latitude"] == pytest.approx(36.0, abs=1.5) and view["longitude"] == pytest.approx(138.0, abs=1.5)
 
 
-def test_flat_map_of_the_points_is_a_tab_beside_the_globe(env: Path) -> None:
+def test_flat_map_of_the_points_is_beside_the_globe(env: Path) -> None:
     at = _app(data="dir:japan")
-    assert not at.get("plotly_chart")  # only the open tab is drawn: the globe, without a chart library to load
-    at.session_state["data_view"] = "Flat map"
-    at.run()
-    assert not at.exception and not at.get("deck_gl_json_chart")
     charts = at.get("plotly_chart")
     assert len(charts) == 1
     spec = json.loads(charts[0].proto.spec)

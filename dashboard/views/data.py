@@ -19,15 +19,12 @@ st.caption(
     "will follow to these points (**Target path**), and train one."
 )
 
-#: The views of the points, as tabs: only the open one is drawn (switching reruns the page), so the first view
-#: loads no chart library for the flat map, and a visit to the flat map draws no globe.
-VIEW_TABS = ("Globe", "Flat map")
+#: The globe's and the flat map's smallest width and their height in pixels: two fit side by side in the
+#: wide layout's column of a 1440 px window (about 980 px), and wrap onto two rows in a narrower one.
+_VIEW_MIN_WIDTH_PX = 420
 _VIEW_HEIGHT_PX = 540
-#: The width the flat map likely gets: the wide layout's column in a 1440 px window (about 980 px).
-_VIEW_WIDTH_HINT_PX = 980
-#: The globe view's width: a little wider than the globe. Without a GPU the browser draws every pixel of a 3-D
-#: view in software, so a view as wide as the page (980 px) took about twice as long to draw (bench_pages.py).
-_GLOBE_WIDTH_PX = 560
+#: The width a view gets in both windows (measured: 474 px at 1440 px, 468 px at 800 px).
+_VIEW_WIDTH_HINT_PX = 470
 #: The globe's zoom at the equator: a globe about 450 px across (measured: 379 px at zoom 1.55).
 _GLOBE_ZOOM = 1.8
 
@@ -158,9 +155,15 @@ land = figures.load_land()
 lat, lon = np.asarray(points.lat), np.asarray(points.lon)
 c_lat, c_lon = figures.view_centre(lat, lon)
 subset = " Showing a random subset of 20,000 points." if points.n > 20_000 else ""
-
-
-def _globe_view() -> None:
+# Two views side by side that share the column, and wrap onto two rows when it is narrower than two views at
+# their smallest (as in an 800 px window with the sidebar open). Streamlit stretches the children of a
+# horizontal container without a lower bound, so the bound is set on the wrappers of its children.
+st.html(
+    f"<style>.st-key-data_views > div {{ flex: 1 1 {_VIEW_MIN_WIDTH_PX}px; "
+    f"min-width: {_VIEW_MIN_WIDTH_PX}px; }}</style>"
+)
+views = st.container(horizontal=True, gap="medium", key="data_views")
+with views.container(key="data_globe"):
     layer = figures.PointLayer("data", lat, lon, figures.DATA_COLOR, _dot_radius_m(points.n))
     deck = figures.globe(
         land=land,
@@ -170,22 +173,12 @@ def _globe_view() -> None:
         zoom=figures.globe_zoom(c_lat, _GLOBE_ZOOM),
         height=_VIEW_HEIGHT_PX,
     )
-    st.pydeck_chart(deck, width=_GLOBE_WIDTH_PX, height=_VIEW_HEIGHT_PX, key="data_globe_chart")
+    st.pydeck_chart(deck, height=_VIEW_HEIGHT_PX, key="data_globe_chart")
     st.caption(f"Turned to face the points. Drag to turn the globe, scroll to zoom.{subset}")
-
-
-def _flat_view() -> None:
+with views.container(key="data_flat"):
     flat = figures.points_map(lat, lon, land=land, height=_VIEW_HEIGHT_PX, width_hint=_VIEW_WIDTH_HINT_PX)
     st.plotly_chart(flat, key="data_points_map", config={"displaylogo": False})
-    st.caption(f"A flat map of the same points, framed on them.{subset} {plain(current.label)}: "
-               f"{plain(current.path.name)}.")
-
-
-for tab, draw in zip(st.tabs(VIEW_TABS, key=state.DATA_VIEW, on_change="rerun"), (_globe_view, _flat_view),
-                     strict=True):
-    if tab.open:
-        with tab:
-            draw()
+    st.caption(f"A flat map of the same points, framed on them. {plain(current.label)}: {plain(current.path.name)}.")
 
 
 def _globe_png() -> bytes:

@@ -8,6 +8,12 @@ validation points best (:func:`cnfm_core.kde.fit_kde`, concentration ``kappa_kde
 - otherwise (clustered data): ``kappa_max = clamp(kappa_kde, KAPPA_MIN, KAPPA_CAP)`` and
   ``SHARP_FEATURES`` random Fourier features of the point at scale ``SHARP_SCALE``.
 
+The cap (3e5) is what a flow trained with PPD follows, not what float32 resolves: the target's logits are
+exact up to ``kappa = 1e8`` (:mod:`cnfm_core.paths`, "Precision"), and on volcano's standard split (whose
+validation KDE wants 1e8) a target at 1e6 trains as well as 3e5, at 1e7 worse by 1.65 nats and at 1e8 not at
+all (docs/clustered.md). The adaptive kernel's per-point concentrations go up to ``TrainConfig.kernel_cap``
+(1e8): each centre is as sharp as its neighbours allow, and on the clustered benchmark a flow follows it.
+
 A run that asks for the adaptive kernel (a bandwidth per point, ``kernel="adaptive"``) also gets its
 neighbour rank and scale here, from :func:`cnfm_core.kde.fit_adaptive_kde` on the same points
 (``adaptive=True``), with the adaptive KDE's mean validation gain over the fixed one and its standard
@@ -90,7 +96,10 @@ class AutoChoice:
         if self.kde_kappa is None:
             return f"Too few points to read the data's sharpness; fixed settings: {chosen}."
         kind = "clustered" if self.sharp else "smooth"
-        return f"The best kernel density on {self.held_out} has κ = {self.kde_kappa:,.0f} ({kind} data): {chosen}."
+        capped = (" (capped: a flow does not follow a sharper single-bandwidth target, docs/clustered.md)"
+                  if "kappa_max" in fields and self.sharp and self.kde_kappa > self.kappa_max else "")
+        return (f"The best kernel density on {self.held_out} has κ = {self.kde_kappa:,.0f} ({kind} data): "
+                f"{chosen}{capped}.")
 
 
 def _ordinal(n: int) -> str:

@@ -74,7 +74,7 @@ def build_field(config: TrainConfig) -> VectorField:
         raise ValueError("space_frequencies is still to be chosen from the data (resolve_auto)")
     return VectorField(hidden=config.hidden, layers=config.layers, frequencies=config.frequencies,
                        space_frequencies=config.space_frequencies, space_scale=config.space_scale,
-                       manifold=build_manifold(config))
+                       space_scale_max=config.space_scale_max, manifold=build_manifold(config))
 
 
 def build_path(config: TrainConfig, train_x: torch.Tensor) -> TargetPath:
@@ -88,7 +88,7 @@ def build_path(config: TrainConfig, train_x: torch.Tensor) -> TargetPath:
         if config.manifold != "sphere":
             raise ValueError(f"the adaptive kernel is available on the sphere only, not on {config.manifold!r}")
         kappas = adaptive_kappas(train_x.detach().cpu().double().numpy(), config.kernel_neighbours,
-                                 config.kernel_scale)
+                                 config.kernel_scale, cap=config.kernel_cap)
         scales = torch.as_tensor(kappas / config.kappa_max, dtype=train_x.dtype, device=train_x.device)
     schedule = make_schedule(config.schedule, config.kappa_max)
     return make_target_path(config.manifold, train_x, schedule, floor=config.floor, scales=scales)

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_RTOL",
     "KAPPA_CAP",
     "KAPPA_MIN",
+    "KERNEL_CAP",
     "KERNELS",
     "LEGACY_DEFAULTS",
     "MANIFOLD_NAMES",
@@ -40,10 +41,14 @@ SCHEDULE_NAMES: tuple[str, ...] = ("exponential", "linear")
 MANIFOLD_NAMES: tuple[str, ...] = ("sphere", "torus")
 #: The fixed target sharpness (the default before the data's rule in :mod:`cnfm_core.auto`, and its lower bound).
 KAPPA_MIN: float = 3000.0
-#: The sharpest target used (chosen on validation, docs/defaults.md round 6: on volcano's standard
-#: split, whose KDE wants 1e8, 3e5 beat 3e4, 1e5 and 1e6). float32 loses up to about ``kappa * 3e-7``
-#: nats in log p_t (0.09 here; tests/test_paths.py bounds it by ``kappa * 1e-6``).
+#: The sharpest fixed-kernel target used (chosen on validation, docs/defaults.md round 6: on volcano's standard
+#: split, whose KDE wants 1e8, 3e5 beat 3e4, 1e5 and 1e6). It is a limit of training, not of float32: the
+#: path's logits are exact to 1e-6 nats up to 1e8 since round 10 (chord distances in float64), and with them
+#: 1e6 only ties 3e5 while 1e7 and 1e8 train far worse (docs/clustered.md).
 KAPPA_CAP: float = 3e5
+#: The adaptive kernel's sharpest per-point concentration (``TrainConfig.kernel_cap``): 1e8, the top of the
+#: KDE's grid, a kernel 0.6 km wide on the Earth (docs/clustered.md); runs made before it clipped at 3e5.
+KERNEL_CAP: float = 1e8
 #: OpenMP settings for every process that trains or evaluates (:func:`cnfm_core.procs.launch` and
 #: ``python -m cnfm_core`` set them unless the environment already does). Waiting threads sleep instead of
 #: spinning: when the cores are busy with other processes (a shared classroom server), a spinning thread
@@ -54,8 +59,9 @@ OPENMP_ENV: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
 #: Fields that, left at None, are chosen from the data when a run starts.
 AUTO_FIELDS: tuple[str, ...] = ("kappa_max", "space_frequencies", "kernel_neighbours", "kernel_scale")
 #: Config fields added after the first runs were made, with the values those runs were trained with.
-LEGACY_DEFAULTS: dict[str, Any] = {"floor": 0.0, "space_frequencies": 0, "space_scale": 10.0, "kernel": "fixed",
-                                   "kernel_neighbours": None, "kernel_scale": None,
+LEGACY_DEFAULTS: dict[str, Any] = {"floor": 0.0, "space_frequencies": 0, "space_scale": 10.0, "space_scale_max": None,
+                                   "kernel": "fixed",
+                                   "kernel_neighbours": None, "kernel_scale": None, "kernel_cap": 3e5,
                                    "manifold": "sphere", "manifold_dim": None, "cpu_minutes": None}
 #: Fields read from the data only for the adaptive kernel.
 ADAPTIVE_FIELDS: tuple[str, ...] = ("kernel_neighbours", "kernel_scale")
@@ -92,9 +98,13 @@ class TrainConfig:
     frequencies: int = 4
     space_frequencies: int | None = None
     space_scale: float = 10.0
+    #: With Fourier features, the largest of their scales, log-spaced from ``space_scale`` (None: one scale).
+    space_scale_max: float | None = None
     kernel: str = "fixed"
     kernel_neighbours: int | None = None
     kernel_scale: float | None = None
+    #: The adaptive kernel's largest per-point concentration (:data:`KERNEL_CAP`).
+    kernel_cap: float = KERNEL_CAP
     lr: float = 1e-2
     batch_size: int = 512
     steps: int | None = None
@@ -154,6 +164,8 @@ class TrainConfig:
         if (self.space_frequencies is not None and self.space_frequencies < 0) or not self.space_scale > 0:
             raise ValueError(f"space_frequencies must be >= 0 and space_scale > 0, got {self.space_frequencies}"
                              f" and {self.space_scale}")
+        if self.space_scale_max is not None and not (self.space_scale_max > 0 and math.isfinite(self.space_scale_max)):
+            raise ValueError(f"space_scale_max must be positive, got {self.space_scale_max}")
         if not 0.0 <= self.floor < 1.0:
             raise ValueError(f"floor must be in [0, 1), got {self.floor}")
         if self.kernel not in KERNELS:
@@ -162,6 +174,8 @@ class TrainConfig:
             raise ValueError(f"kernel_neighbours must be at least 1, got {self.kernel_neighbours}")
         if self.kernel_scale is not None and not (self.kernel_scale > 0 and math.isfinite(self.kernel_scale)):
             raise ValueError(f"kernel_scale must be positive, got {self.kernel_scale}")
+        if not (self.kernel_cap >= 10.0 and math.isfinite(self.kernel_cap)):
+            raise ValueError(f"kernel_cap must be at least 10, got {self.kernel_cap}")
         if not (self.lr > 0 and 0 <= self.ema_decay < 1):
             raise ValueError("lr must be > 0 and ema_decay in [0, 1)")
 

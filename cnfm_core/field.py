@@ -17,7 +17,10 @@ Riemannian one.
 Optionally the features enter through random Fourier features ``[phi, sin(B phi), cos(B phi)]`` of the
 manifold's features ``phi(x)`` (on S² the unit vector itself) with a fixed Gaussian matrix ``B``
 (``space_frequencies`` rows, scale ``space_scale``), which lets a small MLP represent the sharp structure
-of a concentrated target in fewer steps.
+of a concentrated target in fewer steps. With ``space_scale_max`` the rows' scales are log-spaced from
+``space_scale`` to ``space_scale_max`` (row ``j`` of ``F`` has standard deviation
+``space_scale (space_scale_max / space_scale)^(j / (F - 1))``): features at several scales at once, for data
+clustered from continents down to kilometres.
 
 So the exact divergence needs ``d`` Jacobian-vector products (two on S²), not ``D`` backward passes.
 They are pushed forward through the MLP together with the values (forward-mode differentiation written
@@ -43,6 +46,13 @@ def _silu_and_slope(z: Tensor) -> tuple[Tensor, Tensor]:
     return z * s, s * (1.0 + z * (1.0 - s))
 
 
+def _frequency_scales(n: int, low: float, high: float | None) -> Tensor:
+    """The standard deviations of the ``n`` random frequencies: all ``low``, or log-spaced from ``low`` to ``high``."""
+    if high is None or high <= low or n < 2:
+        return torch.full((n,), float(low))
+    return torch.logspace(math.log10(low), math.log10(high), n, dtype=torch.float64).float()
+
+
 class VectorField(nn.Module):
     """Tangent vector field ``v(t, x)`` on a manifold: an MLP with SiLU activations and a time embedding.
 
@@ -53,6 +63,8 @@ class VectorField(nn.Module):
         space_frequencies: number of random Fourier features of the point (0: the manifold's features
             enter as they are).
         space_scale: standard deviation of the random frequencies (radians^-1).
+        space_scale_max: if given (and above ``space_scale``), the rows' standard deviations are log-spaced
+            from ``space_scale`` to it (module doc); None: all ``space_scale``.
         manifold: the manifold (default the sphere S²); it is not saved in the state dict, so a
             checkpoint is rebuilt with the manifold named in its config.
 
@@ -68,21 +80,24 @@ class VectorField(nn.Module):
     """
 
     def __init__(self, hidden: int = 256, layers: int = 3, frequencies: int = 4, space_frequencies: int = 0,
-                 space_scale: float = 10.0, *, manifold: Manifold | None = None) -> None:
+                 space_scale: float = 10.0, *, space_scale_max: float | None = None,
+                 manifold: Manifold | None = None) -> None:
         super().__init__()
         self.manifold = Sphere() if manifold is None else manifold
         if layers < 1 or hidden < 1:
             raise ValueError(f"need hidden >= 1 and layers >= 1, got hidden={hidden}, layers={layers}")
         if space_frequencies < 0 or not space_scale > 0:
             raise ValueError(f"need space_frequencies >= 0 and space_scale > 0, got {space_frequencies}, {space_scale}")
+        if space_scale_max is not None and not (space_scale_max > 0 and math.isfinite(space_scale_max)):
+            raise ValueError(f"need space_scale_max > 0, got {space_scale_max}")
         self.hidden, self.layers, self.frequencies = hidden, layers, frequencies
         self.space_frequencies = space_frequencies
         self.register_buffer("_freqs", math.pi * torch.arange(1, frequencies + 1, dtype=torch.float32))
         # Fixed random frequencies, saved with the weights (a checkpoint restores them exactly); without
         # them nothing is saved, so checkpoints made before they existed still load.
         n_feat = self.manifold.feature_dim
-        self.register_buffer("_space_b", space_scale * torch.randn(space_frequencies, n_feat),
-                             persistent=space_frequencies > 0)
+        self.register_buffer("_space_b", _frequency_scales(space_frequencies, space_scale, space_scale_max)[:, None]
+                             * torch.randn(space_frequencies, n_feat), persistent=space_frequencies > 0)
         self.input_x = nn.Linear(n_feat + 2 * space_frequencies, hidden)
         self.input_t = nn.Linear(1 + 2 * frequencies, hidden, bias=False)
         self.hidden_layers = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers - 1))

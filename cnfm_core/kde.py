@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .config import KERNEL_CAP
 from .paths import TargetPath
 from .schedules import LinearSchedule
 from .sphere import SPHERE
@@ -49,8 +50,10 @@ WEIGHT_GRID: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
 NEIGHBOUR_GRID: tuple[int, ...] = (1, 3, 10, 30)
 SCALE_GRID: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0)
 #: Bounds of the per-point concentrations: below 10 a kernel is wider than a hemisphere; the upper bound
-#: is the sharpest target float32 training handles (:data:`cnfm_core.auto.KAPPA_CAP`).
-ADAPTIVE_RANGE: tuple[float, float] = (10.0, 3e5)
+#: is the default of ``TrainConfig.kernel_cap`` (:data:`cnfm_core.config.KERNEL_CAP`, 1e8, a kernel 0.6 km
+#: wide, which float32 paths resolve since their logits come from chord distances); runs made before it
+#: clipped at 3e5. Every function below takes the upper bound as ``cap``.
+ADAPTIVE_RANGE: tuple[float, float] = (10.0, KERNEL_CAP)
 #: Per-point concentrations are rounded to this many levels per doubling (steps of 9 %), so that a path over
 #: them has about a hundred distinct concentrations rather than one per point
 #: (:class:`cnfm_core.paths.VMFMixturePath` sums its uniform remainders per distinct one).
@@ -66,20 +69,28 @@ def kde_log_prob(x: np.ndarray, centers: np.ndarray, kappa: float | np.ndarray, 
 
     ``kappa`` is one concentration, or one per centre (the adaptive kernel).
     """
-    return _log_prob(_kde_path(centers, kappa, weight, manifold), x)
+    return _log_prob(_kde_path(centers, kappa, weight, manifold), x, manifold)
+
+
+def _points(x: np.ndarray, manifold: str) -> torch.Tensor:
+    """Points as float64; on the sphere normalised in float64 (module doc)."""
+    x = np.asarray(x, dtype=np.float64)
+    if manifold == "sphere":
+        x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    return torch.as_tensor(x)
 
 
 def _kde_path(centers: np.ndarray, kappa: float | np.ndarray, weight: float, manifold: str) -> TargetPath:
     """The KDE as the manifold's target path at ``t = 1`` (float64)."""
-    centers = torch.as_tensor(np.asarray(centers, dtype=np.float64))
+    centers = _points(centers, manifold)
     if np.ndim(kappa) == 0:
         return make_target_path(manifold, centers, LinearSchedule(float(kappa)), floor=max(weight, 0.0))
     return make_target_path(manifold, centers, LinearSchedule(1.0), floor=max(weight, 0.0),
                             scales=torch.as_tensor(np.asarray(kappa, dtype=np.float64)))
 
 
-def _log_prob(path: TargetPath, x: np.ndarray) -> np.ndarray:
-    return path.log_prob(torch.as_tensor(np.asarray(x, dtype=np.float64)), 1.0).numpy()
+def _log_prob(path: TargetPath, x: np.ndarray, manifold: str) -> np.ndarray:
+    return path.log_prob(_points(x, manifold), 1.0).numpy()
 
 
 def _floored(lp: np.ndarray, w: float, log_volume: float) -> np.ndarray:
@@ -98,8 +109,8 @@ def _knn_chord2(centers: np.ndarray, ks: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def _rounded_kappas(r2: np.ndarray, a: float) -> np.ndarray:
-    lo, hi = ADAPTIVE_RANGE
+def _rounded_kappas(r2: np.ndarray, a: float, hi: float) -> np.ndarray:
+    lo = ADAPTIVE_RANGE[0]
     levels = np.round(LEVELS_PER_DOUBLING * np.log2(np.clip(a / np.maximum(r2, 1e-300), lo, hi) / lo))
     return np.minimum(lo * np.exp2(levels / LEVELS_PER_DOUBLING), hi)
 
@@ -116,18 +127,18 @@ def _neighbour_distances(train: np.ndarray, ks: tuple[int, ...]) -> tuple[dict[i
     return {k: r2[ranks.index(c)] for k, c in zip(ks, capped, strict=True)}, inverse.reshape(-1)
 
 
-def _kappas(r2: dict[int, np.ndarray] | None, inverse: np.ndarray, k: int, a: float) -> np.ndarray:
+def _kappas(r2: dict[int, np.ndarray] | None, inverse: np.ndarray, k: int, a: float, cap: float) -> np.ndarray:
     """Per-point concentrations from :func:`_neighbour_distances`' output (a single location: the sharpest)."""
     if r2 is None:
-        return np.full(len(inverse), ADAPTIVE_RANGE[1])
-    return _rounded_kappas(r2[k], a)[inverse]
+        return np.full(len(inverse), cap)
+    return _rounded_kappas(r2[k], a, cap)[inverse]
 
 
-def adaptive_kappas(train: np.ndarray, k: int, a: float) -> np.ndarray:
+def adaptive_kappas(train: np.ndarray, k: int, a: float, *, cap: float = ADAPTIVE_RANGE[1]) -> np.ndarray:
     """``kappa_i = a / r_k(y_i)^2`` for every training point (repeated points share theirs), clipped
-    to :data:`ADAPTIVE_RANGE` and rounded to :data:`LEVELS_PER_DOUBLING` levels per doubling; ``k`` is
+    to ``[ADAPTIVE_RANGE[0], cap]`` and rounded to :data:`LEVELS_PER_DOUBLING` levels per doubling; ``k`` is
     capped at the number of distinct locations minus one."""
-    return _kappas(*_neighbour_distances(train, (k,)), k, a)
+    return _kappas(*_neighbour_distances(train, (k,)), k, a, cap)
 
 
 @dataclass(frozen=True)
@@ -147,7 +158,7 @@ def fit_kde(train: np.ndarray, val: np.ndarray, *, kappas: tuple[float, ...] = K
     best = KDEFit(math.nan, math.nan, math.inf)
     for kappa in kappas:
         path = _kde_path(train, kappa, 0.0, manifold)
-        lp, log_volume = _log_prob(path, val), path.manifold.log_volume
+        lp, log_volume = _log_prob(path, val, manifold), path.manifold.log_volume
         for w in weights:
             nll = float(-np.mean(_floored(lp, w, log_volume)))
             if nll < best.val_nll:
@@ -167,8 +178,9 @@ class AdaptiveKDEFit:
 
 def fit_adaptive_kde(train: np.ndarray, val: np.ndarray, *, neighbours: tuple[int, ...] = NEIGHBOUR_GRID,
                      scales: tuple[float, ...] = SCALE_GRID,
-                     weights: tuple[float, ...] = WEIGHT_GRID) -> AdaptiveKDEFit:
-    """Grid search of ``(k, a, w)`` for the adaptive KDE (module doc), minimising the mean validation NLL."""
+                     weights: tuple[float, ...] = WEIGHT_GRID, cap: float = ADAPTIVE_RANGE[1]) -> AdaptiveKDEFit:
+    """Grid search of ``(k, a, w)`` for the adaptive KDE (module doc, concentrations up to ``cap``), minimising
+    the mean validation NLL."""
     if len(val) == 0:
         raise ValueError("fit_adaptive_kde needs at least one validation point")
     log_volume = SPHERE.log_volume
@@ -176,7 +188,7 @@ def fit_adaptive_kde(train: np.ndarray, val: np.ndarray, *, neighbours: tuple[in
     r2, inverse = _neighbour_distances(train, tuple(neighbours))
     for k in neighbours:
         for a in scales:
-            lp = kde_log_prob(val, train, _kappas(r2, inverse, k, a), 0.0)
+            lp = kde_log_prob(val, train, _kappas(r2, inverse, k, a, cap), 0.0)
             for w in weights:
                 nll = float(-np.mean(_floored(lp, w, log_volume)))
                 if nll < best.val_nll:

@@ -46,6 +46,20 @@ responsibility ``rho(x) = (1 - w) p_t(x) / ((1 - w) p_t(x) + w / 4 pi)`` of the 
 time derivative and gradient of ``log`` are those above times ``rho``. The floor keeps the target
 (and so the flow) from giving near-zero density to regions without training points, where test
 points far from every training point would otherwise cost many nats.
+
+Precision. In float32 the logits ``k (<x, y_i> - 1)`` lose about ``k * 1e-7`` nats: at ``k = 3e7`` two points
+1 km apart have ``<x, y> - 1 = -1.2e-8``, below float32's resolution near 1 (and a float32 unit vector is unit
+only to 6e-8). A path whose sharpest concentration would lose more than 0.01 nats so (``precise``: float32
+above ``k = 84,000``) forms its logits in float64 from chord distances,
+
+    s_i k (<x, y_i> - 1) = -s_i k |x - y_i|^2 / 2 = k <x, s_i y_i> - (k |x|^2 / 2) s_i - (k / 2) s_i |y_i|^2,
+
+still one product (``[k x, -k |x|^2 / 2, -k / 2, 1]`` against ``[s y, s, s |y|^2, c]``), then subtracts the
+largest and exponentiates in float32; ``d/dt log p`` is then formed in float64 from the logits rather than from
+the mean centre (:meth:`VMFMixturePath._mean_log_kernel`). ``log p`` and ``d/dt log p`` then keep about 1e-6 of
+float64's values up to ``k = 1e8`` (tests/test_paths.py); the gradient ``k (m - <x, m> x)`` keeps the float32
+mean centre ``m`` and loses about ``k * 2e-7`` (1e-3 of its typical size ``sqrt(k)`` at ``k = 1e8``). Paths
+below that sharpness compute exactly as before.
 """
 
 from __future__ import annotations
@@ -60,7 +74,8 @@ from torch import Tensor
 from .manifolds.base import Manifold
 from .manifolds.sphere import Sphere
 from .schedules import SCHEDULES, ExponentialSchedule, LinearSchedule, Schedule, make_schedule
-from .sphere import LOG_AREA, projx, sample_uniform, tangent_frame
+from .sphere import LOG_AREA, sample_uniform
+from .vmf import LOG_2PI, sample_vmf, vmf_dlog_normalizer, vmf_log_normalizer, vmf_log_prob
 
 __all__ = [
     "SCHEDULES",
@@ -78,64 +93,14 @@ __all__ = [
     "vmf_log_prob",
 ]
 
-_LOG_2PI = math.log(2.0 * math.pi)
 _LOGIT_CLAMP = -80.0
 #: The adaptive path's smallest concentration (at t = 0): see :meth:`VMFMixturePath._fused_scaled`.
 _TINY_KAPPA = 1e-20
-
-
-# ----------------------------------------------------------------------------- one vMF
-def vmf_log_normalizer(kappa: Tensor) -> Tensor:
-    """``log c(k)`` with ``c(k) = k / (2 pi (1 - e^{-2k}))``, so ``vMF = c(k) exp(k(<mu,x> - 1))``.
-
-    Uses the series ``log c = k - log 2 - k^2/6 + k^4/180 - log 2 pi`` below ``k = 0.05``
-    (error < 1e-11), which makes ``k = 0`` give exactly ``-log 4 pi``.
-    """
-    small = kappa < 0.05
-    ks = torch.where(small, torch.ones_like(kappa), kappa)
-    direct = torch.log(ks) - torch.log(-torch.expm1(-2.0 * ks))
-    k2 = kappa * kappa
-    series = kappa - math.log(2.0) - k2 / 6.0 + k2 * k2 / 180.0
-    return torch.where(small, series, direct) - _LOG_2PI
-
-
-def vmf_dlog_normalizer(kappa: Tensor) -> Tensor:
-    """``d/dk log c(k) = 1/k - 2 / (e^{2k} - 1)``, with the series
-    ``1 - k/3 + k^3/45 - 2k^5/945 + k^7/4725`` below 0.1 (error < 3e-14)."""
-    small = kappa < 0.1
-    ks = torch.where(small, torch.ones_like(kappa), kappa)
-    direct = 1.0 / ks - 2.0 / torch.expm1(2.0 * ks)
-    k2 = kappa * kappa
-    series = 1.0 - kappa / 3.0 + kappa * k2 * (1.0 / 45.0 - k2 * (2.0 / 945.0 - k2 / 4725.0))
-    return torch.where(small, series, direct)
-
-
-def vmf_log_prob(x: Tensor, mu: Tensor, kappa: Tensor | float) -> Tensor:
-    """Log-density (w.r.t. area) of ``vMF(mu, kappa)`` at ``x``; broadcasts over leading dims."""
-    kappa = torch.as_tensor(kappa, dtype=x.dtype, device=x.device)
-    return vmf_log_normalizer(kappa) + kappa * ((x * mu).sum(-1) - 1.0)
-
-
-def sample_vmf(mu: Tensor, kappa: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-    """Exact samples of ``vMF(mu_j, kappa_j)`` on S^2, one per row of ``mu`` (shape ``(n, 3)``).
-
-    On S^2 the cosine ``w = <x, mu>`` has a closed-form inverse CDF,
-    ``1 - w = -log(1 + (1 - u)(e^{-2k} - 1)) / k``, computed with ``log1p``/``expm1`` so that it
-    is accurate from ``k = 0`` (uniform) to very large ``k`` (``1 - w`` is never formed by
-    cancellation).
-    """
-    n = mu.shape[0]
-    kw = dict(generator=generator, dtype=mu.dtype, device=mu.device)
-    u = torch.rand(n, **kw)
-    phi = torch.rand(n, **kw) * (2.0 * math.pi)
-    tiny = torch.finfo(mu.dtype).tiny
-    k = kappa.to(mu.dtype).clamp(min=1e3 * tiny)
-    one_minus_w = (-torch.log1p((1.0 - u) * torch.expm1(-2.0 * k)) / k).clamp(0.0, 2.0)
-    w = 1.0 - one_minus_w
-    r = torch.sqrt(one_minus_w * (2.0 - one_minus_w))
-    e1, e2 = tangent_frame(mu)
-    x = w[:, None] * mu + r[:, None] * (torch.cos(phi)[:, None] * e1 + torch.sin(phi)[:, None] * e2)
-    return projx(x)
+#: A path is precise (logits in float64 from chord distances) when its sharpest concentration times its dtype's
+#: eps exceeds this (float32: above about 84,000), i.e. when float32 logits would lose more than about 0.01 nats.
+_PRECISE_ABOVE = 1e-2
+#: Above this concentration a precise path forms d/dt log p from its logits (:meth:`VMFMixturePath._mean_log_kernel`).
+_LOGITS_ABOVE = 100.0
 
 
 # ----------------------------------------------------------------------------- the mixture path
@@ -273,6 +238,7 @@ class VMFMixturePath(KernelMixturePath):
         log_w = torch.log(counts.to(centers.dtype) / centers.shape[0])
         ones = torch.ones_like(log_w)
         self.scales: Tensor | None = None
+        merged = ones
         if scales is not None:
             scales = torch.as_tensor(scales, dtype=centers.dtype, device=centers.device)
             if scales.shape != (centers.shape[0],) or not bool(torch.isfinite(scales).all() and (scales > 0).all()):
@@ -284,17 +250,27 @@ class VMFMixturePath(KernelMixturePath):
             # the distinct scales and their total weights, for the remainders' total U
             self._group_scales, group = torch.unique(merged, return_inverse=True)
             self._group_log_w = torch.log(torch.zeros_like(self._group_scales).index_add_(0, group, log_w.exp()))
-            # [s y, s, log pi + log s]: [k x, -k, 1] . that = s k(<x,y> - 1) + log pi + log s.
-            sy, s = merged[:, None] * unique, merged[:, None]
-            self._aug_t = torch.cat([sy, s, (log_w + merged.log())[:, None]], dim=1).T.contiguous()
-            # [s y, s, 1]: the weighted sums of s_i y_i, of s_i and of 1.
-            self._moments_t = torch.cat([sy, s, ones[:, None]], dim=1).T.contiguous()
-            return
-        # Augmented centres: [y, 1, log pi] so that [k x, -k, 1] . [y, 1, log pi] = k(<x,y> - 1) + log pi.
-        self._aug_t = torch.cat([unique, ones[:, None], log_w[:, None]], dim=1).T.contiguous()
-        # [y, 1] as rows, so one product gives the weighted sums of y_i and of 1 (the normaliser). It is
-        # (4, N) @ (N, B) on purpose: for a thin right factor that order runs several times faster on CPU.
-        self._moments_t = torch.cat([unique, ones[:, None]], dim=1).T.contiguous()
+        # c_i = log pi_i (+ log s_i): the logits are s_i k (<x, y_i> - 1) + c_i
+        col = log_w if scales is None else log_w + merged.log()
+        sy, s = merged[:, None] * unique, merged[:, None]
+        top = float(schedule.kappa_max) * float(merged.max())
+        #: Whether the logits are formed in float64 from chord distances (module doc, "Precision").
+        self.precise = centers.dtype != torch.float64 and top * torch.finfo(centers.dtype).eps > _PRECISE_ABOVE
+        if self.precise:
+            # [s y, s, s |y|^2, c] in float64: [k x, -k |x|^2 / 2, -k / 2, 1] . that = -s k |x - y|^2 / 2 + c.
+            u64 = unique.double()
+            s64 = merged.double()[:, None]
+            self._aug_t = torch.cat([s64 * u64, s64, s64 * (u64 * u64).sum(1, keepdim=True), col.double()[:, None]],
+                                    dim=1).T.contiguous()
+        else:
+            # [s y, s, c]: [k x, -k, 1] . that = s k(<x,y> - 1) + c.
+            self._aug_t = torch.cat([sy, s, col[:, None]], dim=1).T.contiguous()
+        # The weighted sums of (s_i) y_i, (of s_i,) of 1 (the normaliser) and, when precise, of c_i. It is
+        # (R, N) @ (N, B) on purpose: for a thin right factor that order runs several times faster on CPU.
+        rows = [sy, s, ones[:, None]] if scales is not None else [unique, ones[:, None]]
+        if self.precise:
+            rows.append(col[:, None])
+        self._moments_t = torch.cat(rows, dim=1).T.contiguous()
 
     def to(self, device: torch.device | str) -> VMFMixturePath:
         """Move the centres to ``device`` (returns ``self``)."""
@@ -308,26 +284,58 @@ class VMFMixturePath(KernelMixturePath):
             self._group_log_w = self._group_log_w.to(device)
         return self
 
-    def _fused(self, x: Tensor, t: Tensor, derivatives: bool) -> PathQuantities:
-        if self.scales is not None:
-            return self._fused_scaled(x, t, derivatives)
-        k = self.schedule.kappa(t).to(x.dtype)
-        a = torch.cat([x * k[:, None], -k[:, None], torch.ones_like(k)[:, None]], dim=1)
-        logits = a @ self._aug_t  # (B, N): k(<x, y_i> - 1) + log pi_i
+    def _logits(self, x: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+        """The table ``l_i = logit_i - max_j logit_j`` (``(B, N)``, in the path's dtype, clamped at -80; the caller
+        exponentiates it, in place unless precise, where :meth:`_mean_log_kernel` still reads it) and the largest
+        logit (``(B,)``, float64 when precise)."""
+        if self.precise:
+            x64, k64 = x.double(), k.double()
+            a = torch.cat([x64 * k64[:, None], (-0.5 * k64 * (x64 * x64).sum(1))[:, None], -0.5 * k64[:, None],
+                           torch.ones_like(k64)[:, None]], dim=1)
+        else:
+            a = torch.cat([x * k[:, None], -k[:, None], torch.ones_like(k)[:, None]], dim=1)
+        logits = a @ self._aug_t  # (B, N): s_i k(<x, y_i> - 1) + c_i
         mx = logits.amax(dim=1, keepdim=True)
         # Entries below -80 are clamped there: each adds at most e^-80 (about 2e-35) relative to the
         # largest term, so the relative error is at most N e^-80 (below 1e-30 for N < 1e4), and exp
         # never produces denormals, which are many times slower on CPUs.
-        e = logits.sub_(mx).clamp_(min=_LOGIT_CLAMP).exp_()
+        return logits.sub_(mx).to(x.dtype).clamp_(min=_LOGIT_CLAMP), mx[:, 0]
+
+    def _mean_log_kernel(self, x: Tensor, k: Tensor, ell: Tensor, e: Tensor, mx: Tensor, moments: Tensor,
+                         total: Tensor) -> Tensor:
+        """``sum_i w_i s_i (<x, y_i> - 1)`` (``<x, m> - 1`` of the module doc, ``<x, m> - S`` with scales) for a
+        precise path, in float64.
+
+        Formed from the mean centre ``m`` it loses ``eps`` absolutely, which ``d/dt log p`` multiplies by
+        ``dk/dt`` (about 18 k at ``k = 1e8``). Above ``k = 100`` it is formed from the logits instead,
+        ``(max logit + sum_i w_i l_i - sum_i w_i c_i) / k``, which loses about ``1e-6 / k``."""
+        m = moments[:3].T / total[:, None]
+        direct = (x * m).sum(dim=1) - (1.0 if self.scales is None else moments[3] / total)
+        total64 = total.double()
+        mean_ell = (ell * e).sum(dim=1, dtype=torch.float64) / total64
+        mean_c = moments[-1].double() / total64
+        from_logits = (mx + mean_ell - mean_c) / k.double().clamp(min=1.0)
+        return torch.where(k > _LOGITS_ABOVE, from_logits, direct.double())
+
+    def _fused(self, x: Tensor, t: Tensor, derivatives: bool) -> PathQuantities:
+        if self.scales is not None:
+            return self._fused_scaled(x, t, derivatives)
+        k = self.schedule.kappa(t).to(x.dtype)
+        ell, mx = self._logits(x, k)
+        e = ell.exp() if self.precise else ell.exp_()
         if not derivatives:
-            log_prob = vmf_log_normalizer(k) + mx[:, 0] + torch.log(e.sum(dim=1))
+            log_prob = (vmf_log_normalizer(k).to(mx.dtype) + mx + torch.log(e.sum(dim=1)).to(mx.dtype)).to(x.dtype)
             return PathQuantities(self._floored(log_prob)[0], log_prob.new_empty(0), log_prob.new_empty(0))
-        moments = self._moments_t @ e.T  # (4, B): sum_i e_i y_i and sum_i e_i
+        moments = self._moments_t @ e.T  # (4 or 5, B): sum_i e_i y_i, sum_i e_i (and sum_i e_i c_i)
         s = moments[3]
-        log_prob = vmf_log_normalizer(k) + mx[:, 0] + torch.log(s)
+        log_prob = (vmf_log_normalizer(k).to(mx.dtype) + mx + torch.log(s).to(mx.dtype)).to(x.dtype)
         m = moments[:3].T / s[:, None]
         xm = (x * m).sum(dim=1)
-        dlog = self.schedule.dkappa(t).to(x.dtype) * (vmf_dlog_normalizer(k) + xm - 1.0)
+        if self.precise:  # the bracket is a difference of two terms of size 1/k: formed in float64
+            bracket = vmf_dlog_normalizer(k.double()) + self._mean_log_kernel(x, k, ell, e, mx, moments, s)
+            dlog = self.schedule.dkappa(t).to(x.dtype) * bracket.to(x.dtype)
+        else:
+            dlog = self.schedule.dkappa(t).to(x.dtype) * (vmf_dlog_normalizer(k) + xm - 1.0)
         grad = k[:, None] * (m - xm[:, None] * x)
         if self.floor > 0.0:
             log_prob, rho = self._floored(log_prob)
@@ -340,27 +348,28 @@ class VMFMixturePath(KernelMixturePath):
         # k = 0 (t = 0) would give log k = -inf against a weight rho = 0; at 1e-20 every term is finite
         # and the path is uniform to about 1e-20.
         k = self.schedule.kappa(t).to(x.dtype).clamp(min=_TINY_KAPPA)
-        a = torch.cat([x * k[:, None], -k[:, None], torch.ones_like(k)[:, None]], dim=1)
-        logits = a @ self._aug_t  # (B, N): s_i k(<x, y_i> - 1) + log pi_i + log s_i
-        mx = logits.amax(dim=1, keepdim=True)
-        e = logits.sub_(mx).clamp_(min=_LOGIT_CLAMP).exp_()
+        ell, mx = self._logits(x, k)  # s_i k(<x, y_i> - 1) + log pi_i + log s_i, less its largest
+        e = ell.exp() if self.precise else ell.exp_()
         # the uniform remainders: log U = log sum_g P_g exp(-2 k sigma_g) over the distinct scales sigma_g
         lu = self._group_log_w - 2.0 * k[:, None] * self._group_scales
         log_u = torch.logsumexp(lu, dim=1)
-        log_k = torch.log(k) - _LOG_2PI
+        log_k = torch.log(k) - LOG_2PI
         if not derivatives:
-            log_vmf = log_k + mx[:, 0] + torch.log(e.sum(dim=1))
+            log_vmf = (log_k.to(mx.dtype) + mx + torch.log(e.sum(dim=1)).to(mx.dtype)).to(x.dtype)
             return PathQuantities(self._with_remainder(log_vmf, log_u)[0], log_vmf.new_empty(0), log_vmf.new_empty(0))
-        moments = self._moments_t @ e.T  # (5, B): sum_i e_i s_i y_i, sum_i e_i s_i, sum_i e_i
+        moments = self._moments_t @ e.T  # (5 or 6, B): sum_i e_i s_i y_i, sum_i e_i s_i, sum_i e_i (, e_i c_i)
         total = moments[4]
-        log_vmf = log_k + mx[:, 0] + torch.log(total)
+        log_vmf = (log_k.to(mx.dtype) + mx + torch.log(total).to(mx.dtype)).to(x.dtype)
         m = moments[:3].T / total[:, None]
-        mean_s = moments[3] / total
         xm = (x * m).sum(dim=1)
         log_prob, rho, u_share = self._with_remainder(log_vmf, log_u)
         dk = self.schedule.dkappa(t).to(x.dtype)
         mean_sigma = (torch.softmax(lu, dim=1) * self._group_scales).sum(dim=1)
-        dlog = rho * dk * (1.0 / k + xm - mean_s) - (1.0 - rho) * u_share * 2.0 * dk * mean_sigma
+        if self.precise:
+            bracket = (1.0 / k.double() + self._mean_log_kernel(x, k, ell, e, mx, moments, total)).to(x.dtype)
+        else:
+            bracket = 1.0 / k + xm - moments[3] / total
+        dlog = rho * dk * bracket - (1.0 - rho) * u_share * 2.0 * dk * mean_sigma
         grad = (rho * k)[:, None] * (m - xm[:, None] * x)
         return PathQuantities(log_prob, dlog, grad)
 

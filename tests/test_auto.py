@@ -49,6 +49,7 @@ def test_rule_maps_the_kde_concentration(monkeypatch, kde_kappa, kappa_max, feat
     assert (c.kappa_max, c.space_frequencies) == (kappa_max, features)
     assert (c.kde_kappa, c.kde_weight, c.held_out) == (kde_kappa, 0.05, "the validation split")
     assert ("clustered" if features else "smooth") in c.describe()
+    assert ("capped" in c.describe()) == (kde_kappa > KAPPA_CAP)
 
 
 def test_smooth_data_keep_the_fixed_settings():
@@ -196,3 +197,29 @@ def test_a_fixed_kernel_run_reads_nothing_for_the_adaptive_one(tmp_path, single_
     assert config["kernel"] == "fixed" and config["kernel_neighbours"] is None
     with pytest.raises(ValueError, match="kernel"):
         TrainConfig(kernel="wide").validate()
+
+
+def test_old_configs_keep_their_adaptive_cap_and_one_feature_scale():
+    # runs made before kernel_cap and space_scale_max existed were trained with 3e5 and one scale
+    old = TrainConfig.from_dict({"data": "x.csv", "kernel": "adaptive", "kappa_max": 3000.0, "space_frequencies": 32})
+    assert (old.kernel_cap, old.space_scale_max) == (3e5, None)
+    assert (TrainConfig().kernel_cap, TrainConfig().space_scale_max) == (1e8, None)
+    for bad in (dict(kernel_cap=5.0), dict(kernel_cap=float("inf")), dict(space_scale_max=-1.0)):
+        with pytest.raises(ValueError):
+            TrainConfig(**bad).validate()
+
+
+@pytest.mark.parametrize("cap", [3e5, 1e8])
+def test_the_adaptive_target_is_clipped_at_the_config_cap(cap):
+    # pairs of points 10 m apart: a / r_1^2 = 3 / (1.6e-6)^2 is about 1e12, so every kernel sits at the cap
+    rng = np.random.default_rng(13)
+    base = stats.uniform_direction(3).rvs(20, random_state=rng)
+    d = rng.standard_normal(base.shape)
+    d -= (d * base).sum(1, keepdims=True) * base
+    twins = base + (0.01 / 6371.0) * d / np.linalg.norm(d, axis=1, keepdims=True)
+    train_x = torch.as_tensor(np.concatenate([base, twins / np.linalg.norm(twins, axis=1, keepdims=True)]))
+    config = TrainConfig(kernel="adaptive", kappa_max=1e4, space_frequencies=0, kernel_neighbours=1, kernel_scale=3.0,
+                         kernel_cap=cap)
+    path = build_path(config, train_x)
+    kappas = path.scales.numpy() * config.kappa_max  # rounded to 8 levels per doubling (steps of 9 %), at most the cap
+    assert np.all(kappas <= cap * (1 + 1e-12)) and np.all(kappas > cap / 2 ** (1 / 8))

@@ -33,12 +33,13 @@ def times(n: int, seed: int, dtype: torch.dtype = F64) -> torch.Tensor:
 
 
 def random_field(seed: int = 0, hidden: int = 24, layers: int = 3, frequencies: int = 3,
-                 space_frequencies: int = 0) -> VectorField:
+                 space_frequencies: int = 0, space_scale_max: float | None = None) -> VectorField:
     """A float64 field whose output layer is random (the default output layer is zero)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         field = VectorField(hidden=hidden, layers=layers, frequencies=frequencies,
-                            space_frequencies=space_frequencies, space_scale=3.0).double()
+                            space_frequencies=space_frequencies, space_scale=3.0,
+                            space_scale_max=space_scale_max).double()
         nn.init.normal_(field.output.weight, std=0.5)
         nn.init.normal_(field.output.bias, std=0.5)
     return field
@@ -55,6 +56,17 @@ def autograd_divergence(
         (g,) = torch.autograd.grad(v[:, i].sum(), x, create_graph=True)
         div = div + g[:, i]
     return div if create_graph else div.detach()
+
+
+def fd_divergence(field: nn.Module, x: torch.Tensor, t: torch.Tensor, h: float) -> torch.Tensor:
+    """Ambient divergence of ``field.forward`` by central differences with step ``h`` along each axis."""
+    fd = torch.zeros(x.shape[0], dtype=F64)
+    with torch.no_grad():
+        for i in range(3):
+            e = torch.zeros(3, dtype=F64)
+            e[i] = h
+            fd += (field(x + e, t)[:, i] - field(x - e, t)[:, i]) / (2 * h)
+    return fd
 
 
 # ----------------------------------------------------------------------------- velocity
@@ -91,6 +103,36 @@ def test_field_depends_only_on_the_direction() -> None:
     torch.testing.assert_close(d2, d1, rtol=1e-12, atol=1e-12)
 
 
+# ----------------------------------------------------------------------------- multi-scale features
+def test_multi_scale_frequencies_are_log_spaced_and_one_scale_is_unchanged() -> None:
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        one = VectorField(hidden=8, layers=1, space_frequencies=6, space_scale=10.0)._space_b
+        torch.manual_seed(3)
+        same = VectorField(hidden=8, layers=1, space_frequencies=6, space_scale=10.0, space_scale_max=None)._space_b
+        torch.manual_seed(3)
+        multi = VectorField(hidden=8, layers=1, space_frequencies=6, space_scale=10.0, space_scale_max=1e5)._space_b
+    torch.testing.assert_close(one, same, rtol=0, atol=0)
+    # the same Gaussian draws, row j scaled by 10 * (1e4)^(j / 5) instead of 10
+    expected = one * (10.0 ** (4.0 * torch.arange(6) / 5.0))[:, None]
+    torch.testing.assert_close(multi, expected, rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match="space_scale_max"):
+        VectorField(space_frequencies=4, space_scale_max=-1.0)
+
+
+@pytest.mark.parametrize("space_scale_max", [300.0, 1e4])
+def test_multi_scale_divergence_equals_autograd_and_finite_differences(space_scale_max: float) -> None:
+    field = random_field(seed=11, space_frequencies=8, space_scale_max=space_scale_max)
+    x, t = sphere_points(60, 12), times(65, 13)
+    _, div = field.velocity_and_divergence(x, t)
+    ref = autograd_divergence(field, x, t)
+    assert ref.abs().max() > 0.1
+    torch.testing.assert_close(div, ref, rtol=0, atol=1e-9 * float(ref.abs().max()))
+    # central differences with a step well below the finest wavelength (2 pi / 1e4 rad)
+    fd = fd_divergence(field, x, t, 1e-7)
+    torch.testing.assert_close(div.detach(), fd, rtol=0, atol=1e-5 * float(ref.abs().max()))
+
+
 # ----------------------------------------------------------------------------- divergence
 @pytest.mark.parametrize("space_frequencies", [0, 6])
 @pytest.mark.parametrize("layers", [1, 2, 4])
@@ -108,14 +150,7 @@ def test_divergence_equals_finite_difference(space_frequencies: int) -> None:
     field = random_field(seed=8, space_frequencies=space_frequencies)
     x, t = sphere_points(40, 9), times(45, 10)
     _, div = field.velocity_and_divergence(x, t)
-    h = 1e-5
-    fd = torch.zeros(x.shape[0], dtype=F64)
-    with torch.no_grad():
-        for i in range(3):
-            e = torch.zeros(3, dtype=F64)
-            e[i] = h
-            fd += (field(x + e, t)[:, i] - field(x - e, t)[:, i]) / (2 * h)
-    torch.testing.assert_close(div.detach(), fd, rtol=0, atol=1e-8)
+    torch.testing.assert_close(div.detach(), fd_divergence(field, x, t, 1e-5), rtol=0, atol=1e-8)
 
 
 Jvp = torch.Tensor | None

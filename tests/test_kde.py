@@ -75,6 +75,32 @@ def test_kde_log_prob_accepts_float32_inputs() -> None:
     )
 
 
+@pytest.mark.parametrize("kappa", [1e6, 1e7, 1e8])
+def test_kde_resolves_kilometres_from_float32_points_like_scipy(kappa: float) -> None:
+    # centres 1 km apart and points 0.1 to 10 km away, stored as float32: unit only to about 6e-8, which
+    # kappa (<x, y> - 1) would turn into nats at these kappa; the KDE reads them as the unit vectors they stand for
+    rng = np.random.default_rng(5)
+
+    def at_km(y: np.ndarray, km: float) -> np.ndarray:
+        d = rng.standard_normal(y.shape)
+        d -= (d * y).sum(1, keepdims=True) * y
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        return math.cos(km / 6371.0) * y + math.sin(km / 6371.0) * d
+
+    base = uniform_points(4, 6)
+    centers = np.concatenate([base, at_km(base, 1.0)]).astype(np.float32)
+    x = np.concatenate([at_km(centers.astype(np.float64), km) for km in (0.1, 1.0, 10.0)]).astype(np.float32)
+
+    def unit64(v: np.ndarray) -> np.ndarray:
+        v = v.astype(np.float64)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    logs = np.stack([stats.vonmises_fisher(c, kappa).logpdf(unit64(x)) for c in unit64(centers)])
+    expected = np.logaddexp(math.log(0.98) + logsumexp(logs, axis=0) - math.log(len(centers)),
+                            math.log(0.02 / (4.0 * math.pi)))
+    np.testing.assert_allclose(kde_log_prob(x, centers, kappa, 0.02), expected, rtol=0, atol=1e-6)
+
+
 def test_fit_kde_recovers_the_concentration_of_a_single_vmf() -> None:
     # With the one centre mu as "training set" the KDE is vMF(mu, kappa) itself, so the grid search is the
     # maximum-likelihood estimate of kappa on the validation points: it must land next to the true 50.

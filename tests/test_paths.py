@@ -641,3 +641,97 @@ def test_bad_scales_are_refused() -> None:
     for bad in ([1.0, 2.0], [1.0, 0.0, 0.0], [1.0, -1.0, -1.0], [1.0, math.nan, math.nan], [1.0, 2.0, 3.0]):
         with pytest.raises(ValueError, match="scale"):
             VMFMixturePath(centers, LinearSchedule(1.0), scales=torch.tensor(bad, dtype=F64))
+
+
+# ----------------------------------------------------------------------------- kilometre-scale kernels
+EARTH_KM = 6371.0
+
+
+def _at_distance(y: np.ndarray, km: float, seed: int) -> np.ndarray:
+    """Points exactly ``km`` (great circle, on the Earth) from each row of ``y``, in random directions."""
+    d = np.random.default_rng(seed).normal(size=y.shape)
+    d -= (d * y).sum(1, keepdims=True) * y
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    a = km / EARTH_KM
+    return math.cos(a) * y + math.sin(a) * d
+
+
+def _kilometre_cloud() -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
+    """Float32 centres (each of CENTERS and a twin 1 km away) and query points 0.1, 1 and 10 km from them; and
+    the same float32 numbers normalised in float64 (the points the float32 ones stand for)."""
+    centers = np.concatenate([CENTERS, _at_distance(CENTERS, 1.0, 1)])
+    x = np.concatenate([_at_distance(centers, km, 2 + i) for i, km in enumerate((0.1, 1.0, 10.0))])
+    c32, x32 = torch.tensor(centers).float(), torch.tensor(x).float()
+
+    def unit64(v: torch.Tensor) -> np.ndarray:
+        v64 = v.double().numpy()
+        return v64 / np.linalg.norm(v64, axis=1, keepdims=True)
+
+    return c32, x32, unit64(c32), unit64(x32)
+
+
+@pytest.mark.parametrize("kappa", [1e6, 1e7, 1e8])
+def test_float32_path_resolves_kilometres_like_scipy(kappa: float) -> None:
+    # At kappa = 3e7, <x, y> - 1 for points 1 km apart is about 1e-8, below float32's resolution near 1: the
+    # logits must come from chord distances in float64 (module doc, "Precision").
+    c32, x32, c64, x64 = _kilometre_cloud()
+    path = VMFMixturePath(c32, LinearSchedule(kappa))
+    assert path.precise
+    expected = scipy_mixture_logpdf(x64, c64, kappa)
+    lp = path.log_prob(x32, 1.0)
+    assert lp.dtype == torch.float32
+    np.testing.assert_allclose(lp.double().numpy(), expected, rtol=0, atol=1e-4)
+    q = path.quantities(x32, 1.0)
+    np.testing.assert_allclose(q.log_prob.double().numpy(), expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("t", [0.7, 0.95, 1.0])
+def test_float32_kilometre_path_derivatives_match_finite_differences(t: float) -> None:
+    # The float64 path on the float64-normalised points is the reference (its logits lose kappa * 1e-16); its
+    # derivatives are finite differences in t and along geodesics (steps far below the 1e-4 rad kernel width).
+    kappa_max = 1e8
+    c32, x32, c64, x64 = _kilometre_cloud()
+    path32 = VMFMixturePath(c32, ExponentialSchedule(kappa_max), floor=0.02)
+    path64 = VMFMixturePath(torch.tensor(c64), ExponentialSchedule(kappa_max), floor=0.02)
+    q = path32.quantities(x32, t)
+    x = torch.tensor(x64)
+    fd_t = fd_dlog_prob_dt(path64, x, t, 1e-3)  # its log p loses k * 1e-16: a smaller step amplifies that
+    scale = float(fd_t.abs().max())
+    assert scale > 10.0
+    torch.testing.assert_close(q.dlog_prob_dt.double(), fd_t, rtol=0, atol=1e-5 * scale)
+    fd_x = fd_grad_along_geodesics(path64, x, t, h=1e-7)
+    k = float(path64.schedule.kappa(torch.tensor(t, dtype=F64)))
+    assert float(fd_x.norm(dim=-1).max()) > 0.1 * math.sqrt(k)
+    # the gradient k (m - <x, m> x) keeps the float32 mean centre m: it loses about k * 2e-7 absolutely
+    torch.testing.assert_close(q.grad_log_prob.double(), fd_x, rtol=0, atol=3e-7 * k)
+
+
+@pytest.mark.parametrize("kappa", [1e6, 1e7, 1e8])
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_sample_vmf_at_kilometre_scale(kappa: float, dtype: torch.dtype) -> None:
+    # kappa (1 - <x, mu>) is exponential with mean 1 for large kappa, and the mean resultant length
+    # coth(kappa) - 1/kappa: 1 - <x, mu> (from the chord, without cancellation) has mean 1/kappa - (coth - 1).
+    n = 20_000
+    mu = torch.tensor(unit([0.3, -0.5, 0.81]))
+    x = sample_vmf(mu.to(dtype).expand(n, 3), torch.full((n,), kappa, dtype=dtype),
+                   generator=torch.Generator().manual_seed(SEED))
+    assert x.dtype == dtype
+    x64 = x.double() / x.double().norm(dim=-1, keepdim=True)
+    one_minus_w = ((x64 - mu) ** 2).sum(-1).numpy() / 2.0
+    expected_mean = 1.0 / kappa - 2.0 / math.expm1(2.0 * kappa) if kappa < 300 else 1.0 / kappa
+    assert one_minus_w.mean() == pytest.approx(expected_mean, rel=4.0 / math.sqrt(n))
+    assert stats.kstest(kappa * one_minus_w, "expon").pvalue > 1e-3
+    assert _ks_azimuth(x, mu.expand(n, 3)) > 1e-3
+
+
+def test_precise_path_samples_sit_on_their_centres() -> None:
+    # at t = 1 a float32 path at kappa = 1e8 puts its samples 1/sqrt(kappa) = 0.64 km from their centre: kappa
+    # (1 - <x, centre>) is exponential with mean 1 (the centres here are far apart, so the nearest is its own)
+    c32 = torch.tensor(CENTERS).float()
+    path = VMFMixturePath(c32, ExponentialSchedule(1e8))
+    assert path.precise
+    x = path.sample(torch.ones(4000), generator=torch.Generator().manual_seed(SEED))
+    d2 = ((x.double()[:, None, :] - c32.double()[None]) ** 2).sum(-1).min(dim=1).values
+    z = 1e8 * d2.numpy() / 2.0
+    assert z.mean() == pytest.approx(1.0, rel=0.1)
+    assert stats.kstest(z, "expon").pvalue > 1e-3

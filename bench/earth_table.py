@@ -122,6 +122,8 @@ PRODUCT_DEFAULTS: dict[str, Any] = {
                  "eval_every", "log_every", "checkpoint_every")
     and not (k in LEGACY_DEFAULTS and v == LEGACY_DEFAULTS[k])
 }
+#: Product defaults that only the adaptive kernel reads (its sharpest per-point concentration).
+ADAPTIVE_ONLY: tuple[str, ...] = ("kernel_cap",)
 
 
 @dataclass(frozen=True)
@@ -194,9 +196,14 @@ class Settings:
         return f"{self.steps} steps" if self.steps is not None else f"{self.minutes:g} min"
 
     def fingerprint(self, job: Job | None = None) -> dict[str, Any]:
-        """What a cached result must match to be reused: budget, model, product defaults, the row's options."""
-        return {"steps": self.steps, "minutes": self.minutes, "hidden": self.hidden, "defaults": PRODUCT_DEFAULTS,
-                "options": list(METHODS[job.method].args) if job is not None else []}
+        """What a cached result must match to be reused: budget, model, product defaults, the row's options.
+        A default that only the adaptive kernel reads (:data:`ADAPTIVE_ONLY`) counts for an adaptive row only, so
+        a change to it leaves the other rows' caches valid."""
+        options = list(METHODS[job.method].args) if job is not None else []
+        adaptive = "adaptive" in options
+        defaults = {k: v for k, v in PRODUCT_DEFAULTS.items() if adaptive or k not in ADAPTIVE_ONLY}
+        return {"steps": self.steps, "minutes": self.minutes, "hidden": self.hidden, "defaults": defaults,
+                "options": options}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -270,3 +270,19 @@ def test_the_table_on_a_ray_cluster_is_the_table_of_the_local_path(tmp_path):
     assert _tables((out / "table.md").read_text()) == _tables(table_on_ray)
     rows = [r for r in _tables(table_on_ray)["standard"] if r != "header"]
     assert rows == [r for r in ROWS if r not in ("RFM", FIXED)]  # the local path's rows for the methods run
+
+
+def test_a_default_only_the_adaptive_kernel_reads_counts_for_adaptive_rows_only():
+    """A cached run of a fixed-kernel row stays valid when only the adaptive kernel's cap changes."""
+    earth_table = _load("earth_table")
+    settings = earth_table.Settings(steps=5, minutes=None, hidden=16, threads=1, device="cpu")
+
+    def defaults(method: str) -> dict:
+        job = earth_table.Job(data=None, split="standard", method=method, seed=0, run_dir=Path("."))
+        return settings.fingerprint(job)["defaults"]
+
+    assert "kernel_cap" in earth_table.PRODUCT_DEFAULTS  # it differs from what older runs had
+    assert "kernel_cap" in defaults("ppd1-adaptive")
+    for method in ("ppd1", "ppd2", "rfm", "ppd1-fixed"):
+        assert "kernel_cap" not in defaults(method)
+        assert defaults(method) == {k: v for k, v in earth_table.PRODUCT_DEFAULTS.items() if k != "kernel_cap"}

@@ -129,7 +129,7 @@ def _view(f: pf.Frames) -> dict[str, float]:
     return {"view_lat": view_lat, "view_lon": view_lon, "zoom": figures.globe_zoom(view_lat, 1.6)}
 
 
-def _samples_tab(f: pf.Frames, k: int, path: str, mtime: float, land: dict, *_: object) -> None:
+def _samples_tab(f: pf.Frames, k: int, path: str, mtime: float, land: dict) -> None:
     """Target and model samples at t: a flat world map (an image), or a globe on request."""
     st.markdown(
         figures.legend_html(
@@ -160,7 +160,7 @@ def _samples_tab(f: pf.Frames, k: int, path: str, mtime: float, land: dict, *_: 
                    "cover the same places, the model's dots are where the target's are.")
 
 
-def _trajectories_tab(f: pf.Frames, k: int, path: str, mtime: float, land: dict, *_: object) -> None:
+def _trajectories_tab(f: pf.Frames, k: int, land: dict) -> None:
     """Particles of the model's flow, each with its track from t = 0 to t, on a globe."""
     st.markdown(
         figures.legend_html([(f"{f.trajectories.shape[1]} particles of the model's flow at t", figures.SAMPLE_COLOR)]),
@@ -171,7 +171,7 @@ def _trajectories_tab(f: pf.Frames, k: int, path: str, mtime: float, land: dict,
     st.caption("Each line is one particle's track from t = 0 to this t. Drag to turn the globe, scroll to zoom.")
 
 
-def _residual_tab(f: pf.Frames, k: int, path: str, mtime: float, land: dict, objective: str) -> None:
+def _residual_tab(f: pf.Frames, k: int, land: dict, objective: str) -> None:
     """The PPD residual weighted by the target at t, as a map, in plain words, and its maths on demand."""
     t = float(f.times[k])
     if objective == "rfm":
@@ -242,11 +242,12 @@ def _path_view(run_id: str, path: str, mtime: float, floor: float, kernel: str, 
 
     land = figures.load_land()
     tabs = st.tabs(T_TABS, key=state.PATH_TAB, on_change="rerun")
-    draw = (_samples_tab, _trajectories_tab, _residual_tab)
+    draw = (functools.partial(_samples_tab, f, k, path, mtime, land), functools.partial(_trajectories_tab, f, k, land),
+            functools.partial(_residual_tab, f, k, land, objective))
     for tab, tab_draw in zip(tabs, draw, strict=True):
         if tab.open:
             with tab:
-                tab_draw(f, k, path, mtime, land, objective)
+                tab_draw()
 
     st.subheader("Downloads")
     unit = state.density_unit()

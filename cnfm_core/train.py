@@ -123,10 +123,7 @@ def train(
     called every step with the EMA field (see :data:`LiveHook`); its time counts as training time.
     """
     run = RunDir(run_dir)
-    if resume and not run.checkpoint.exists():
-        if run.train_lock.exists():  # a trainer that has not written its first checkpoint yet is named, not missed
-            with training_lock(run):
-                pass
+    if resume and not run.checkpoint.exists() and not run.train_lock.exists():
         run.load_checkpoint()  # the one-line "no such file", before a lock file is made
     elif not resume:
         if config is None:
@@ -134,6 +131,8 @@ def train(
         if run.checkpoint.exists() or run.config.exists():
             raise RunError(f"{run.path} already holds a run; resume it or choose another run directory")
         config.validate()
+    # A folder with a lock file is left to the lock: a trainer that holds it but has not written its first
+    # checkpoint yet is named; a free one without a checkpoint gets the same "no such file" from _train.
     with training_lock(run):
         return _train(config, run, resume=resume, on_log=on_log, final_status=final_status, stop_file=stop_file,
                       live=live)

@@ -9,9 +9,10 @@ key press or click until the new map is on screen (the map's title names the new
 has changed, and two animation frames have been painted since):
 
 * **κ_max, computed**: after ``--dwell`` seconds on the map shown (default 0), one step along the κ_max slider
-  to a value not seen before for this data set, split and seed (the server computes the 21 maps and samples,
-  sends the figure, and plotly draws it; the page computes the values next to the one shown in the background,
-  so with a dwell of a second or two the step finds it ready). The walk goes up the slider from 100; each
+  to a value not asked for before for this data set, split and seed (the server computes the 21 maps and
+  samples, sends the figure, and plotly draws it; the page computes the other values in the background at a
+  lower priority while one is shown, nearest first, so the step finds it ready if that was done in time:
+  :mod:`dashboard.targetcache`). The walk goes up the slider from 100; each
   further pass opens the page with another seed (``?seed=``: another split, so nothing is cached) until ``--n``
   changes are timed;
 * **κ_max, cached**: the walk back down (the figure is cached on the server; it is sent and drawn again);

@@ -37,6 +37,7 @@ __all__ = [
     "PATH_SAMPLES_GLOBE",
     "PATH_SLIDER",
     "PATH_TAB",
+    "DATA_TAB",
     "PREVIEW_KAPPA",
     "UNIT_WIDGET",
     "Dataset",
@@ -214,6 +215,8 @@ def set_frame(k: int, times: list[float]) -> None:
 
 #: The Path page's time slider, its tabs at one t and the samples tab's "On the 3-D globe" switch.
 PATH_SLIDER, PATH_TAB, PATH_SAMPLES_GLOBE = "path_t", "path_tab", "path_samples_on_globe"
+#: The Data page's tabs: the flat map or the 3-D globe.
+DATA_TAB = "data_view_tab"
 
 #: The sidebar's choice of density unit (``dashboard/shell.py``).
 UNIT_WIDGET = "density_unit_picker"

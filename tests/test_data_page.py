@@ -1,4 +1,5 @@
-"""Data page with Streamlit's AppTest: the globe faces the data, a flat map of the points, the next step to Train."""
+"""Data page with Streamlit's AppTest: a flat map of the points, the globe (a tab away) faces the data, the next step to
+Train."""
 
 from __future__ import annotations
 
@@ -49,15 +50,27 @@ def _query(at: AppTest, key: str) -> str | None:
     return value[0] if isinstance(value, list) else value
 
 
+def test_the_page_opens_on_the_flat_map_and_draws_the_globe_only_in_its_tab(env: Path) -> None:
+    at = _app(data="dir:japan")
+    assert [t.label for t in at.tabs] == ["Flat map", "3-D globe"]
+    assert len(at.get("plotly_chart")) == 1 and not at.get("deck_gl_json_chart")  # no WebGL globe on a visit
+    at.session_state["data_view_tab"] = "3-D globe"
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("deck_gl_json_chart")) == 1 and not at.get("plotly_chart")
+
+
 def test_globe_faces_a_data_set_in_japan(env: Path) -> None:
     at = _app(data="dir:japan")
+    at.session_state["data_view_tab"] = "3-D globe"
+    at.run()
     decks = at.get("deck_gl_json_chart")
     assert len(decks) == 1
     view = json.loads(decks[0].proto.json)["initialViewState"]
     assert view["latitude"] == pytest.approx(36.0, abs=1.5) and view["longitude"] == pytest.approx(138.0, abs=1.5)
 
 
-def test_flat_map_of_the_points_is_beside_the_globe(env: Path) -> None:
+def test_flat_map_of_the_points_is_framed_on_them(env: Path) -> None:
     at = _app(data="dir:japan")
     charts = at.get("plotly_chart")
     assert len(charts) == 1

@@ -36,7 +36,9 @@ def test_pick_train_and_see_results(server, tmp_path):
         page = guarded_page(browser, outside, console)
         page.goto(server + "/?data=synthetic", wait_until="domcontentloaded")
         page.get_by_text("Points on the globe").wait_for(timeout=60_000)
-        page.locator("canvas").first.wait_for(timeout=60_000)
+        page.locator("canvas").first.wait_for(timeout=60_000)  # the flat map's points (plotly scattergl)
+        page.get_by_role("tab", name="3-D globe").click()
+        page.locator('[data-testid="stDeckGlJsonChart"] canvas').wait_for(timeout=60_000)
         page.wait_for_timeout(2500)
         page.screenshot(path=str(shots / "1-data.png"))
 

@@ -107,3 +107,52 @@ def test_the_figure_sends_one_byte_a_cell_on_one_colour_scale() -> None:
     assert list(bar.ticktext) == ["−6", "−4", "−2", "0", "2", "4"] and bar.tickvals[0] == 0 and bar.tickvals[-1] == 255
     with pytest.raises(ValueError, match="one map"):
         target_path_figure(np.array([0.0]), np.array([0.0, 1.0]), grids, None, land=None)
+
+
+def test_the_other_kappa_values_are_computed_in_the_background_at_a_lower_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the page hands to targetcache.prefetch: every other κ_max, nearest first, computed once each in one
+    thread whose own niceness is raised; a second call while it works starts no second thread."""
+    import os
+    import threading
+
+    from cnfm_core.data import read_points
+    from dashboard import targetcache as tc
+
+    csv = tmp_path / "pts.csv"
+    rng = np.random.default_rng(1)
+    csv.write_text("lat,lon\n" + "".join(f"{a:.3f},{b:.3f}\n" for a, b in rng.uniform(-60, 60, (61, 2))))
+    points = read_points(csv)
+    seen: list[tuple[float, int, str]] = []
+    real = tc.preview_path
+    release = threading.Event()
+
+    mine = tc.training_rows(points.xyz, split="standard", seed=123).size  # 49 rows: other tests' threads pass by
+
+    def counted(xyz: np.ndarray, *, kappa_max: float) -> object:
+        if xyz.shape[0] != mine:
+            return real(xyz, kappa_max=kappa_max)
+        me = threading.current_thread()
+        seen.append((kappa_max, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), me.name))
+        release.wait(30)
+        return real(xyz, kappa_max=kappa_max)
+
+    monkeypatch.setattr(tc, "preview_path", counted)
+    kappas = ["100", "300", "1000", "3000"]
+    keys = [(str(csv), 1.0, "standard", 123, float(k)) for k in tc.prefetch_order(kappas, "300")]
+    assert [k[4] for k in keys] == [1000.0, 100.0, 3000.0]
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    tc.prefetch(keys, points, True, "log")
+    tc.prefetch(keys, points, True, "log")  # already at work on this group: nothing new
+    _, running = tc._running()
+    worker = running[(str(csv), 1.0, "standard", 123, True, "log")]
+    release.set()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert [s[0] for s in seen] == [1000.0, 100.0, 3000.0]  # each once, in order, in one thread
+    assert {s[2] for s in seen} == {"target-path-prefetch"}
+    assert all(s[1] == min(19, base + tc.PREFETCH_NICE) for s in seen)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the server's own threads keep theirs
+    tc.preview(keys[0], points)  # cached: computed no second time
+    assert len(seen) == 3

@@ -1,5 +1,6 @@
-"""Data page: pick a bundled data set, a CSV from the data folder, or upload one; see it on a globe turned to face
-it and on a flat map framed on it; then go on to the path a flow will follow to it (Target path), and train one."""
+"""Data page: pick a bundled data set, a CSV from the data folder, or upload one; see it on a flat map framed on
+it or, one tab away, on a globe turned to face it; then go on to the path a flow will follow to it (Target path),
+and train one."""
 
 import numpy as np
 import streamlit as st
@@ -19,12 +20,12 @@ st.caption(
     "will follow to these points (**Target path**), and train one."
 )
 
-#: The globe's and the flat map's smallest width and their height in pixels: two fit side by side in the
-#: wide layout's column of a 1440 px window (about 980 px), and wrap onto two rows in a narrower one.
-_VIEW_MIN_WIDTH_PX = 420
+#: The two views of the points, one tab each; the flat map opens first (drawn without WebGL).
+DATA_TABS = ("Flat map", "3-D globe")
+#: The height of either view in pixels, and the width the flat map likely gets (the wide layout's column in a
+#: 1440 px window), from which it is framed: a map of the world needs less height than a view of one region.
 _VIEW_HEIGHT_PX = 540
-#: The width a view gets in both windows (measured: 474 px at 1440 px, 468 px at 800 px).
-_VIEW_WIDTH_HINT_PX = 470
+_VIEW_WIDTH_HINT_PX = 900
 #: The globe's zoom at the equator: a globe about 450 px across (measured: 379 px at zoom 1.55).
 _GLOBE_ZOOM = 1.8
 
@@ -155,30 +156,30 @@ land = figures.load_land()
 lat, lon = np.asarray(points.lat), np.asarray(points.lon)
 c_lat, c_lon = figures.view_centre(lat, lon)
 subset = " Showing a random subset of 20,000 points." if points.n > 20_000 else ""
-# Two views side by side that share the column, and wrap onto two rows when it is narrower than two views at
-# their smallest (as in an 800 px window with the sidebar open). Streamlit stretches the children of a
-# horizontal container without a lower bound, so the bound is set on the wrappers of its children.
-st.html(
-    f"<style>.st-key-data_views > div {{ flex: 1 1 {_VIEW_MIN_WIDTH_PX}px; "
-    f"min-width: {_VIEW_MIN_WIDTH_PX}px; }}</style>"
-)
-views = st.container(horizontal=True, gap="medium", key="data_views")
-with views.container(key="data_globe"):
-    layer = figures.PointLayer("data", lat, lon, figures.DATA_COLOR, _dot_radius_m(points.n))
-    deck = figures.globe(
-        land=land,
-        point_layers=[layer],
-        view_lat=c_lat,
-        view_lon=c_lon,
-        zoom=figures.globe_zoom(c_lat, _GLOBE_ZOOM),
-        height=_VIEW_HEIGHT_PX,
-    )
-    st.pydeck_chart(deck, height=_VIEW_HEIGHT_PX, key="data_globe_chart")
-    st.caption(f"Turned to face the points. Drag to turn the globe, scroll to zoom.{subset}")
-with views.container(key="data_flat"):
-    flat = figures.points_map(lat, lon, land=land, height=_VIEW_HEIGHT_PX, width_hint=_VIEW_WIDTH_HINT_PX)
-    st.plotly_chart(flat, key="data_points_map", config={"displaylogo": False})
-    st.caption(f"A flat map of the same points, framed on them. {plain(current.label)}: {plain(current.path.name)}.")
+# Only the open tab is drawn (switching tabs reruns the page): the globe is WebGL, which costs a browser without
+# a GPU seconds of drawing (3.7 s here, measured in bench_pages.py), so a visit shows the flat map first.
+flat_tab, globe_tab = st.tabs(DATA_TABS, key=state.DATA_TAB, on_change="rerun")
+if flat_tab.open:
+    with flat_tab:
+        flat = figures.points_map(lat, lon, land=land, height=_VIEW_HEIGHT_PX, width_hint=_VIEW_WIDTH_HINT_PX)
+        st.plotly_chart(flat, key="data_points_map", config={"displaylogo": False})
+        st.caption(
+            f"A flat map framed on the points: {plain(current.label)} ({plain(current.path.name)}). Drag to zoom "
+            f"in, double-click to zoom out; the **3-D globe** tab shows them on a globe you can turn.{subset}"
+        )
+if globe_tab.open:
+    with globe_tab:
+        layer = figures.PointLayer("data", lat, lon, figures.DATA_COLOR, _dot_radius_m(points.n))
+        deck = figures.globe(
+            land=land,
+            point_layers=[layer],
+            view_lat=c_lat,
+            view_lon=c_lon,
+            zoom=figures.globe_zoom(c_lat, _GLOBE_ZOOM),
+            height=_VIEW_HEIGHT_PX,
+        )
+        st.pydeck_chart(deck, height=_VIEW_HEIGHT_PX, key="data_globe_chart")
+        st.caption(f"Turned to face the points. Drag to turn the globe, scroll to zoom.{subset}")
 
 
 def _globe_png() -> bytes:

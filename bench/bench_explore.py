@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from playwright.sync_api import Page, sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench.browser import CHROMIUM, FLAGS, NotServing, serve  # noqa: E402
+from bench.browser import CHROMIUM, FLAGS, NotServing, finish, serve  # noqa: E402
 from cnfm_core.data import read_points  # noqa: E402
 from cnfm_core.geo import xyz_to_latlon  # noqa: E402
 from cnfm_core.pathmaps import path_map  # noqa: E402
@@ -214,10 +213,7 @@ def main() -> None:
         _row("t (the map's own slider, in the browser)", clicks),
     ]
     text = "\n".join(rows) + f"\n\nData: {data.name}. First open of the page (server just started): {first_open:.2f} s."
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
-    shutil.rmtree(tmp, ignore_errors=True)
+    finish(text, a.out, tmp)
 
 
 if __name__ == "__main__":

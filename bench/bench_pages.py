@@ -34,7 +34,7 @@ from playwright.sync_api import Page, sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench.browser import CHROMIUM, FLAGS, NotServing, serve  # noqa: E402
+from bench.browser import CHROMIUM, FLAGS, NotServing, finish, serve  # noqa: E402
 from bench.browser import free_port as _free_port  # noqa: E402, F401 - kept importable here
 
 __all__ = ["PAGES", "main"]
@@ -207,10 +207,7 @@ def main() -> None:
     text = _table(first, times, f"{a.mode}, {repo.name} @ {commit}")
     text += ("\n\nFirst visit: the first visit of the page after the server started; for Results, the first page "
              f"load (`/results?run={RUN}`, which opens the run for the session).")
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
-    shutil.rmtree(tmp, ignore_errors=True)
+    finish(text, a.out, tmp)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ Streamlit server on 127.0.0.1 for a ``with`` block.
 
 The browser benches (``bench_pages``, ``bench_explore``, ``bench_classroom``), ``scripts/screenshots.py`` and the
 browser tests (``tests/servers.py``) all serve the dashboard here, so a change in how it is served is made once.
+The benches end alike too: :func:`finish` prints their table, writes it to ``--out`` and removes their temporary
+folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +22,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["CHROMIUM", "FLAGS", "NotServing", "free_port", "healthy", "serve"]
+__all__ = ["CHROMIUM", "FLAGS", "NotServing", "finish", "free_port", "healthy", "serve"]
 
 #: Debian's chromium, and flags that let it draw WebGL (deck.gl globes) without a GPU and fetch nothing by itself.
 CHROMIUM = "/usr/bin/chromium"
@@ -79,3 +82,12 @@ def serve(repo: Path, env: Mapping[str, str], log: Path | None = None, *, port: 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def finish(text: str, out: Path | None, tmp: Path) -> None:
+    """A browser bench's last step: ``text`` (its table) printed, and written to ``out`` with a final newline when
+    ``out`` is given; then its temporary folder ``tmp`` (the run store and the server's log) removed."""
+    print(text)
+    if out:
+        out.write_text(text + "\n")
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,36 @@ def random_unit_vectors(n: int, seed: int, dtype=None):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 3, generator=g, dtype=dtype or torch.float64)
     return x / x.norm(dim=-1, keepdim=True)
+
+
+@pytest.fixture(scope="session")
+def _ray_clusters():
+    """The tests' one local Ray cluster (tests/ray_cluster.py), started on demand; ended at the latest here."""
+    from ray_cluster import SharedCluster
+
+    shared = SharedCluster()
+    yield shared
+    shared.close()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(request, _ray_clusters) -> Iterator[str]:
+    """The address of a local Ray cluster of two one-CPU nodes: started for the first module that asks, kept for the
+    next module when it asks too, ended otherwise (tests/ray_cluster.py). No Ray: a failure in CI, a skip elsewhere."""
+    from ray_cluster import needed_next
+
+    yield _ray_clusters.address()
+    if not needed_next(request):
+        _ray_clusters.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the modules that use the ``ray_cluster`` fixture one after another (where the first of them would run),
+    so that they share one cluster instead of starting one each (tests/ray_cluster.py); the rest keep their order."""
+    from ray_cluster import FIXTURE
+
+    uses = {item.path for item in items if FIXTURE in getattr(item, "fixturenames", ())}
+    if len(uses) > 1:
+        first = next(n for n, item in enumerate(items) if item.path in uses)
+        rest = [item for item in items if item.path not in uses]
+        items[:] = rest[:first] + [item for item in items if item.path in uses] + rest[first:]

@@ -1,5 +1,6 @@
-"""The detection logic of bench/bench_classroom.py: six modes on a density grid, the step in a redrawn picture's
-title, the files of a run seen as they appear, and the table against the targets."""
+"""The detection logic of bench/bench_classroom.py (bench/classroom_checks.py, read through the bench's module):
+six modes on a density grid, the step in a redrawn picture's title, the files of a run seen as they appear, and the
+table against the targets."""
 
 from __future__ import annotations
 

@@ -2,14 +2,15 @@
 
 One table is made with a 5-step budget (24 learned runs, each a `cnfm train` subprocess); the
 rerun must come entirely from the cache, and a broken CSV added to the folder must be skipped. One more, of a
-single run, is made on a local Ray cluster (``--ray``) and then read back by the local path.
+single run, is made on the tests' local Ray cluster (``--ray``, tests/ray_cluster.py) and then read back by the
+local path. The first table and its rerun run the script as a process; the tests that only need its ``main``
+(a refused cache, the adaptive row, the Ray table) call it in this process, which has imported torch already.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,29 @@ def _run(data: Path, out: Path) -> tuple[subprocess.CompletedProcess, float]:
     p = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(data), "--out", str(out), *ARGS],
                        capture_output=True, text=True, timeout=1800)
     return p, time.perf_counter() - t0
+
+
+def _load(name: str):
+    """A script of bench/ as a module (registered, as its dataclasses need), to call its ``main`` in this process."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def earth_table():
+    """bench/earth_table.py as a module, loaded once for the tests that call it in this process."""
+    return _load("earth_table")
+
+
+def _main(earth_table, args: list[str]) -> int:
+    """``earth_table.main(args)`` in this process, torch's thread count (the script sets its own) restored after."""
+    threads = torch.get_num_threads()
+    try:
+        return earth_table.main(args)
+    finally:
+        torch.set_num_threads(threads)
 
 
 MINUS_KDE = "| test NLL minus the vMF KDE's"
@@ -192,17 +216,18 @@ def test_rerun_uses_cache_and_skips_broken_csv(table):
     assert _tables(md)["standard"]["header"] == ["alpha", "beta"]
 
 
-def test_cached_run_under_other_settings_is_refused(table):
+def test_cached_run_under_other_settings_is_refused(table, earth_table, capsys):
     data, out, _, _ = table
     before = (out / "results.json").read_text()
-    p = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(data), "--out", str(out),
-                        *[a if a != "5" else "6" for a in ARGS]], capture_output=True, text=True, timeout=1800)
-    assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert "does not match" in p.stderr and "steps: 5 there, 6 here" in p.stderr
+    capsys.readouterr()
+    code = _main(earth_table, ["--data-dir", str(data), "--out", str(out), *[a if a != "5" else "6" for a in ARGS]])
+    stderr = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in stderr
+    assert "does not match" in stderr and "steps: 5 there, 6 here" in stderr
     assert (out / "results.json").read_text() == before  # nothing overwritten
 
 
-def test_cached_run_from_an_older_data_rule_is_refused(table, tmp_path):
+def test_cached_run_from_an_older_data_rule_is_refused(table, earth_table, capsys, tmp_path):
     # The budget fingerprint says "auto" for kappa_max; a run trained when the rule picked another value
     # (as before a change to cnfm_core.auto) must not be reused as if it were made with today's.
     data, out, _, _ = table
@@ -214,57 +239,42 @@ def test_cached_run_from_an_older_data_rule_is_refused(table, tmp_path):
     config["config"]["kappa_max"] = picked / 2
     config_path.write_text(json.dumps(config))
     before = (copy / "results.json").read_text()
-    p = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(data), "--out", str(copy), *ARGS],
-                       capture_output=True, text=True, timeout=1800)
-    assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert "beta/standard/ppd1/seed1" in p.stderr
-    assert f"kappa_max: {picked / 2!r} there, the data's rule picks {picked!r} now" in p.stderr
+    capsys.readouterr()
+    code = _main(earth_table, ["--data-dir", str(data), "--out", str(copy), *ARGS])
+    stderr = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in stderr
+    assert "beta/standard/ppd1/seed1" in stderr
+    assert f"kappa_max: {picked / 2!r} there, the data's rule picks {picked!r} now" in stderr
     assert (copy / "results.json").read_text() == before
 
 
-def test_adaptive_row_on_request(tmp_path):
+def test_adaptive_row_on_request(earth_table, capsys, tmp_path):
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
     _write_csv(data / "gamma.csv", 150, seed=7, duplicates=0)
-    p = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(data), "--out", str(out), "--steps", "3",
-                        "--seeds", "0", "--jobs", "1", "--threads", "1", "--methods", "ppd1-adaptive", "--splits",
-                        "standard", "--hidden", "16", "--device", "cpu"], capture_output=True, text=True, timeout=1800)
-    assert p.returncode == 0, p.stderr
+    code = _main(earth_table, ["--data-dir", str(data), "--out", str(out), "--steps", "3", "--seeds", "0", "--jobs",
+                               "1", "--threads", "1", "--methods", "ppd1-adaptive", "--splits", "standard", "--hidden",
+                               "16", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
     config = json.loads((out / "gamma" / "standard" / "ppd1-adaptive" / "seed0" / "config.json").read_text())
     assert config["config"]["kernel"] == "adaptive" and config["config"]["kernel_neighbours"] >= 1
     label = "PPD ℓ=1, adaptive kernel (a bandwidth per point; not a default)"
     assert label in _tables((out / "table.md").read_text())["standard"]
 
 
-def _load(name: str):
-    """A script of bench/ as a module (registered, as its dataclasses need), to call its ``main`` in this process."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_table_on_a_ray_cluster_is_the_table_of_the_local_path(tmp_path):
-    """``--ray ADDRESS``: each learned run is a Ray job (on a local one-node cluster here); the local path then finds
+def test_the_table_on_a_ray_cluster_is_the_table_of_the_local_path(earth_table, ray_cluster, tmp_path):
+    """``--ray ADDRESS``: each learned run is a Ray job (on the tests' local cluster here); the local path then finds
     every run in the cache the cluster wrote and makes the same table of it. Both tables are made in this process
     (it has imported torch already), the learned run on the cluster."""
-    bench_ray, earth_table = _load("bench_ray"), _load("earth_table")
-    if not bench_ray.RAY.exists():  # the test command installs Ray (scripts/setup.sh --ray)
-        (pytest.fail if os.environ.get("CI") else pytest.skip)("ray is not installed: bash scripts/setup.sh --ray")
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
     _write_csv(data / "alpha.csv", 120, seed=1, duplicates=0)
     args = ["--data-dir", str(data), "--out", str(out), "--steps", "5", "--seeds", "0", "--threads", "1",
             "--methods", "ppd1", "--splits", "standard", "--hidden", "16", "--device", "cpu"]
-    threads = torch.get_num_threads()  # the script sets its own
-    try:
-        with bench_ray.local_cluster((1,)) as address:
-            assert earth_table.main([*args, "--ray", address]) == 0
-        on_ray, table_on_ray = json.loads((out / "results.json").read_text()), (out / "table.md").read_text()
-        assert earth_table.main(args) == 0
-    finally:
-        torch.set_num_threads(threads)
-    assert on_ray["ray"] == address and on_ray["cached_runs"] == 0 and on_ray["runs"][0]["steps"] == 5
+    assert _main(earth_table, [*args, "--ray", ray_cluster]) == 0
+    on_ray, table_on_ray = json.loads((out / "results.json").read_text()), (out / "table.md").read_text()
+    assert _main(earth_table, args) == 0
+    assert on_ray["ray"] == ray_cluster and on_ray["cached_runs"] == 0 and on_ray["runs"][0]["steps"] == 5
     local = json.loads((out / "results.json").read_text())
     assert local["cached_runs"] == local["learned_runs"] == 1 and local["table"] == on_ray["table"]
     assert _tables((out / "table.md").read_text()) == _tables(table_on_ray)
@@ -272,9 +282,8 @@ def test_the_table_on_a_ray_cluster_is_the_table_of_the_local_path(tmp_path):
     assert rows == [r for r in ROWS if r not in ("RFM", FIXED)]  # the local path's rows for the methods run
 
 
-def test_a_default_only_the_adaptive_kernel_reads_counts_for_adaptive_rows_only():
+def test_a_default_only_the_adaptive_kernel_reads_counts_for_adaptive_rows_only(earth_table):
     """A cached run of a fixed-kernel row stays valid when only the adaptive kernel's cap changes."""
-    earth_table = _load("earth_table")
     settings = earth_table.Settings(steps=5, minutes=None, hidden=16, threads=1, device="cpu")
 
     def defaults(method: str) -> dict:

@@ -1,16 +1,16 @@
 """Jobs on a Ray cluster (cnfm_core/rayjobs.py) against a real local cluster of two one-CPU nodes.
 
-The cluster is started here (``ray start``: a head with the job server, then a second node) and ended by the
-process groups it was started in. One story drives it, and each test states one of its contracts: four queued
-runs finish with at most two running at a time; a worker killed by hand leaves its run failed with Ray's reason and
-a resume trains it on from its checkpoint; Stop stops. Without ``CNFM_RAY_ADDRESS`` nothing imports ray, and a
-cluster that is missing or not installed ends a job with one line. States are waited for, never wall time.
+The cluster is the tests' shared one (the ``ray_cluster`` fixture, tests/ray_cluster.py: ``ray start`` of a head
+with the job server, then a second node, ended by the process groups it was started in). One story drives it, and
+each test states one of its contracts: four queued runs finish with at most two running at a time; a worker killed
+by hand leaves its run failed with Ray's reason and a resume trains it on from its checkpoint; Stop stops. Without
+``CNFM_RAY_ADDRESS`` nothing imports ray, and a cluster that is missing or not installed ends a job with one line.
+States are waited for, never wall time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -21,9 +21,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from ray_cluster import bench_ray, need_ray
 from waiting import until
 
 from cnfm_core.config import TrainConfig
@@ -35,14 +35,6 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "assets" / "synthetic_mixture.csv"
 
 
-def _bench(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)  # registered: its dataclasses need it
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_ray = _bench("bench_ray")  # its local_cluster starts and ends the cluster
 #: Generous limits for waiting on states: each worker imports torch on two cores shared with the cluster.
 WAIT = 240.0
 
@@ -51,20 +43,10 @@ def _tiny(steps: int, **kw: object) -> TrainConfig:
     return TrainConfig(data=str(DATA), steps=steps, hidden=16, layers=2, eval_every=10**6, threads=1, **kw)
 
 
-def _need_ray() -> None:
-    """Ray is installed by the test command (scripts/test.sh): missing is a failure in CI and a skip elsewhere."""
-    if not bench_ray.RAY.exists():
-        if os.environ.get("CI"):
-            pytest.fail("ray is not installed: bash scripts/setup.sh --ray")
-        pytest.skip("ray is not installed (bash scripts/setup.sh --ray)")
-
-
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """A local Ray cluster: a head (1 CPU, the job server) and a second node (1 CPU); its address."""
-    _need_ray()
-    with bench_ray.local_cluster((1, 1), timeout=WAIT) as address:
-        yield address
+def cluster(ray_cluster: str) -> str:
+    """The tests' local Ray cluster: a head (1 CPU, the job server) and a second node (1 CPU); its address."""
+    return ray_cluster
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,7 +224,7 @@ def test_ray_not_installed_says_so_in_one_line_and_loses_nothing(tmp_path):
 
 @pytest.mark.parametrize("scheme", ["", "ray://"])
 def test_an_address_with_no_cluster_fails_the_job_naming_it(tmp_path, scheme):
-    _need_ray()
+    need_ray()
     address = f"{scheme}127.0.0.1:{bench_ray._free_port()}"  # nothing listens there
     store = RunStore(tmp_path, demo_root=None)
     run_id = store.create(_tiny(3), name="nowhere")

@@ -24,6 +24,7 @@ from .paths import TargetPath
 from .runs import RunDir, RunError
 from .schedules import make_schedule
 from .targets import make_target_path
+from .torus_kde import TORUS_ADAPTIVE_RANGE, torus_adaptive_kappas
 
 __all__ = ["MANIFOLD_OPTIONS", "available_device", "build_field", "build_manifold", "build_path", "device_name",
            "load_field", "resolve_device"]
@@ -34,6 +35,15 @@ MANIFOLD_OPTIONS: dict[str, Callable[[TrainConfig], dict[str, Any]]] = {
     "sphere": lambda config: {},
     "torus": lambda config: {"dim": _torus_dim(config)},
 }
+
+
+def _torus_kappas(train: Any, k: int, a: float, *, cap: float) -> Any:
+    """The torus's adaptive concentrations, capped where its float32 path stays exact (cnfm_core/torus_auto.py)."""
+    return torus_adaptive_kappas(train, k, a, cap=min(cap, TORUS_ADAPTIVE_RANGE[1]))
+
+
+#: For each manifold with an adaptive kernel, its per-point concentrations ``(train, k, a, cap=)``.
+_ADAPTIVE_KAPPAS: dict[str, Callable[..., Any]] = {"sphere": adaptive_kappas, "torus": _torus_kappas}
 
 
 def _torus_dim(config: TrainConfig) -> int:
@@ -79,16 +89,18 @@ def build_field(config: TrainConfig) -> VectorField:
 
 def build_path(config: TrainConfig, train_x: torch.Tensor) -> TargetPath:
     """The PPD target over the training points ``train_x`` (``(N, D)``, on the device to use): the kernel
-    mixture of the config's manifold. The adaptive kernel (neighbour distances) is the sphere's only."""
+    mixture of the config's manifold. The adaptive kernel (neighbour distances) is the sphere's and the torus's
+    (:func:`cnfm_core.kde.adaptive_kappas`, :func:`cnfm_core.torus_kde.torus_adaptive_kappas`)."""
     if config.kappa_max is None or (config.kernel == "adaptive" and None in (config.kernel_neighbours,
                                                                               config.kernel_scale)):
         raise ValueError("the target's settings are still to be chosen from the data (resolve_auto)")
     scales = None
     if config.kernel == "adaptive":
-        if config.manifold != "sphere":
-            raise ValueError(f"the adaptive kernel is available on the sphere only, not on {config.manifold!r}")
-        kappas = adaptive_kappas(train_x.detach().cpu().double().numpy(), config.kernel_neighbours,
-                                 config.kernel_scale, cap=config.kernel_cap)
+        if config.manifold not in _ADAPTIVE_KAPPAS:
+            raise ValueError(f"the adaptive kernel is available on the sphere and the torus only, "
+                             f"not on {config.manifold!r}")
+        kappas = _ADAPTIVE_KAPPAS[config.manifold](train_x.detach().cpu().double().numpy(), config.kernel_neighbours,
+                                                   config.kernel_scale, cap=config.kernel_cap)
         scales = torch.as_tensor(kappas / config.kappa_max, dtype=train_x.dtype, device=train_x.device)
     schedule = make_schedule(config.schedule, config.kappa_max)
     return make_target_path(config.manifold, train_x, schedule, floor=config.floor, scales=scales)

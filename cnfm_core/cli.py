@@ -109,6 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--kernel", choices=KERNELS, default=d.kernel,
                    help="the target's kernels: one bandwidth for every point (default), or one per point from the "
                         "distance to its nearest neighbours, with the neighbour rank and scale read from the data")
+    t.add_argument("--kernel-neighbours", type=_positive_int, default=d.kernel_neighbours,
+                   help="adaptive kernel: the neighbour rank its bandwidths are read from (default: auto)")
+    t.add_argument("--kernel-scale", type=_positive_float, default=d.kernel_scale,
+                   help="adaptive kernel: the scale of its concentrations (default: auto)")
     t.add_argument("--schedule", choices=SCHEDULE_NAMES, default=d.schedule)
     t.add_argument("--floor", type=float, default=d.floor,
                    help="weight of a uniform component in the target, in [0, 1)")
@@ -166,6 +170,7 @@ def _train(a: argparse.Namespace) -> int:
             seed=a.seed, split=a.split, device=a.device, kappa_max=a.kappa_max, schedule=a.schedule, floor=a.floor,
             hidden=a.hidden, layers=a.layers, space_frequencies=a.space_frequencies, space_scale=a.space_scale,
             lr=a.lr, batch_size=a.batch_size, eval_every=a.eval_every, kernel=a.kernel,
+            kernel_neighbours=a.kernel_neighbours, kernel_scale=a.kernel_scale,
             threads=a.threads,
         )
     signal.signal(signal.SIGTERM, lambda *_: request_stop())

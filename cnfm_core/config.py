@@ -80,7 +80,8 @@ class TrainConfig:
     (:mod:`cnfm_core.auto`); the saved config holds the values chosen. ``kernel="adaptive"`` (not the
     default, docs/defaults.md round 7) gives the target's centre ``i`` the concentration
     ``kappa_i / kappa_max * kappa(t)``, with ``kappa_i`` from the distance to its ``kernel_neighbours``-th
-    nearest neighbour (:func:`cnfm_core.kde.adaptive_kappas`).
+    nearest neighbour (:func:`cnfm_core.kde.adaptive_kappas`); on the torus one per centre and coordinate,
+    from its neighbours' spread in each coordinate (:func:`cnfm_core.torus_kde.torus_adaptive_kappas`).
     """
 
     data: str = ""
@@ -138,8 +139,9 @@ class TrainConfig:
             raise ValueError(f"unknown manifold {self.manifold!r}; known: {', '.join(MANIFOLD_NAMES)}")
         if self.manifold_dim is not None and self.manifold_dim < 1:
             raise ValueError(f"manifold_dim must be at least 1, got {self.manifold_dim}")
-        if self.manifold != "sphere" and self.kernel != "fixed":
-            raise ValueError(f"the {self.kernel} kernel is available on the sphere only, not on {self.manifold!r}")
+        if self.manifold not in ("sphere", "torus") and self.kernel != "fixed":
+            raise ValueError(f"the {self.kernel} kernel is available on the sphere and the torus only, "
+                             f"not on {self.manifold!r}")
         if self.objective not in OBJECTIVE_NAMES:
             raise ValueError(f"unknown objective {self.objective!r}; known: {', '.join(OBJECTIVE_NAMES)}")
         if self.schedule not in SCHEDULE_NAMES:

@@ -90,7 +90,7 @@ def resolve_auto(config: TrainConfig, train_xyz: Any, val_xyz: Any) -> tuple[Tra
         return config, None
     choice: Any
     if config.manifold == "torus":
-        choice = choose_torus_settings(train_xyz, val_xyz, seed=config.seed)
+        choice = choose_torus_settings(train_xyz, val_xyz, seed=config.seed, adaptive=config.kernel == "adaptive")
     else:
         choice = choose_settings(train_xyz, val_xyz, seed=config.seed, adaptive=config.kernel == "adaptive")
     config = dataclasses.replace(config, **{name: getattr(choice, name) for name in fields})

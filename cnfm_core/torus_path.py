@@ -27,6 +27,26 @@ responsibility, ``d/dt log`` and the gradient of the floored path are those abov
 
 Samples are exact: a centre drawn by its weight, then each coordinate from its von Mises
 (:func:`cnfm_core.von_mises.sample_von_mises`), and with probability ``w`` a uniform point instead.
+
+**The adaptive kernel** (``scales=s``, shape ``(N,)`` or ``(N, d)``): centre ``i`` has concentration
+``κ_ij = s_ij κ(t)`` in coordinate ``j`` (a per-point and per-coordinate bandwidth,
+:func:`cnfm_core.torus_kde.torus_adaptive_kappas`; an ``(N,)`` scale is the same in every coordinate). With
+``L`` distinct scale values ``σ_l`` and ``Q_il`` the number of coordinates of centre ``i`` whose scale is
+``σ_l``, the logits are still one matrix product,
+
+    ℓ_i(x) = κ sum_j s_ij (cos(x_j - y_ij) - 1) + sum_l Q_il g_l(κ) + log π_i,   g_l(κ) = log C(κ σ_l),
+           = [κ cos x, κ sin x, g(κ) - κ σ, 1] · [s ⊙ cos y, s ⊙ sin y, Q, log π],
+
+(so the rows of ``Q`` add ``-κ S_i``, ``S_i = sum_j s_ij``), and with ``M^c = sum_i w_i s_i ⊙ cos y_i``,
+``M^s = sum_i w_i s_i ⊙ sin y_i`` and ``h_l(κ) = σ_l (1 - A(κ σ_l))``:
+
+    d/dt log p_t(x) = κ'(t) [ cos x · M^c + sin x · M^s - sum_i w_i S_i + sum_l (sum_i w_i Q_il) h_l(κ) ]
+    grad log p_t(x) = κ (cos x ⊙ M^s - sin x ⊙ M^c),
+
+since ``d/dκ [κ s (cos δ - 1) + log C(κ s)] = s (cos δ - 1) + s (1 - A(κ s))``. It is exact for any scales;
+the cost grows with ``L``, which rounding the concentrations to levels keeps to about a hundred. At ``t = 0``
+every ``κ_ij`` is 0 and the path is uniform. Samples draw coordinate ``j`` of centre ``i`` from
+``vM(y_ij, s_ij κ(t))``.
 """
 
 from __future__ import annotations
@@ -50,8 +70,8 @@ class VonMisesMixturePath(KernelMixturePath):
 
     ``floor`` is the weight ``w`` in ``[0, 1)`` of a uniform component mixed in at every ``t``;
     ``chunk_entries`` bounds the ``B x N`` table held at once (queries are processed in chunks).
-    ``scales`` (a concentration per centre, the sphere's adaptive kernel) is not available on the torus:
-    anything but None raises ``ValueError``. It is the :class:`~cnfm_core.paths.TargetPath` of the torus.
+    ``scales`` (None, or positive factors ``(N,)`` or ``(N, d)``: the adaptive kernel, module doc) multiply
+    ``κ(t)`` per centre and coordinate. It is the :class:`~cnfm_core.paths.TargetPath` of the torus.
 
     >>> import math, torch
     >>> from cnfm_core.schedules import ExponentialSchedule
@@ -63,8 +83,6 @@ class VonMisesMixturePath(KernelMixturePath):
 
     def __init__(self, centers: Tensor, schedule: Schedule, *, floor: float = 0.0, scales: Tensor | None = None,
                  chunk_entries: int = 1 << 22) -> None:
-        if scales is not None:
-            raise ValueError("the torus path has one concentration for every centre (no adaptive kernel)")
         if centers.ndim != 2 or centers.shape[0] < 1 or centers.shape[1] < 1:
             raise ValueError(f"centers must have shape (N, d) with N, d >= 1, got {tuple(centers.shape)}")
         if not bool(torch.isfinite(centers).all()):
@@ -76,9 +94,13 @@ class VonMisesMixturePath(KernelMixturePath):
         self.chunk_entries = int(chunk_entries)
         self.dim = int(centers.shape[1])
         self.manifold = Torus(self.dim)
+        self.scales: Tensor | None = None
+        self.n_data = int(centers.shape[0])
+        if scales is not None:
+            self._init_scaled(centers, _scale_table(scales, centers))
+            return
         unique, inverse, counts = torch.unique(wrap_angle(centers), dim=0, return_inverse=True, return_counts=True)
         self.centers = unique
-        self.n_data = int(centers.shape[0])
         self._point_to_center = inverse
         log_w = torch.log(counts.to(centers.dtype) / centers.shape[0])
         ones = torch.ones_like(log_w)[:, None]
@@ -94,9 +116,61 @@ class VonMisesMixturePath(KernelMixturePath):
         self._point_to_center = self._point_to_center.to(device)
         self._aug_t = self._aug_t.to(device)
         self._moments_t = self._moments_t.to(device)
+        if self.scales is not None:
+            self.scales = self.scales.to(device)
+            self._levels = self._levels.to(device)
         return self
 
+    def _init_scaled(self, centers: Tensor, scales: Tensor) -> None:
+        """The adaptive kernel's tables (module doc): repeated (centre, scales) rows merged into one centre."""
+        d = self.dim
+        rows = torch.cat([wrap_angle(centers), scales], dim=1)
+        unique, inverse, counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
+        self.centers, self.scales = unique[:, :d].contiguous(), unique[:, d:].contiguous()
+        self._point_to_center = inverse
+        self._levels, level_of = torch.unique(self.scales, return_inverse=True)  # σ_l, and l for each (i, j)
+        q = torch.zeros(len(unique), len(self._levels), dtype=centers.dtype, device=centers.device)
+        q.scatter_add_(1, level_of, torch.ones_like(self.scales))
+        log_w = torch.log(counts.to(centers.dtype) / centers.shape[0])
+        cos, sin = self.scales * torch.cos(self.centers), self.scales * torch.sin(self.centers)
+        total = self.scales.sum(dim=1, keepdim=True)
+        ones = torch.ones_like(log_w)[:, None]
+        self._aug_t = torch.cat([cos, sin, q, log_w[:, None]], dim=1).T.contiguous()
+        self._moments_t = torch.cat([cos, sin, total, q, ones], dim=1).T.contiguous()
+
+    def _fused_scaled(self, x: Tensor, t: Tensor, derivatives: bool) -> PathQuantities:
+        """:meth:`_fused` for the adaptive kernel (module doc)."""
+        d, levels = self.dim, self._levels
+        k = self.schedule.kappa(t).to(x.dtype)
+        k_levels = k[:, None] * levels[None]  # (B, L)
+        g = log_normalizer(k_levels) - k_levels
+        cx, sx = torch.cos(x), torch.sin(x)
+        a = torch.cat([cx * k[:, None], sx * k[:, None], g, torch.ones_like(k)[:, None]], dim=1)
+        logits = a @ self._aug_t  # (B, N)
+        mx = logits.amax(dim=1, keepdim=True)
+        e = logits.sub_(mx).clamp_(min=_LOGIT_CLAMP).exp_()
+        if not derivatives:
+            log_prob = mx[:, 0] + torch.log(e.sum(dim=1))
+            return PathQuantities(self._floored(log_prob)[0], torch.empty(0), torch.empty(0))
+        moments = self._moments_t @ e.T  # (2d + 1 + L + 1, B)
+        s = moments[-1]
+        log_prob = mx[:, 0] + torch.log(s)
+        mc, ms = moments[:d].T / s[:, None], moments[d : 2 * d].T / s[:, None]
+        total = moments[2 * d] / s
+        q = moments[2 * d + 1 : -1].T / s[:, None]  # (B, L): sum_i w_i Q_il
+        h = levels[None] * one_minus_mean_resultant(k_levels)
+        dot = (cx * mc + sx * ms).sum(dim=1)
+        dk = self.schedule.dkappa(t).to(x.dtype)
+        dlog = dk * (dot - total + (q * h).sum(dim=1))
+        grad = k[:, None] * (cx * ms - sx * mc)
+        if self.floor > 0.0:
+            log_prob, rho = self._floored(log_prob)
+            dlog, grad = rho * dlog, rho[:, None] * grad
+        return PathQuantities(log_prob, dlog, grad)
+
     def _fused(self, x: Tensor, t: Tensor, derivatives: bool) -> PathQuantities:
+        if self.scales is not None:
+            return self._fused_scaled(x, t, derivatives)
         d = self.dim
         k = self.schedule.kappa(t).to(x.dtype)
         cx, sx = torch.cos(x), torch.sin(x)
@@ -132,9 +206,24 @@ class VonMisesMixturePath(KernelMixturePath):
         idx = torch.randint(self.n_data, (n,), generator=generator, device=self.centers.device)
         mu = self.centers[self._point_to_center[idx]]
         kappa = self.schedule.kappa(t.to(mu.dtype))[:, None]
+        if self.scales is not None:
+            kappa = kappa * self.scales[self._point_to_center[idx]]
         x = sample_von_mises(mu, kappa, generator=generator)
         if self.floor > 0.0:  # with probability w the point comes from the uniform component
             from_floor = torch.rand(n, generator=generator, dtype=mu.dtype, device=mu.device) < self.floor
             uniform = self.manifold.random_uniform(n, generator=generator, dtype=mu.dtype, device=mu.device)
             x = torch.where(from_floor[:, None], uniform, x)
         return x
+
+
+def _scale_table(scales: Tensor, centers: Tensor) -> Tensor:
+    """Per-centre scales as an ``(N, d)`` table in the centres' dtype; ``ValueError`` unless positive and finite."""
+    n, d = centers.shape
+    s = scales.to(device=centers.device, dtype=centers.dtype)
+    if s.shape == (n,):
+        s = s[:, None].expand(n, d)
+    if s.shape != (n, d):
+        raise ValueError(f"scales must have shape ({n},) or ({n}, {d}), got {tuple(scales.shape)}")
+    if not bool((torch.isfinite(s) & (s > 0)).all()):
+        raise ValueError("scales must be positive and finite")
+    return s.contiguous()

@@ -156,6 +156,6 @@ def test_old_configs_are_on_the_sphere_and_keep_their_state_dict() -> None:
                       "input_t.weight": (hidden, 9), "hidden_layers.0.weight": (hidden, hidden),
                       "hidden_layers.0.bias": (hidden,), "hidden_layers.1.weight": (hidden, hidden),
                       "hidden_layers.1.bias": (hidden,), "output.weight": (3, hidden), "output.bias": (3,)}
-    with pytest.raises(ValueError, match="adaptive kernel is available on the sphere only"):
+    with pytest.raises(ValueError, match="adaptive kernel is available on the sphere and the torus only"):
         build_path(TrainConfig(manifold="circle", kernel="adaptive", kernel_neighbours=1, kernel_scale=1.0,
                                kappa_max=5.0), points(Circle(), 5, 12))

@@ -240,10 +240,14 @@ def test_path_derivatives_against_finite_differences(kappa_max: float, floor: fl
         assert float(((fd - got) / (1.0 + got.abs())).abs().max()) < 1e-5
 
 
-def test_path_float32_agrees_with_float64_and_chunks() -> None:
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_path_float32_agrees_with_float64_and_chunks(adaptive: bool) -> None:
     centres = random_angles(300, 2, 12)
-    p64 = VonMisesMixturePath(centres, ExponentialSchedule(1e3), floor=0.02, chunk_entries=3000)
-    p32 = VonMisesMixturePath(centres.float(), ExponentialSchedule(1e3), floor=0.02)
+    # the adaptive kernel: a concentration factor per centre and coordinate, on 8 levels from 1/4 to 2
+    scales = torch.exp2(torch.randint(-16, 9, (300, 2), generator=torch.Generator().manual_seed(1)) / 8).double()
+    s64, s32 = (scales, scales.float()) if adaptive else (None, None)
+    p64 = VonMisesMixturePath(centres, ExponentialSchedule(1e3), floor=0.02, chunk_entries=3000, scales=s64)
+    p32 = VonMisesMixturePath(centres.float(), ExponentialSchedule(1e3), floor=0.02, scales=s32)
     x, t = random_angles(64, 2, 13), torch.rand(64, generator=torch.Generator().manual_seed(0), dtype=F64)
     q64, q32 = p64.quantities(x, t), p32.quantities(x.float(), t.float())
     # float32 loses about κ d 6e-8 in a logit (module doc), so tolerances scale with κ_max

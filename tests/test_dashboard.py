@@ -63,7 +63,7 @@ def test_data_page_defaults(env):
     assert "islands (data folder)" in sel.options and "World cities (GeoNames)" in sel.options
     values = {m.label: m.value for m in at.metric}
     assert values["Points"] == "2,000"
-    assert len(at.get("deck_gl_json_chart")) == 1
+    assert len(at.get("plotly_chart")) == 1 and not at.get("deck_gl_json_chart")  # the flat map; the globe is a tab
     assert [b.proto.label for b in at.get("download_button")] == ["Globe (PNG)"]
 
 

@@ -24,7 +24,7 @@ from .paths import TargetPath
 from .runs import RunDir, RunError
 from .schedules import make_schedule
 from .targets import make_target_path
-from .torus_kde import TORUS_ADAPTIVE_RANGE, torus_adaptive_kappas
+from .torus_kde import torus_adaptive_kappas
 
 __all__ = ["MANIFOLD_OPTIONS", "available_device", "build_field", "build_manifold", "build_path", "device_name",
            "load_field", "resolve_device"]
@@ -37,13 +37,8 @@ MANIFOLD_OPTIONS: dict[str, Callable[[TrainConfig], dict[str, Any]]] = {
 }
 
 
-def _torus_kappas(train: Any, k: int, a: float, *, cap: float) -> Any:
-    """The torus's adaptive concentrations, capped where its float32 path stays exact (cnfm_core/torus_auto.py)."""
-    return torus_adaptive_kappas(train, k, a, cap=min(cap, TORUS_ADAPTIVE_RANGE[1]))
-
-
 #: For each manifold with an adaptive kernel, its per-point concentrations ``(train, k, a, cap=)``.
-_ADAPTIVE_KAPPAS: dict[str, Callable[..., Any]] = {"sphere": adaptive_kappas, "torus": _torus_kappas}
+_ADAPTIVE_KAPPAS: dict[str, Callable[..., Any]] = {"sphere": adaptive_kappas, "torus": torus_adaptive_kappas}
 
 
 def _torus_dim(config: TrainConfig) -> int:

@@ -138,15 +138,17 @@ def _kappas(v: dict[int, np.ndarray] | None, inverse: np.ndarray, d: int, k: int
 
 def torus_adaptive_kappas(train: np.ndarray, k: int, a: float, *, cap: float = TORUS_ADAPTIVE_RANGE[1]) -> np.ndarray:
     """``κ_ij = a / v_ij`` (module doc) for every training point ``(N, d)`` (repeated points share theirs),
-    clipped to ``[TORUS_ADAPTIVE_RANGE[0], cap]`` and rounded to levels; ``k`` is capped at the number of
-    distinct locations minus one (a single location gets ``cap``).
+    clipped to ``[TORUS_ADAPTIVE_RANGE[0], cap]`` and rounded to levels; ``cap`` is held to
+    ``TORUS_ADAPTIVE_RANGE[1]`` (above it float32 loses precision, :mod:`cnfm_core.torus_auto`), so a run's
+    ``kernel_cap`` (the sphere's 1e8 by default) cannot pass it; ``k`` is capped at the number of distinct locations
+    minus one (a single location gets ``cap``).
 
     >>> pts = np.array([[0.0, 0.0], [0.1, 1.0], [-0.1, -1.0]])
     >>> torus_adaptive_kappas(pts, 2, 1.0).shape
     (3, 2)
     """
     train = np.asarray(train, dtype=np.float64)
-    return _kappas(*_neighbour_spreads(train, (k,)), train.shape[1], k, a, cap)
+    return _kappas(*_neighbour_spreads(train, (k,)), train.shape[1], k, a, min(cap, TORUS_ADAPTIVE_RANGE[1]))
 
 
 @dataclass(frozen=True)

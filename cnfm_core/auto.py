@@ -44,7 +44,7 @@ import numpy as np
 from .config import KAPPA_CAP, KAPPA_MIN
 from .kde import adaptive_kappas, fit_adaptive_kde, fit_kde, kde_log_prob
 
-__all__ = ["AutoChoice", "KAPPA_CAP", "KAPPA_MIN", "SHARP_KAPPA", "choose_settings", "fit_points"]
+__all__ = ["AutoChoice", "KAPPA_CAP", "KAPPA_MIN", "SHARP_KAPPA", "adaptive_gain", "choose_settings", "fit_points"]
 
 #: A validation KDE at least this sharp marks clustered data (a kernel width of about 1.8 degrees).
 SHARP_KAPPA = 1000.0
@@ -132,6 +132,18 @@ def fit_points(train: np.ndarray, val: np.ndarray,
     return train, val, held_out, every
 
 
+def adaptive_gain(adaptive: np.ndarray, fixed: np.ndarray) -> dict[str, float]:
+    """The adaptive KDE's validation gain over the fixed one, from their log-densities at the same held-out
+    points: ``adaptive_gain`` (mean, nats) and ``adaptive_gain_se`` (its standard error; NaN for one point).
+
+    >>> adaptive_gain(np.array([1.0, 2.0]), np.array([0.5, 0.5]))
+    {'adaptive_gain': 1.0, 'adaptive_gain_se': 0.5}
+    """
+    gain = np.asarray(adaptive, dtype=np.float64) - np.asarray(fixed, dtype=np.float64)
+    se = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else math.nan
+    return {"adaptive_gain": float(gain.mean()), "adaptive_gain_se": se}
+
+
 def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0, adaptive: bool = False) -> AutoChoice:
     """Apply the rule (module doc) to unit vectors ``train`` ``(N, 3)`` and ``val`` ``(M, 3)``; with
     ``adaptive=True`` also fit the adaptive kernel's settings."""
@@ -148,10 +160,9 @@ def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0, adapti
     read: dict[str, Any] = {}
     if adaptive:
         a = fit_adaptive_kde(every, val)
-        gain = (kde_log_prob(val, every, adaptive_kappas(every, a.neighbours, a.scale), a.weight)
-                - kde_log_prob(val, every, fit.kappa, fit.weight))
-        read = dict(kernel_neighbours=a.neighbours, kernel_scale=a.scale, adaptive_gain=float(gain.mean()),
-                    adaptive_gain_se=float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else math.nan)
+        read = dict(kernel_neighbours=a.neighbours, kernel_scale=a.scale,
+                    **adaptive_gain(kde_log_prob(val, every, adaptive_kappas(every, a.neighbours, a.scale), a.weight),
+                                    kde_log_prob(val, every, fit.kappa, fit.weight)))
     if fit.kappa < SHARP_KAPPA:
         return AutoChoice(KAPPA_MIN, 0, SHARP_SCALE, fit.kappa, fit.weight, held_out, **read)
     kappa = min(max(fit.kappa, KAPPA_MIN), KAPPA_CAP)

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .auto import fit_points
+from .auto import adaptive_gain, fit_points
 from .torus_kde import fit_torus_adaptive_kde, fit_torus_kde, torus_adaptive_kappas, torus_kde_log_prob
 
 __all__ = ["ADAPTIVE_FACTOR", "DEFAULT_KERNEL_SCALE", "DEFAULT_NEIGHBOURS", "KAPPA_FACTOR", "TORUS_KAPPA_CAP",
@@ -108,9 +108,8 @@ def choose_torus_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0,
     read: dict[str, Any] = {}
     if adaptive:
         a = fit_torus_adaptive_kde(every, val)
-        gain = (torus_kde_log_prob(val, every, torus_adaptive_kappas(every, a.neighbours, a.scale), a.weight)
-                - torus_kde_log_prob(val, every, fit.kappa, fit.weight))
+        kappas = torus_adaptive_kappas(every, a.neighbours, a.scale)
         read = dict(kernel_neighbours=a.neighbours, kernel_scale=ADAPTIVE_FACTOR * a.scale,
-                    adaptive_gain=float(gain.mean()),
-                    adaptive_gain_se=float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else math.nan)
+                    **adaptive_gain(torus_kde_log_prob(val, every, kappas, a.weight),
+                                    torus_kde_log_prob(val, every, fit.kappa, fit.weight)))
     return TorusAutoChoice(kappa, fit.kappa, fit.weight, held_out, **read)

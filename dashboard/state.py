@@ -34,10 +34,10 @@ from dashboard.server import (
 
 __all__ = [
     "BUNDLED",
+    "DATA_TAB",
     "PATH_SAMPLES_GLOBE",
     "PATH_SLIDER",
     "PATH_TAB",
-    "DATA_TAB",
     "PREVIEW_KAPPA",
     "UNIT_WIDGET",
     "Dataset",

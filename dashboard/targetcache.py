@@ -111,6 +111,8 @@ def prefetch(keys: Sequence[Key], points: PointSet, with_samples: bool, unit: st
     with lock:
         if group in running and running[group].is_alive():
             return
+        for done in [g for g, thread in running.items() if not thread.is_alive()]:
+            del running[done]  # one entry per group at work, not one per group ever seen
         worker = threading.Thread(target=_compute, args=(list(keys), points, with_samples, unit), daemon=True,
                                   name="target-path-prefetch")
         add_script_run_ctx(worker)  # the caches are the server's; the context keeps Streamlit's own checks quiet

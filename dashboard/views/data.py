@@ -26,6 +26,9 @@ DATA_TABS = ("Flat map", "3-D globe")
 #: 1440 px window), from which it is framed: a map of the world needs less height than a view of one region.
 _VIEW_HEIGHT_PX = 540
 _VIEW_WIDTH_HINT_PX = 900
+#: The globe view's width: a little wider than the globe. Without a GPU the browser draws every pixel of a 3-D
+#: view in software, so a view as wide as the page (980 px) took about twice as long to draw (bench_pages.py).
+_GLOBE_WIDTH_PX = 560
 #: The globe's zoom at the equator: a globe about 450 px across (measured: 379 px at zoom 1.55).
 _GLOBE_ZOOM = 1.8
 
@@ -178,7 +181,7 @@ if globe_tab.open:
             zoom=figures.globe_zoom(c_lat, _GLOBE_ZOOM),
             height=_VIEW_HEIGHT_PX,
         )
-        st.pydeck_chart(deck, height=_VIEW_HEIGHT_PX, key="data_globe_chart")
+        st.pydeck_chart(deck, width=_GLOBE_WIDTH_PX, height=_VIEW_HEIGHT_PX, key="data_globe_chart")
         st.caption(f"Turned to face the points. Drag to turn the globe, scroll to zoom.{subset}")
 
 

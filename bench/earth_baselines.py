@@ -18,7 +18,7 @@ from bench.earth_spec import DataSet
 from cnfm_core.auto import choose_settings
 from cnfm_core.config import TrainConfig
 from cnfm_core.data import DataError, PointSet, read_points
-from cnfm_core.kde import fit_kde, kde_log_prob
+from cnfm_core.kde import adaptive_kappas, fit_kde, kde_log_prob
 from cnfm_core.sphere import LOG_AREA
 from cnfm_core.splits import make_split
 
@@ -49,10 +49,13 @@ def baselines(points: PointSet, split: str, seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": seed, "n_train": len(train), "n_val": len(val), "n_test": len(test),
                            "uniform": LOG_AREA, "kde": None, "target": None}
     if len(train) > 0:
-        choice = choose_settings(train, val, seed=seed)
-        out.update(auto_kappa_max=choice.kappa_max, auto_space_frequencies=choice.space_frequencies)
+        choice = choose_settings(train, val, seed=seed, adaptive=None)
+        out.update(auto_kappa_max=choice.kappa_max, auto_space_frequencies=choice.space_frequencies,
+                   auto_kernel=choice.kernel, auto_field_base=choice.field_base)
         if len(test) > 0:
-            out["target"] = float(-np.mean(kde_log_prob(test, train, choice.kappa_max, TrainConfig().floor)))
+            kappas = (choice.kappa_max if choice.kernel == "fixed" else
+                      adaptive_kappas(train, choice.kernel_neighbours, choice.kernel_scale))
+            out["target"] = float(-np.mean(kde_log_prob(test, train, kappas, TrainConfig().floor)))
     if len(val) == 0 or len(test) == 0:
         out["kde_error"] = "no validation or test points"
         return out

@@ -24,11 +24,12 @@ __all__ = ["ADAPTIVE_ONLY", "AUTO_SETTINGS", "PRODUCT_DEFAULTS", "RESULT_FILE", 
 #: A finished run's test NLL and what it was made under, in its run folder.
 RESULT_FILE = "result.json"
 #: The product defaults that shape every learned row; a cached result made under others is not reused.
-#: Fields added later are left out while they keep the value older runs had, so older caches stay valid.
+#: Fields added later are left out while they keep the value older runs had, so older caches stay valid; the kernel
+#: and the field base, which the data's rule chooses, are checked against its choice instead (:data:`AUTO_SETTINGS`).
 PRODUCT_DEFAULTS: dict[str, Any] = {
     k: v for k, v in vars(TrainConfig()).items()
     if k not in ("data", "objective", "ell", "steps", "minutes", "seed", "split", "device", "threads", "extra",
-                 "eval_every", "log_every", "checkpoint_every")
+                 "eval_every", "log_every", "checkpoint_every", "kernel", "field_base")
     and not (k in LEGACY_DEFAULTS and v == LEGACY_DEFAULTS[k])
 }
 #: Product defaults that only the adaptive kernel reads (its sharpest per-point concentration).
@@ -72,7 +73,8 @@ def read_cached(job: Job) -> dict[str, Any] | None:
 #: Settings the data's rule (:mod:`cnfm_core.auto`) fills in, with the key ``baselines`` keeps its choice under.
 #: The budget fingerprint cannot see them (the product default is "auto"), so a cached run is checked
 #: against what the rule picks now: a change to the rule must not leave older runs standing in the table.
-AUTO_SETTINGS: dict[str, str] = {"kappa_max": "auto_kappa_max", "space_frequencies": "auto_space_frequencies"}
+AUTO_SETTINGS: dict[str, str] = {"kappa_max": "auto_kappa_max", "space_frequencies": "auto_space_frequencies",
+                                 "kernel": "auto_kernel", "field_base": "auto_field_base"}
 
 
 def cache_conflict(job: Job, cached: dict[str, Any], settings: Settings, base: dict[str, Any]) -> str | None:
@@ -97,7 +99,12 @@ def cache_conflict(job: Job, cached: dict[str, Any], settings: Settings, base: d
     for field, key in AUTO_SETTINGS.items():
         if f"--{field.replace('_', '-')}" in args or key not in base:
             continue  # set by the row itself, or no training points to choose from
-        have, want = trained.get(field), base[key]
-        if not isinstance(have, int | float) or not math.isclose(have, want, rel_tol=1e-9):
+        have, want = trained.get(field, LEGACY_DEFAULTS.get(field)), base[key]
+        if field in ("kernel", "field_base") and "--kernel" in args:
+            continue  # the row's own kernel: the rule's choice of kernel and base was for another
+        if isinstance(want, str):
+            if have != want:
+                diff.append(f"{field}: {have!r} there, the data's rule picks {want!r} now")
+        elif not isinstance(have, int | float) or not math.isclose(have, want, rel_tol=1e-9):
             diff.append(f"{field}: {have!r} there, the data's rule picks {want!r} now")
     return "it was trained with other data-chosen settings (" + "; ".join(diff) + ")" if diff else None

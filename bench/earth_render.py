@@ -58,6 +58,15 @@ def _header(info: dict[str, Any]) -> str:
             "reused from the cache)")
 
 
+def _kernel_and_base(auto: dict[str, list[Any]]) -> str:
+    """The rule's kernel and field base per seed, where it chose other than the fixed kernel and no base (older
+    baselines recorded neither: nothing is said)."""
+    kernels, bases = auto.get("kernel") or [], auto.get("field_base") or []
+    if all(k in (None, "fixed") for k in kernels) and all(b in (None, "none") for b in bases):
+        return ""
+    return f", kernel {'/'.join(str(k) for k in kernels)}, field base {'/'.join(str(b) for b in bases)}"
+
+
 def summarise(names: list[str], splits: list[str], methods: list[str],
               base: dict[tuple[str, str], list[dict[str, Any]]],
               runs: dict[tuple[str, str, str], list[dict[str, Any]]]) -> dict[str, Any]:
@@ -75,7 +84,9 @@ def summarise(names: list[str], splits: list[str], methods: list[str],
                 "kde": {"seeds": [r["seed"] for r in b if r["kde"] is not None], "values": kde,
                         "kappa": [r.get("kde_kappa") for r in b], "weight": [r.get("kde_weight") for r in b]},
                 "auto": {"kappa_max": [r.get("auto_kappa_max") for r in b],
-                         "space_frequencies": [r.get("auto_space_frequencies") for r in b]},
+                         "space_frequencies": [r.get("auto_space_frequencies") for r in b],
+                         "kernel": [r.get("auto_kernel") for r in b],
+                         "field_base": [r.get("auto_field_base") for r in b]},
             }
             kde_by_seed = {r["seed"]: r["kde"] for r in b if r["kde"] is not None}
             for method in methods:
@@ -122,7 +133,8 @@ def render(info: dict[str, Any], names: list[str], summary: dict[str, Any], seed
                   for d in names]
         lines.append("Validation KDE choices: " + "; ".join(chosen) + ".")
         auto = [f"{d} κ_max {_fmt_list(per_set[d]['auto']['kappa_max'])}, Fourier features "
-                f"{_fmt_list(per_set[d]['auto']['space_frequencies'])}" for d in names]
+                f"{_fmt_list(per_set[d]['auto']['space_frequencies'])}{_kernel_and_base(per_set[d]['auto'])}"
+                for d in names]
         lines.append("Product defaults as the rule set them from the validation KDE (cnfm_core.auto): "
                      + "; ".join(auto) + ".")
         if split == "standard":

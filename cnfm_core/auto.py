@@ -1,24 +1,32 @@
-"""Settings chosen from the data: how sharp the target is, and whether the field gets Fourier features.
+"""Settings chosen from the data: how sharp the target is, its kernel, whether the field gets Fourier features,
+and what the network's output is added to.
 
 One rule, the same for every data set, read off the kernel density estimate that fits the
 validation points best (:func:`cnfm_core.kde.fit_kde`, concentration ``kappa_kde``):
 
 - ``kappa_kde < SHARP_KAPPA`` (smooth data, structure wider than about 2 degrees):
-  ``kappa_max = KAPPA_MIN`` and no Fourier features;
-- otherwise (clustered data): ``kappa_max = clamp(kappa_kde, KAPPA_MIN, KAPPA_CAP)`` and
-  ``SHARP_FEATURES`` random Fourier features of the point at scale ``SHARP_SCALE``.
+  ``kappa_max = KAPPA_MIN``, the fixed kernel and no Fourier features;
+- otherwise (clustered data): ``SHARP_FEATURES`` random Fourier features of the point at scale ``SHARP_SCALE``,
+  and the kernel density with a bandwidth per point (:func:`cnfm_core.kde.fit_adaptive_kde`) is fitted on the
+  same points. The target's kernel is that adaptive one when it beats one bandwidth on the held-out points by
+  more than :data:`ADAPTIVE_SWITCH` nats (and by two standard errors), else the fixed one;
+- the network's output is added to the target's own contraction field (``field_base="kernel"``,
+  :mod:`cnfm_core.kernelbase`) when the target's sharpest kernel is sharper than :data:`KAPPA_CAP`; then a fixed
+  kernel's ``kappa_max`` is ``kappa_kde`` itself. Without it ``kappa_max = clamp(kappa_kde, KAPPA_MIN, KAPPA_CAP)``.
 
-The cap (3e5) is what a flow trained with PPD follows, not what float32 resolves: the target's logits are
+The cap (3e5) is what a network alone follows with PPD, not what float32 resolves: the target's logits are
 exact up to ``kappa = 1e8`` (:mod:`cnfm_core.paths`, "Precision"), and on volcano's standard split (whose
 validation KDE wants 1e8) a target at 1e6 trains as well as 3e5, at 1e7 worse by 1.65 nats and at 1e8 not at
-all (docs/clustered.md). The adaptive kernel's per-point concentrations go up to ``TrainConfig.kernel_cap``
-(1e8): each centre is as sharp as its neighbours allow, and on the clustered benchmark a flow follows it.
+all (docs/clustered.md). A kernel sharper than that is a cluster a few kilometres wide, which random features
+at the data's scale cannot draw; the contraction field draws it exactly, and the network learns the rest.
 
-A run that asks for the adaptive kernel (a bandwidth per point, ``kernel="adaptive"``) also gets its
-neighbour rank and scale here, from :func:`cnfm_core.kde.fit_adaptive_kde` on the same points
-(``adaptive=True``), with the adaptive KDE's mean validation gain over the fixed one and its standard
-error for the person who chose it. It is not the default: on the Earth sets a flow trained on it was no
-better (docs/defaults.md, round 7).
+The switch to the adaptive kernel is for data whose clusters differ in width by orders of magnitude (the
+clustered benchmark, :mod:`cnfm_core.clustered`: one bandwidth is 1.4 nats worse than the adaptive one
+there). On the Earth sets the adaptive KDE gains 0.07-0.26 nats on validation (volcano's standard split loses
+4.9), and a flow trained on it was no better than on the fixed kernel (docs/defaults.md, round 7), so they keep
+the fixed kernel; half a nat is twice the largest of those gains. A run that asks for a kernel
+(``kernel="fixed"`` or ``"adaptive"``) gets it; the adaptive one also gets its neighbour rank and scale here,
+with the adaptive KDE's mean validation gain over the fixed one and its standard error.
 
 The thresholds were chosen on validation splits only (docs/defaults.md, rounds 5 and 6): on the Earth sets
 the sharper target with features cut the mean validation NLL from 0.390 to 0.025 nats at 3,000
@@ -30,7 +38,7 @@ points stands in for it, for this choice only; with fewer than :data:`MIN_POINTS
 nothing to read and the fixed settings are used. Large sets are subsampled (at most
 :data:`MAX_CENTRES` kernel centres and :data:`MAX_HELD_OUT` held-out points), which bounds the fit to a few
 seconds (6.5 s at the bounds on a 2-core CPU whose cores were both busy training; 1.6 s for the
-bundled 6,204 cities).
+bundled 6,204 cities), plus the adaptive fit on clustered data (its neighbour search reads every training point).
 """
 
 from __future__ import annotations
@@ -41,15 +49,18 @@ from typing import Any
 
 import numpy as np
 
-from .config import KAPPA_CAP, KAPPA_MIN
+from .config import KAPPA_CAP, KAPPA_MIN, KERNEL_CAP
 from .kde import adaptive_kappas, fit_adaptive_kde, fit_kde, kde_log_prob
 
-__all__ = ["AutoChoice", "KAPPA_CAP", "KAPPA_MIN", "SHARP_KAPPA", "adaptive_gain", "choose_settings", "fit_points"]
+__all__ = ["ADAPTIVE_SWITCH", "AutoChoice", "KAPPA_CAP", "KAPPA_MIN", "SHARP_KAPPA", "adaptive_gain", "choose_settings",
+           "fit_points"]
 
 #: A validation KDE at least this sharp marks clustered data (a kernel width of about 1.8 degrees).
 SHARP_KAPPA = 1000.0
 SHARP_FEATURES = 32
 SHARP_SCALE = 10.0
+#: The adaptive KDE's mean validation gain over one bandwidth (nats) above which the rule picks the adaptive kernel.
+ADAPTIVE_SWITCH = 0.5
 #: Below this many points no choice is read from the data.
 MIN_POINTS = 20
 MAX_CENTRES = 10_000
@@ -74,6 +85,10 @@ class AutoChoice:
     #: The adaptive KDE's mean validation gain over the fixed one (nats) and its standard error, when fitted.
     adaptive_gain: float | None = None
     adaptive_gain_se: float | None = None
+    #: The target's kernel (:data:`cnfm_core.config.KERNELS`).
+    kernel: str = "fixed"
+    #: What the network's output is added to (:data:`cnfm_core.config.FIELD_BASES`).
+    field_base: str = "none"
 
     @property
     def sharp(self) -> bool:
@@ -87,27 +102,29 @@ class AutoChoice:
         if "space_frequencies" in fields:
             parts.append(f"{self.space_frequencies} Fourier features of the point at scale {self.space_scale:g}"
                          if self.sharp else "no Fourier features")
-        if "kernel_neighbours" in fields or "kernel_scale" in fields:
-            read = ("" if self.adaptive_gain is None else
-                    f"; as a KDE {self.adaptive_gain:+.2f} ± {self.adaptive_gain_se:.2f} nats against one bandwidth")
+        gain = ("" if self.adaptive_gain is None else
+                f"as a KDE {self.adaptive_gain:+.2f} ± {self.adaptive_gain_se:.2f} nats against one bandwidth")
+        if self.kernel == "adaptive" and ("kernel_neighbours" in fields or "kernel_scale" in fields):
             parts.append(f"bandwidths from the {_ordinal(self.kernel_neighbours)} nearest neighbour "
-                         f"(scale {self.kernel_scale:g}{read})")
+                         f"(scale {self.kernel_scale:g}{'; ' + gain if gain else ''})")
+        elif "kernel" in fields and gain:
+            parts.append(f"one bandwidth (one per point gains too little: {gain})")
+        if "field_base" in fields and self.field_base == "kernel":
+            parts.append("the network adds to the target's own contraction field (its sharpest kernels are "
+                         "narrower than a network alone follows)")
         chosen = ", ".join(parts)
         if self.kde_kappa is None:
             return f"Too few points to read the data's sharpness; fixed settings: {chosen}."
         kind = "clustered" if self.sharp else "smooth"
-        capped = (" (capped: a flow does not follow a sharper single-bandwidth target, docs/clustered.md)"
-                  if "kappa_max" in fields and self.sharp and self.kde_kappa > self.kappa_max else "")
-        return (f"The best kernel density on {self.held_out} has κ = {self.kde_kappa:,.0f} ({kind} data): "
-                f"{chosen}{capped}.")
+        return f"The best kernel density on {self.held_out} has κ = {self.kde_kappa:,.0f} ({kind} data): {chosen}."
 
 
 def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
-def _fixed(held_out: str = "none") -> AutoChoice:
-    return AutoChoice(KAPPA_MIN, 0, SHARP_SCALE, None, None, held_out)
+def _fixed(held_out: str = "none", kernel: str = "fixed") -> AutoChoice:
+    return AutoChoice(KAPPA_MIN, 0, SHARP_SCALE, None, None, held_out, kernel=kernel)
 
 
 def fit_points(train: np.ndarray, val: np.ndarray,
@@ -144,26 +161,40 @@ def adaptive_gain(adaptive: np.ndarray, fixed: np.ndarray) -> dict[str, float]:
     return {"adaptive_gain": float(gain.mean()), "adaptive_gain_se": se}
 
 
-def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0, adaptive: bool = False) -> AutoChoice:
-    """Apply the rule (module doc) to unit vectors ``train`` ``(N, 3)`` and ``val`` ``(M, 3)``; with
-    ``adaptive=True`` also fit the adaptive kernel's settings."""
+def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0, adaptive: bool | None = False,
+                    kernel_cap: float = KERNEL_CAP) -> AutoChoice:
+    """Apply the rule (module doc) to unit vectors ``train`` ``(N, 3)`` and ``val`` ``(M, 3)``. ``adaptive``: True
+    for the adaptive kernel (its settings fitted), False for the fixed one, None to let the rule choose.
+    ``kernel_cap`` is the adaptive kernel's sharpest per-point concentration (``TrainConfig.kernel_cap``)."""
     train = np.asarray(train, dtype=np.float64).reshape(-1, 3)
     val = np.asarray(val, dtype=np.float64).reshape(-1, 3)
     rng = np.random.default_rng(seed)
     points = fit_points(train, val, rng)
     if points is None:
-        return _fixed()
+        return _fixed(kernel="adaptive" if adaptive else "fixed")
     train, val, held_out, every = points
     fit = fit_kde(train, val)
     if not math.isfinite(fit.kappa):
-        return _fixed()
+        return _fixed(kernel="adaptive" if adaptive else "fixed")
+    sharp = fit.kappa >= SHARP_KAPPA
     read: dict[str, Any] = {}
-    if adaptive:
+    sharpest = fit.kappa if sharp else KAPPA_MIN
+    if adaptive or (adaptive is None and sharp):
         a = fit_adaptive_kde(every, val)
+        kappas = adaptive_kappas(every, a.neighbours, a.scale, cap=kernel_cap)
         read = dict(kernel_neighbours=a.neighbours, kernel_scale=a.scale,
-                    **adaptive_gain(kde_log_prob(val, every, adaptive_kappas(every, a.neighbours, a.scale), a.weight),
+                    **adaptive_gain(kde_log_prob(val, every, kappas, a.weight),
                                     kde_log_prob(val, every, fit.kappa, fit.weight)))
-    if fit.kappa < SHARP_KAPPA:
-        return AutoChoice(KAPPA_MIN, 0, SHARP_SCALE, fit.kappa, fit.weight, held_out, **read)
-    kappa = min(max(fit.kappa, KAPPA_MIN), KAPPA_CAP)
-    return AutoChoice(kappa, SHARP_FEATURES, SHARP_SCALE, fit.kappa, fit.weight, held_out, **read)
+        if adaptive is None:
+            adaptive = read["adaptive_gain"] > max(ADAPTIVE_SWITCH, 2.0 * read["adaptive_gain_se"])
+        if adaptive:
+            sharpest = float(np.max(kappas))
+    kernel = "adaptive" if adaptive else "fixed"
+    base = "kernel" if sharpest > KAPPA_CAP else "none"
+    if not sharp:
+        return AutoChoice(KAPPA_MIN, 0, SHARP_SCALE, fit.kappa, fit.weight, held_out, kernel=kernel, field_base=base,
+                          **read)
+    kappa = max(fit.kappa, KAPPA_MIN) if base == "kernel" and kernel == "fixed" else min(max(fit.kappa, KAPPA_MIN),
+                                                                                         KAPPA_CAP)
+    return AutoChoice(kappa, SHARP_FEATURES, SHARP_SCALE, fit.kappa, fit.weight, held_out, kernel=kernel,
+                      field_base=base, **read)

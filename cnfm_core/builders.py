@@ -19,6 +19,7 @@ import torch
 from .config import TrainConfig
 from .field import VectorField
 from .kde import adaptive_kappas
+from .kernelbase import KernelBase
 from .manifolds import Manifold, make_manifold
 from .paths import TargetPath
 from .runs import RunDir, RunError
@@ -73,13 +74,25 @@ def build_manifold(config: TrainConfig) -> Manifold:
     return make_manifold(config.manifold, **MANIFOLD_OPTIONS[config.manifold](config))
 
 
-def build_field(config: TrainConfig) -> VectorField:
-    """The (untrained) vector field on the config's manifold."""
+def build_field(config: TrainConfig, path: TargetPath | None = None, *,
+                state: dict[str, torch.Tensor] | None = None) -> VectorField:
+    """The (untrained) vector field on the config's manifold. With ``field_base="kernel"`` its base field is the
+    target's (:mod:`cnfm_core.kernelbase`), from ``path`` (a new run) or from a checkpoint's ``state``; a field base
+    not chosen yet (None) is none."""
     if config.space_frequencies is None:
         raise ValueError("space_frequencies is still to be chosen from the data (resolve_auto)")
+    base = None
+    if config.field_base == "kernel":
+        if state is not None:
+            base = KernelBase.from_state(state, "base.", fixed=config.kernel == "fixed", schedule=config.schedule,
+                                         kappa_max=float(config.kappa_max), floor=config.floor)
+        elif path is not None:
+            base = KernelBase.from_path(path, config.schedule)
+        else:
+            raise ValueError("the kernel field base needs the target path or a checkpoint")
     return VectorField(hidden=config.hidden, layers=config.layers, frequencies=config.frequencies,
                        space_frequencies=config.space_frequencies, space_scale=config.space_scale,
-                       space_scale_max=config.space_scale_max, manifold=build_manifold(config))
+                       space_scale_max=config.space_scale_max, manifold=build_manifold(config), base=base)
 
 
 def build_path(config: TrainConfig, train_x: torch.Tensor) -> TargetPath:
@@ -110,8 +123,9 @@ def load_field(run: RunDir | str | os.PathLike[str], *, ema: bool = True,
     state = run.load_checkpoint(map_location="cpu")
     try:
         config = TrainConfig.from_dict(state["config"])
-        model = build_field(config)
-        model.load_state_dict(state["ema" if ema else "model"])
+        weights = state["ema" if ema else "model"]
+        model = build_field(config, state=weights)
+        model.load_state_dict(weights)
     except (TypeError, ValueError, RuntimeError, KeyError) as e:
         raise RunError(f"{run.checkpoint}: does not match its config ({str(e).splitlines()[0][:200]})") from None
     return model.to(available_device(config.device) if device is None else device).eval(), config

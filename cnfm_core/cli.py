@@ -23,6 +23,7 @@ from .builders import load_field
 from .config import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
+    FIELD_BASES,
     KERNELS,
     MANIFOLD_NAMES,
     OBJECTIVE_NAMES,
@@ -82,6 +83,18 @@ def _auto_or(parse: Callable[[str], T]) -> Callable[[str], T | None]:
     return parse_or_auto
 
 
+def _kernel(s: str) -> str:
+    if s not in KERNELS:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(KERNELS)} or auto")
+    return s
+
+
+def _field_base(s: str) -> str:
+    if s not in FIELD_BASES:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(FIELD_BASES)} or auto")
+    return s
+
+
 def _parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = _Parser(prog="python -m cnfm_core", description="PPD flows on the sphere: train, evaluate, sample.")
@@ -106,13 +119,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
     t.add_argument("--kappa-max", type=_auto_or(_positive_float), default=d.kappa_max,
                    help="sharpness of the target at t = 1 (default: auto, from the data; see docs/defaults.md)")
-    t.add_argument("--kernel", choices=KERNELS, default=d.kernel,
-                   help="the target's kernels: one bandwidth for every point (default), or one per point from the "
-                        "distance to its nearest neighbours, with the neighbour rank and scale read from the data")
+    t.add_argument("--kernel", type=_auto_or(_kernel), default=d.kernel,
+                   help="the target's kernels: fixed (one bandwidth for every point) or adaptive (one per point, from "
+                        "the distance to its nearest neighbours, with the neighbour rank and scale read from the "
+                        "data); default: auto, adaptive where one bandwidth is clearly worse on validation")
     t.add_argument("--kernel-neighbours", type=_positive_int, default=d.kernel_neighbours,
                    help="adaptive kernel: the neighbour rank its bandwidths are read from (default: auto)")
     t.add_argument("--kernel-scale", type=_positive_float, default=d.kernel_scale,
                    help="adaptive kernel: the scale of its concentrations (default: auto)")
+    t.add_argument("--field-base", type=_auto_or(_field_base), default=d.field_base,
+                   help="what the network's output is added to: none, or the target's own contraction field "
+                        "(kernel; the sphere's, for targets sharper than a network can draw); default: auto")
     t.add_argument("--schedule", choices=SCHEDULE_NAMES, default=d.schedule)
     t.add_argument("--floor", type=float, default=d.floor,
                    help="weight of a uniform component in the target, in [0, 1)")
@@ -170,6 +187,7 @@ def _train(a: argparse.Namespace) -> int:
             seed=a.seed, split=a.split, device=a.device, kappa_max=a.kappa_max, schedule=a.schedule, floor=a.floor,
             hidden=a.hidden, layers=a.layers, space_frequencies=a.space_frequencies, space_scale=a.space_scale,
             lr=a.lr, batch_size=a.batch_size, eval_every=a.eval_every, kernel=a.kernel,
+            field_base=a.field_base,
             kernel_neighbours=a.kernel_neighbours, kernel_scale=a.kernel_scale,
             threads=a.threads,
         )

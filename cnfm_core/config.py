@@ -17,6 +17,7 @@ __all__ = [
     "AUTO_FIELDS",
     "DEFAULT_ATOL",
     "DEFAULT_RTOL",
+    "FIELD_BASES",
     "KAPPA_CAP",
     "KAPPA_MIN",
     "KERNEL_CAP",
@@ -57,16 +58,21 @@ KERNEL_CAP: float = 1e8
 #: idle threads wait changes, not the work or its order.
 OPENMP_ENV: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
 #: Fields that, left at None, are chosen from the data when a run starts.
-AUTO_FIELDS: tuple[str, ...] = ("kappa_max", "space_frequencies", "kernel_neighbours", "kernel_scale")
+AUTO_FIELDS: tuple[str, ...] = ("kappa_max", "space_frequencies", "kernel", "kernel_neighbours", "kernel_scale",
+                                 "field_base")
 #: Config fields added after the first runs were made, with the values those runs were trained with.
 LEGACY_DEFAULTS: dict[str, Any] = {"floor": 0.0, "space_frequencies": 0, "space_scale": 10.0, "space_scale_max": None,
                                    "kernel": "fixed",
                                    "kernel_neighbours": None, "kernel_scale": None, "kernel_cap": 3e5,
+                                   "field_base": "none",
                                    "manifold": "sphere", "manifold_dim": None, "cpu_minutes": None}
 #: Fields read from the data only for the adaptive kernel.
 ADAPTIVE_FIELDS: tuple[str, ...] = ("kernel_neighbours", "kernel_scale")
 #: The target's kernels: one bandwidth for every point, or one per point (:func:`cnfm_core.kde.adaptive_kappas`).
 KERNELS: tuple[str, ...] = ("fixed", "adaptive")
+#: What the network's output is added to: nothing, or the target's own contraction field (``kernel``,
+#: :mod:`cnfm_core.kernelbase`, the sphere's), with the network's output scaled to a kernel's width.
+FIELD_BASES: tuple[str, ...] = ("none", "kernel")
 
 
 @dataclass
@@ -101,11 +107,14 @@ class TrainConfig:
     space_scale: float = 10.0
     #: With Fourier features, the largest of their scales, log-spaced from ``space_scale`` (None: one scale).
     space_scale_max: float | None = None
-    kernel: str = "fixed"
+    #: The target's kernels (:data:`KERNELS`); None: chosen from the data (:mod:`cnfm_core.auto`).
+    kernel: str | None = None
     kernel_neighbours: int | None = None
     kernel_scale: float | None = None
     #: The adaptive kernel's largest per-point concentration (:data:`KERNEL_CAP`).
     kernel_cap: float = KERNEL_CAP
+    #: What the network's output is added to (:data:`FIELD_BASES`); None: chosen from the data (:mod:`cnfm_core.auto`).
+    field_base: str | None = None
     lr: float = 1e-2
     batch_size: int = 512
     steps: int | None = None
@@ -139,7 +148,7 @@ class TrainConfig:
             raise ValueError(f"unknown manifold {self.manifold!r}; known: {', '.join(MANIFOLD_NAMES)}")
         if self.manifold_dim is not None and self.manifold_dim < 1:
             raise ValueError(f"manifold_dim must be at least 1, got {self.manifold_dim}")
-        if self.manifold not in ("sphere", "torus") and self.kernel != "fixed":
+        if self.manifold not in ("sphere", "torus") and self.kernel == "adaptive":
             raise ValueError(f"the {self.kernel} kernel is available on the sphere and the torus only, "
                              f"not on {self.manifold!r}")
         if self.objective not in OBJECTIVE_NAMES:
@@ -170,12 +179,16 @@ class TrainConfig:
             raise ValueError(f"space_scale_max must be positive, got {self.space_scale_max}")
         if not 0.0 <= self.floor < 1.0:
             raise ValueError(f"floor must be in [0, 1), got {self.floor}")
-        if self.kernel not in KERNELS:
+        if self.kernel is not None and self.kernel not in KERNELS:
             raise ValueError(f"unknown kernel {self.kernel!r}; known: {', '.join(KERNELS)}")
         if self.kernel_neighbours is not None and self.kernel_neighbours < 1:
             raise ValueError(f"kernel_neighbours must be at least 1, got {self.kernel_neighbours}")
         if self.kernel_scale is not None and not (self.kernel_scale > 0 and math.isfinite(self.kernel_scale)):
             raise ValueError(f"kernel_scale must be positive, got {self.kernel_scale}")
+        if self.field_base is not None and self.field_base not in FIELD_BASES:
+            raise ValueError(f"unknown field base {self.field_base!r}; known: {', '.join(FIELD_BASES)}")
+        if self.field_base == "kernel" and (self.manifold != "sphere" or self.objective != "ppd"):
+            raise ValueError("the kernel field base is for PPD on the sphere")
         if not (self.kernel_cap >= 10.0 and math.isfinite(self.kernel_cap)):
             raise ValueError(f"kernel_cap must be at least 10, got {self.kernel_cap}")
         if not (self.lr > 0 and 0 <= self.ema_decay < 1):

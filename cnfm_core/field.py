@@ -35,6 +35,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .kernelbase import KernelBase
 from .manifolds.base import Manifold
 from .manifolds.sphere import Sphere
 
@@ -81,9 +82,14 @@ class VectorField(nn.Module):
 
     def __init__(self, hidden: int = 256, layers: int = 3, frequencies: int = 4, space_frequencies: int = 0,
                  space_scale: float = 10.0, *, space_scale_max: float | None = None,
-                 manifold: Manifold | None = None) -> None:
+                 manifold: Manifold | None = None, base: KernelBase | None = None) -> None:
         super().__init__()
         self.manifold = Sphere() if manifold is None else manifold
+        if base is not None and self.manifold.name != "sphere":
+            raise ValueError(f"the kernel base field is the sphere's, not {self.manifold!r}'s")
+        #: The target's own contraction field (:mod:`cnfm_core.kernelbase`), or None: with it the field is
+        #: ``v_b + gate(t) P f`` (the network learns the correction, at the scale of a kernel's width).
+        self.base = base
         if layers < 1 or hidden < 1:
             raise ValueError(f"need hidden >= 1 and layers >= 1, got hidden={hidden}, layers={layers}")
         if space_frequencies < 0 or not space_scale > 0:
@@ -145,8 +151,13 @@ class VectorField(nn.Module):
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         """The tangent velocity ``v(t, x)`` at points ``x`` of shape ``(B, D)``."""
         x_hat = self.manifold.projx(x)
-        f, _ = self._network(x_hat, torch.as_tensor(t, dtype=x.dtype, device=x.device), None)
-        return self.manifold.proju(x_hat, f)
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        f, _ = self._network(x_hat, t, None)
+        v = self.manifold.proju(x_hat, f)
+        if self.base is None:
+            return v
+        t = t.expand(x.shape[0])
+        return self.base(x_hat, t)[0] + self.base.gate(t)[:, None] * v
 
     def velocity_and_divergence(self, x: Tensor, t: Tensor | float) -> tuple[Tensor, Tensor]:
         """``v(t, x)`` and its exact Riemannian divergence (shapes ``(B, D)`` and ``(B,)``)."""
@@ -159,4 +170,10 @@ class VectorField(nn.Module):
         trace = (frame[0] * jvp[0]).sum(-1)
         for i in range(1, frame.shape[0]):
             trace = trace + (frame[i] * jvp[i]).sum(-1)
-        return v, trace + m.projection_divergence(x_hat, f)
+        div = trace + m.projection_divergence(x_hat, f)
+        if self.base is None:
+            return v, div
+        t = t.expand(x.shape[0])
+        vb, divb = self.base(x_hat, t)
+        g = self.base.gate(t)
+        return vb + g[:, None] * v, divb + g * div

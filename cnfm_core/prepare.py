@@ -18,7 +18,7 @@ from typing import Any
 
 from .angles import read_angles
 from .auto import choose_settings
-from .config import ADAPTIVE_FIELDS, AUTO_FIELDS, TrainConfig
+from .config import ADAPTIVE_FIELDS, AUTO_FIELDS, KAPPA_CAP, TrainConfig
 from .data import read_points
 from .runs import RunDir, writing
 from .splits import make_split
@@ -84,14 +84,24 @@ def resolve_auto(config: TrainConfig, train_xyz: Any, val_xyz: Any) -> tuple[Tra
 
     Returns the concrete config and a record of the choice (None when nothing was left to choose).
     """
-    fields = [name for name in AUTO_FIELDS if getattr(config, name) is None
-              and (config.kernel == "adaptive" or name not in ADAPTIVE_FIELDS)]
+    left = [name for name in AUTO_FIELDS if getattr(config, name) is None]
+    if not left:
+        return config, None
+    asked = None if config.kernel is None else config.kernel == "adaptive"
+    choice: Any
+    if config.manifold == "torus":  # the torus's kernel is the one asked for (fixed unless asked)
+        choice = choose_torus_settings(train_xyz, val_xyz, seed=config.seed, adaptive=bool(asked))
+    else:
+        choice = choose_settings(train_xyz, val_xyz, seed=config.seed, adaptive=asked, kernel_cap=config.kernel_cap)
+    kernel = config.kernel or choice.kernel
+    fields = [name for name in left if kernel == "adaptive" or name not in ADAPTIVE_FIELDS]
     if not fields:
         return config, None
-    choice: Any
-    if config.manifold == "torus":
-        choice = choose_torus_settings(train_xyz, val_xyz, seed=config.seed, adaptive=config.kernel == "adaptive")
-    else:
-        choice = choose_settings(train_xyz, val_xyz, seed=config.seed, adaptive=config.kernel == "adaptive")
-    config = dataclasses.replace(config, **{name: getattr(choice, name) for name in fields})
+    chosen = {name: getattr(choice, name) for name in fields}
+    if "field_base" in fields and kernel == "fixed" and config.manifold == "sphere":
+        # the base follows the target's own sharpness, also where a person set kappa_max
+        kappa_max = chosen.get("kappa_max", config.kappa_max)
+        chosen["field_base"] = "kernel" if kappa_max > KAPPA_CAP else "none"
+        choice = dataclasses.replace(choice, field_base=chosen["field_base"])
+    config = dataclasses.replace(config, **chosen)
     return config, {"fields": fields, "description": choice.describe(tuple(fields)), **dataclasses.asdict(choice)}

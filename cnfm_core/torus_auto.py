@@ -72,6 +72,10 @@ class TorusAutoChoice:
     #: The adaptive KDE's mean validation gain over the fixed one (nats) and its standard error, when fitted.
     adaptive_gain: float | None = None
     adaptive_gain_se: float | None = None
+    #: The kernel asked for (the torus's rule never switches it).
+    kernel: str = "fixed"
+    #: The torus has no kernel base field (:data:`cnfm_core.config.FIELD_BASES`).
+    field_base: str = "none"
 
     def describe(self, fields: tuple[str, ...] = ("kappa_max", "space_frequencies")) -> str:
         """One sentence for a person: what was read, and what was chosen of ``fields``."""
@@ -97,13 +101,14 @@ def choose_torus_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0,
     ``adaptive=True`` also fit the adaptive kernel's neighbour rank and scale."""
     train = np.asarray(train, dtype=np.float64)
     val = np.asarray(val, dtype=np.float64).reshape(-1, train.shape[1])
+    kernel = "adaptive" if adaptive else "fixed"
     points = fit_points(train, val, np.random.default_rng(seed))
     if points is None:
-        return TorusAutoChoice(TORUS_KAPPA_DEFAULT, None, None, "none")
+        return TorusAutoChoice(TORUS_KAPPA_DEFAULT, None, None, "none", kernel=kernel)
     train, val, held_out, every = points
     fit = fit_torus_kde(train, val)
     if not math.isfinite(fit.kappa):
-        return TorusAutoChoice(TORUS_KAPPA_DEFAULT, None, None, "none")
+        return TorusAutoChoice(TORUS_KAPPA_DEFAULT, None, None, "none", kernel=kernel)
     kappa = min(max(KAPPA_FACTOR * fit.kappa, TORUS_KAPPA_MIN), TORUS_KAPPA_CAP)
     read: dict[str, Any] = {}
     if adaptive:
@@ -112,4 +117,4 @@ def choose_torus_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0,
         read = dict(kernel_neighbours=a.neighbours, kernel_scale=ADAPTIVE_FACTOR * a.scale,
                     **adaptive_gain(torus_kde_log_prob(val, every, kappas, a.weight),
                                     torus_kde_log_prob(val, every, fit.kappa, fit.weight)))
-    return TorusAutoChoice(kappa, fit.kappa, fit.weight, held_out, **read)
+    return TorusAutoChoice(kappa, fit.kappa, fit.weight, held_out, kernel=kernel, **read)

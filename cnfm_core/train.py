@@ -180,7 +180,8 @@ def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Cal
 
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    model = build_field(config).to(device)
+    path = build_path(config, train_x) if config.objective == "ppd" else None
+    model = build_field(config, path).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     step, elapsed, cpu_elapsed, last_loss = 0, 0.0, 0.0, float("nan")
@@ -198,7 +199,6 @@ def _train(config: TrainConfig | None, run: RunDir, *, resume: bool, on_log: Cal
             generator.set_state(saved)
     guard = DivergenceGuard(model, opt, ema, lr_scale=float(state.get("lr_scale", 1.0)) if state else 1.0)
     saved_step = int(state["step"]) if state is not None else None
-    path = build_path(config, train_x) if config.objective == "ppd" else None
     objective = make_objective(config.objective, data=train_x, path=path, ell=config.ell, floor=config.floor,
                                manifold=model.manifold)
     max_steps, max_seconds = config.budget()

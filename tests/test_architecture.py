@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = {"config", "geo", "grid", "data", "textfile", "csvtable", "decimals", "angles", "runs", "jobs", "owners",
         "procs", "runlock", "standby", "devices", "pathframes", "pathpreview", "pathmaps", "rayjobs"}
 NUMERICS = {"splits", "manifolds", "manifolds.base", "manifolds.sphere", "manifolds.torus", "sphere", "schedules",
-            "paths", "vmf", "torus_path", "von_mises", "targets", "field", "objectives", "integrate", "kde",
-            "torus_kde", "auto", "torus_auto", "synthetic", "torus_synthetic", "clustered"}
+            "paths", "vmf", "torus_path", "von_mises", "targets", "field", "kernelbase", "objectives", "integrate",
+            "kde", "torus_kde", "auto", "torus_auto", "synthetic", "torus_synthetic", "clustered"}
 TRAINING = {"builders", "train", "prepare", "guard", "live", "report", "stages", "frames"}
 EDGES = {"__init__", "__main__", "worker", "cli"}
 LAYER = {**{m: 1 for m in PAGE}, **{m: 2 for m in NUMERICS}, **{m: 3 for m in TRAINING}, **{m: 4 for m in EDGES}}

@@ -39,17 +39,19 @@ def _write(path, xyz) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("kde_kappa, kappa_max, features", [
-    (10.0, KAPPA_MIN, 0), (999.0, KAPPA_MIN, 0), (1000.0, KAPPA_MIN, 32), (2000.0, KAPPA_MIN, 32),
-    (1e4, 1e4, 32), (1e8, KAPPA_CAP, 32)])
-def test_rule_maps_the_kde_concentration(monkeypatch, kde_kappa, kappa_max, features):
+@pytest.mark.parametrize("kde_kappa, kappa_max, features, base", [
+    (10.0, KAPPA_MIN, 0, "none"), (999.0, KAPPA_MIN, 0, "none"), (1000.0, KAPPA_MIN, 32, "none"),
+    (2000.0, KAPPA_MIN, 32, "none"), (1e4, 1e4, 32, "none"), (KAPPA_CAP, KAPPA_CAP, 32, "none"),
+    (1e6, 1e6, 32, "kernel"), (1e8, 1e8, 32, "kernel")])
+def test_rule_maps_the_kde_concentration(monkeypatch, kde_kappa, kappa_max, features, base):
     monkeypatch.setattr(auto, "fit_kde", lambda train, val: KDEFit(kde_kappa, 0.05, 0.0))
     x = stats.uniform_direction(3).rvs(200, random_state=0)
     c = choose_settings(x[:150], x[150:])
-    assert (c.kappa_max, c.space_frequencies) == (kappa_max, features)
+    assert (c.kappa_max, c.space_frequencies, c.kernel, c.field_base) == (kappa_max, features, "fixed", base)
     assert (c.kde_kappa, c.kde_weight, c.held_out) == (kde_kappa, 0.05, "the validation split")
     assert ("clustered" if features else "smooth") in c.describe()
-    assert ("capped" in c.describe()) == (kde_kappa > KAPPA_CAP)
+    # sharper than a network alone follows: the target keeps the KDE's sharpness, on the contraction field
+    assert ("contraction field" in c.describe(("kappa_max", "field_base"))) == (base == "kernel")
 
 
 def test_smooth_data_keep_the_fixed_settings():
@@ -64,14 +66,14 @@ def test_clustered_data_get_a_sharp_target_and_features():
     x = _clusters(1200, 1e5, seed=1)
     c = choose_settings(x[:1000], x[1000:])
     assert c.kde_kappa >= 1e4 and c.space_frequencies == 32
-    assert c.kappa_max == min(c.kde_kappa, KAPPA_CAP) and KAPPA_MIN <= c.kappa_max <= KAPPA_CAP
+    assert c.kappa_max == c.kde_kappa and c.field_base == ("kernel" if c.kde_kappa > KAPPA_CAP else "none")
 
 
-def test_repeated_locations_are_capped():
+def test_repeated_locations_get_the_sharpest_target_on_the_contraction_field():
     # Every held-out point repeats a training point: the best KDE is as sharp as the grid allows.
     x = stats.uniform_direction(3).rvs(100, random_state=2)
     c = choose_settings(np.concatenate([x, x]), x[:30])
-    assert c.kde_kappa == 1e8 and c.kappa_max == KAPPA_CAP
+    assert c.kde_kappa == 1e8 and c.kappa_max == 1e8 and c.field_base == "kernel"
 
 
 def test_without_validation_a_tenth_of_train_stands_in_and_tiny_sets_get_fixed_settings():
@@ -104,9 +106,10 @@ def test_training_records_the_choice_and_resumes_with_it(tmp_path, single_thread
     meta = json.loads((run / "config.json").read_text())
     points = read_points(data)
     s = make_split(points, mode="standard", seed=0)
-    want = choose_settings(points.xyz[s.train], points.xyz[s.val], seed=0)
-    assert meta["auto"]["fields"] == ["kappa_max", "space_frequencies"]
-    assert meta["auto"]["description"] == want.describe()
+    want = choose_settings(points.xyz[s.train], points.xyz[s.val], seed=0, adaptive=None)
+    assert meta["auto"]["fields"] == ["kappa_max", "space_frequencies", "kernel", "field_base"]
+    assert meta["auto"]["description"] == want.describe(("kappa_max", "space_frequencies", "kernel", "field_base"))
+    assert meta["config"]["kernel"] == want.kernel == "fixed"  # clusters of one width: one bandwidth
     assert (meta["config"]["kappa_max"], meta["config"]["space_frequencies"]) == (want.kappa_max, 32)
     model, config = load_field(run)
     assert config.space_frequencies == 32 and model.space_frequencies == 32
@@ -121,8 +124,10 @@ def test_a_value_given_is_kept(tmp_path, single_thread):
     train(TrainConfig(data=data, steps=3, kappa_max=500.0, **TINY), tmp_path / "a")
     meta = json.loads((tmp_path / "a" / "config.json").read_text())
     assert meta["config"]["kappa_max"] == 500.0 and meta["config"]["space_frequencies"] == 32
-    assert meta["auto"]["fields"] == ["space_frequencies"] and "κ_max" not in meta["auto"]["description"]
-    train(TrainConfig(data=data, steps=3, kappa_max=500.0, space_frequencies=0, **TINY), tmp_path / "b")
+    assert meta["auto"]["fields"] == ["space_frequencies", "kernel", "field_base"]
+    assert "κ_max" not in meta["auto"]["description"]
+    train(TrainConfig(data=data, steps=3, kappa_max=500.0, space_frequencies=0, kernel="fixed", field_base="none",
+                      **TINY), tmp_path / "b")
     meta = json.loads((tmp_path / "b" / "config.json").read_text())
     assert meta["auto"] is None and meta["config"]["space_frequencies"] == 0
 
@@ -152,6 +157,31 @@ def test_adaptive_settings_are_read_only_when_asked():
     assert f"{c.adaptive_gain:+.2f} ± {c.adaptive_gain_se:.2f} nats" in text and "nearest neighbour" in text
 
 
+def test_the_rule_picks_the_adaptive_kernel_only_where_one_bandwidth_is_clearly_worse(monkeypatch):
+    two = _two_scales(1500, seed=8)
+    c = choose_settings(two[:1200], two[1200:], adaptive=None)
+    assert c.adaptive_gain > auto.ADAPTIVE_SWITCH and c.kernel == "adaptive"
+    assert "nearest neighbour" in c.describe(("kappa_max", "kernel", "kernel_neighbours", "kernel_scale"))
+    one = _clusters(1200, 1e5, seed=1)  # clusters of one width: the adaptive KDE gains little
+    c = choose_settings(one[:1000], one[1000:], adaptive=None)
+    assert c.adaptive_gain is not None and c.adaptive_gain < auto.ADAPTIVE_SWITCH and c.kernel == "fixed"
+    assert "one bandwidth (one per point gains too little" in c.describe(("kappa_max", "kernel"))
+    # smooth data (the bundled mixture) are not even fitted for it: the classroom default starts as fast as before
+    monkeypatch.setattr(auto, "fit_adaptive_kde", lambda *a: pytest.fail("fitted on smooth data"))
+    x = DEFAULT_MIXTURE.sample(1500, seed=0)
+    c = choose_settings(x[:1200], x[1200:], adaptive=None)
+    assert (c.kernel, c.field_base, c.kappa_max, c.space_frequencies) == ("fixed", "none", KAPPA_MIN, 0)
+
+
+def test_the_contraction_field_comes_with_an_adaptive_kernel_sharper_than_the_cap(monkeypatch):
+    monkeypatch.setattr(auto, "fit_kde", lambda train, val: KDEFit(5000.0, 0.0, 0.0))
+    x = stats.uniform_direction(3).rvs(1000, random_state=11)
+    for scale, base in ((1e-3, "none"), (1e3, "kernel")):  # kappa_i = scale / r_k^2: about 300 and 3e8 (capped)
+        monkeypatch.setattr(auto, "fit_adaptive_kde", lambda train, val, s=scale: AdaptiveKDEFit(3, s, 0.0, 0.0))
+        c = choose_settings(x[:900], x[900:], adaptive=True)
+        assert (c.kernel, c.field_base, c.kappa_max) == ("adaptive", base, 5000.0)
+
+
 def test_adaptive_settings_read_distances_on_every_training_point(monkeypatch):
     seen = {}
 
@@ -173,7 +203,8 @@ def test_training_with_the_adaptive_kernel_resumes_with_the_same_target(tmp_path
     train(TrainConfig(data=data, steps=4, kernel="adaptive", **TINY), run)
     meta = json.loads((run / "config.json").read_text())
     assert meta["config"]["kernel"] == "adaptive"
-    assert meta["auto"]["fields"] == ["kappa_max", "space_frequencies", "kernel_neighbours", "kernel_scale"]
+    assert meta["auto"]["fields"] == ["kappa_max", "space_frequencies", "kernel_neighbours", "kernel_scale",
+                                      "field_base"]
     assert "nearest neighbour" in meta["auto"]["description"]
     _, config = load_field(run)
     train_x = torch.as_tensor(np.load(run / "split.npz")["train"], dtype=torch.float32)
@@ -192,7 +223,7 @@ def test_training_with_the_adaptive_kernel_resumes_with_the_same_target(tmp_path
 def test_a_fixed_kernel_run_reads_nothing_for_the_adaptive_one(tmp_path, single_thread, monkeypatch):
     monkeypatch.setattr(auto, "fit_adaptive_kde", lambda *a: pytest.fail("fitted without being asked"))
     data = _write(tmp_path / "two.csv", _two_scales(300, seed=12))
-    train(TrainConfig(data=data, steps=2, **TINY), tmp_path / "run")
+    train(TrainConfig(data=data, steps=2, kernel="fixed", **TINY), tmp_path / "run")
     config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     assert config["kernel"] == "fixed" and config["kernel_neighbours"] is None
     with pytest.raises(ValueError, match="kernel"):

@@ -150,7 +150,11 @@ def test_auto_settings_are_said_and_saved(tmp_path):
     assert "smooth data): κ_max = 3,000." in p.stderr.splitlines()[0]  # only what was left to choose is named
     meta = json.loads((tmp_path / "a" / "config.json").read_text())
     assert meta["config"]["kappa_max"] == 3000 and meta["config"]["space_frequencies"] == 8
-    assert meta["auto"]["fields"] == ["kappa_max"]
-    p = _cli(*args, "--run-dir", str(tmp_path / "b"), "--kappa-max", "700", "--space-frequencies", "0")
+    assert meta["auto"]["fields"] == ["kappa_max", "kernel", "field_base"]
+    assert (meta["config"]["kernel"], meta["config"]["field_base"]) == ("fixed", "none")  # smooth data
+    p = _cli(*args, "--run-dir", str(tmp_path / "b"), "--kappa-max", "700", "--space-frequencies", "0",
+             "--kernel", "fixed", "--field-base", "none")
     assert p.returncode == 0 and "kernel density" not in p.stderr
     assert json.loads((tmp_path / "b" / "config.json").read_text())["auto"] is None
+    p = _cli(*args, "--run-dir", str(tmp_path / "c"), "--field-base", "score")
+    assert p.returncode == 2 and "choose from none, kernel or auto" in p.stderr

@@ -173,12 +173,15 @@ def test_results_json(table):
                           .read_text())
         config = meta["config"]
         assert config["floor"] == TrainConfig().floor
-        if r["method"] == "ppd1-fixed":
-            assert (config["kappa_max"], config["space_frequencies"]) == (3000, 0) and meta["auto"] is None
+        if r["method"] == "ppd1-fixed":  # the kernel and field base are still the rule's (fixed and none here)
+            assert (config["kappa_max"], config["space_frequencies"]) == (3000, 0)
+            assert meta["auto"]["fields"] == ["kernel", "field_base"]
+            assert (config["kernel"], config["field_base"]) == ("fixed", "none")
         else:
             assert (config["kappa_max"], config["space_frequencies"]) == (base["auto_kappa_max"],
                                                                         base["auto_space_frequencies"])
-            assert meta["auto"]["fields"] == ["kappa_max", "space_frequencies"]
+            assert meta["auto"]["fields"] == ["kappa_max", "space_frequencies", "kernel", "field_base"]
+            assert (config["kernel"], config["field_base"]) == (base["auto_kernel"], base["auto_field_base"])
 
 
 def test_target_row_is_the_default_kernel_estimate(table):

@@ -13,7 +13,7 @@ settings left to the data's rule unless a variant sets them). Every NLL is on th
   entropy by Monte Carlo (400,000 samples, with its standard error) and in closed form for separated
   components (:func:`cnfm_core.clustered.separated_entropy`);
 * **vMF KDE**: ``fit_kde`` on train/validation, scored on test; **PPD target p1**: the end point of the
-  target the rule chose (a KDE at its ``kappa_max`` with the floor); the **adaptive KDE** (a bandwidth per
+  target the rule chose (a KDE with its kernel, at its ``kappa_max``, with the floor); the **adaptive KDE** (a bandwidth per
   point, ``fit_adaptive_kde``) with today's per-point cap and the previous one (3e5);
 * each variant's flow: exact test NLL (``evaluate_nll``) and its gap to the truth on the same points, with
   the paired standard error.
@@ -96,7 +96,8 @@ def run_seed(out: Path, seed: int, n: int, steps: int | None, minutes: float | N
         truth = -mixture.log_prob(test).numpy()
         flow = -_flow_log_prob(field, split["test"])
         rows[variant] = dict(nll=_mean_se(flow), gap=_mean_se(flow - truth), per_point=flow,
-                             kappa_max=config.kappa_max, space_frequencies=config.space_frequencies, steps=_steps(run))
+                             kappa_max=config.kappa_max, space_frequencies=config.space_frequencies, steps=_steps(run),
+                             kernel=config.kernel, field_base=config.field_base)
     assert split is not None
     train_x, val, test = split["train"], split["val"], split["test"]
     truth = -mixture.log_prob(torch.as_tensor(test, dtype=torch.float64)).numpy()
@@ -107,14 +108,17 @@ def run_seed(out: Path, seed: int, n: int, steps: int | None, minutes: float | N
         a = fit_adaptive_kde(train_x, val, cap=cap)
         nll = -kde_log_prob(test, train_x, adaptive_kappas(train_x, a.neighbours, a.scale, cap=cap), a.weight)
         adaptive[f"{cap:.0e}"] = _mean_se(nll - truth)
-    choice = choose_settings(train_x, val, seed=seed)
-    target = -kde_log_prob(test, train_x, choice.kappa_max, TrainConfig().floor)
+    choice = choose_settings(train_x, val, seed=seed, adaptive=None)  # the product defaults' rule
+    kappas = (choice.kappa_max if choice.kernel == "fixed"
+              else adaptive_kappas(train_x, choice.kernel_neighbours, choice.kernel_scale))
+    target = -kde_log_prob(test, train_x, kappas, TrainConfig().floor)
     for row in rows.values():
         row["minus_kde"] = _mean_se(row.pop("per_point") - kde)
     return dict(seed=seed, truth=_mean_se(truth), kde=_mean_se(kde), kde_gap=_mean_se(kde - truth),
                 kde_kappa=fit.kappa, kde_weight=fit.weight, target=_mean_se(target),
                 target_gap=_mean_se(target - truth),
-                rule_kappa=choice.kappa_max, adaptive_kde_gap=adaptive, flows=rows, n_test=len(test))
+                rule_kappa=choice.kappa_max, rule_kernel=choice.kernel, rule_field_base=choice.field_base,
+                adaptive_kde_gap=adaptive, flows=rows, n_test=len(test))
 
 
 def _flow_log_prob(field: torch.nn.Module, x: np.ndarray) -> np.ndarray:
@@ -153,7 +157,7 @@ def table(results: list[dict[str, Any]], variants: list[str], entropy: tuple[flo
     lines.append("| uniform | " + " | ".join(f"{LOG_AREA:.3f}" for _ in cols) + " |")
     lines.append(_row("vMF KDE (validation-tuned)", [r["kde"] for r in results]))
     lines.append(_row("vMF KDE: gap", [r["kde_gap"] for r in results]))
-    lines.append(_row("PPD target p1 (the rule's κ_max, floor 0.02): gap", [r["target_gap"] for r in results]))
+    lines.append(_row("PPD target p1 (the rule's kernel, floor 0.02): gap", [r["target_gap"] for r in results]))
     for cap in results[0]["adaptive_kde_gap"]:
         lines.append(_row(f"adaptive KDE (validation-tuned, per-point cap {float(cap):.0e}): gap",
                           [r["adaptive_kde_gap"][cap] for r in results]))
@@ -164,9 +168,11 @@ def table(results: list[dict[str, Any]], variants: list[str], entropy: tuple[flo
     notes = []
     for r in results:
         flows = "; ".join(f"`{v}` κ_max {r['flows'][v]['kappa_max']:.3g}, {r['flows'][v]['space_frequencies']} "
-                          f"features, {r['flows'][v]['steps']} steps" for v in variants)
+                          f"features, {r['flows'][v].get('kernel')} kernel, field base "
+                          f"{r['flows'][v].get('field_base')}, {r['flows'][v]['steps']} steps" for v in variants)
         notes.append(f"seed {r['seed']}: {r['n_test']} test points; KDE κ {r['kde_kappa']:.3g}, floor "
-                     f"{r['kde_weight']:g}; rule κ_max {r['rule_kappa']:.3g}; {flows}")
+                     f"{r['kde_weight']:g}; rule κ_max {r['rule_kappa']:.3g}, {r.get('rule_kernel')} kernel, field "
+                     f"base {r.get('rule_field_base')}; {flows}")
     return "\n".join(lines) + "\n\n" + "\n".join(notes)
 
 

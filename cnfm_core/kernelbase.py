@@ -87,14 +87,15 @@ class KernelBase(nn.Module):
                    None if fixed else state[prefix + "scales"], schedule, kappa_max, floor)
 
     def gate(self, t: Tensor) -> Tensor:
-        """``(1 + k(t))^(-1/2)``: the scale of the exact field's correction at concentration ``k`` (a kernel's
+        """``(1 + k(t))^(-1/2)`` (``t`` clamped to [0, 1]): the scale of the exact field's correction at concentration ``k`` (a kernel's
         width), by which the network's output is multiplied, so that an error in it costs the PPD residual about
         the same at every ``t`` (the residual weighs a field error by ``|grad log p| ~ sqrt(k)``)."""
-        return torch.rsqrt(1.0 + self.schedule.kappa(t.double())).to(t.dtype)
+        return torch.rsqrt(1.0 + self.schedule.kappa(t.double().clamp(0.0, 1.0))).to(t.dtype)
 
     def forward(self, x: Tensor, t: Tensor | float) -> tuple[Tensor, Tensor]:
         """``v_b(t, x)`` (``(B, 3)``, tangent) and its divergence (``(B,)``), in ``x``'s dtype."""
-        t = torch.as_tensor(t, dtype=torch.float64, device=x.device).expand(x.shape[0])
+        # An adaptive solver may probe times outside [0, 1] (its first step); the path is defined on [0, 1] only.
+        t = torch.as_tensor(t, dtype=torch.float64, device=x.device).clamp(0.0, 1.0).expand(x.shape[0])
         step = max(1, self.chunk_entries // self.centers.shape[0])
         parts = [self._chunk(x[i:i + step], t[i:i + step]) for i in range(0, x.shape[0], step)]
         v = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]

@@ -13,8 +13,8 @@ settings left to the data's rule unless a variant sets them). Every NLL is on th
   entropy by Monte Carlo (400,000 samples, with its standard error) and in closed form for separated
   components (:func:`cnfm_core.clustered.separated_entropy`);
 * **vMF KDE**: ``fit_kde`` on train/validation, scored on test; **PPD target p1**: the end point of the
-  target the rule chose (a KDE with its kernel, at its ``kappa_max``, with the floor); the **adaptive KDE** (a bandwidth per
-  point, ``fit_adaptive_kde``) with today's per-point cap and the previous one (3e5);
+  target the rule chose (a KDE with its kernel, at its ``kappa_max``, with the floor); the **adaptive KDE** (a
+  bandwidth per point, ``fit_adaptive_kde``) with today's per-point cap and the previous one (3e5);
 * each variant's flow: exact test NLL (``evaluate_nll``) and its gap to the truth on the same points, with
   the paired standard error.
 

@@ -107,8 +107,9 @@ class AutoChoice:
         if self.kernel == "adaptive" and ("kernel_neighbours" in fields or "kernel_scale" in fields):
             parts.append(f"bandwidths from the {_ordinal(self.kernel_neighbours)} nearest neighbour "
                          f"(scale {self.kernel_scale:g}{'; ' + gain if gain else ''})")
-        elif "kernel" in fields and gain:
-            parts.append(f"one bandwidth (one per point gains too little: {gain})")
+        elif "kernel" in fields and self.adaptive_gain is not None:
+            parts.append(f"one bandwidth (a bandwidth per point: {self.adaptive_gain:+.2f} ± "
+                         f"{self.adaptive_gain_se:.2f} nats as a KDE; the switch needs {ADAPTIVE_SWITCH:+.1f})")
         if "field_base" in fields and self.field_base == "kernel":
             parts.append("the network adds to the target's own contraction field (its sharpest kernels are "
                          "narrower than a network alone follows)")

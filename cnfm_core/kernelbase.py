@@ -87,9 +87,9 @@ class KernelBase(nn.Module):
                    None if fixed else state[prefix + "scales"], schedule, kappa_max, floor)
 
     def gate(self, t: Tensor) -> Tensor:
-        """``(1 + k(t))^(-1/2)`` (``t`` clamped to [0, 1]): the scale of the exact field's correction at concentration ``k`` (a kernel's
-        width), by which the network's output is multiplied, so that an error in it costs the PPD residual about
-        the same at every ``t`` (the residual weighs a field error by ``|grad log p| ~ sqrt(k)``)."""
+        """``(1 + k(t))^(-1/2)`` (``t`` clamped to [0, 1]): the scale of the exact field's correction at concentration
+        ``k`` (a kernel's width), by which the network's output is multiplied, so that an error in it costs the PPD
+        residual about the same at every ``t`` (the residual weighs a field error by ``|grad log p| ~ sqrt(k)``)."""
         return torch.rsqrt(1.0 + self.schedule.kappa(t.double().clamp(0.0, 1.0))).to(t.dtype)
 
     def forward(self, x: Tensor, t: Tensor | float) -> tuple[Tensor, Tensor]:
@@ -108,29 +108,39 @@ class KernelBase(nn.Module):
         k = self.schedule.kappa(t).clamp(min=1e-300)  # (B,)
         dk = self.schedule.dkappa(t)
         y, s = self.centers, self.scales
-        ki = k[:, None] * s[None, :]  # (B, N)
-        half_chord = 0.5 * torch.cdist(x, y).square()  # 1 - c_i, exact near the centre
-        # log of each kernel's weighted density: fixed, the vMF; adaptive, its vMF part (the remainders are uniform)
+        # 1 - c_i = |x - y_i|^2 / 2, which float64 resolves to about 1e-16 (1e-8 nats at k = 1e8)
+        half_chord = (1.0 - x @ y.T).clamp_(min=0.0)  # (B, N)
+        # each kernel's weighted log-density, less a row term: fixed, the vMF; adaptive, its vMF part
+        # (log k_i = log k + log s_i, the rest of the normaliser is a row term); the uniform parts are log_u
         if self.fixed:
-            log_norm = torch.log(k) - math.log(2.0 * math.pi) - torch.log(-torch.expm1(-2.0 * k))  # (B,)
-            log_kern = self.log_weights[None, :] + log_norm[:, None] - ki * half_chord
+            row = torch.log(k) - math.log(2.0 * math.pi) - torch.log(-torch.expm1(-2.0 * k))
+            logit = (half_chord * -k[:, None]).add_(self.log_weights)
             log_u = torch.full_like(k, -math.inf)
         else:
-            log_kern = self.log_weights[None, :] + torch.log(ki) - math.log(2.0 * math.pi) - ki * half_chord
-            log_u = torch.logsumexp(self.log_weights[None, :] - 2.0 * ki, dim=1) - _LOG_4PI
-        log_kern = log_kern + math.log1p(-self.floor)
+            row = torch.log(k) - math.log(2.0 * math.pi)
+            logit = (half_chord * s).mul_(-k[:, None]).add_(self.log_weights + torch.log(s))
+            log_u = torch.logsumexp(self.log_weights[None, :] - 2.0 * k[:, None] * s[None, :], dim=1) - _LOG_4PI
         log_u = log_u + math.log1p(-self.floor)
         if self.floor > 0.0:
             log_u = torch.logaddexp(log_u, torch.full_like(log_u, math.log(self.floor) - _LOG_4PI))
-        log_z = torch.logaddexp(torch.logsumexp(log_kern, dim=1), log_u)
-        q = torch.exp(log_kern - log_z[:, None])  # (B, N) posteriors
-        a = 0.5 * dk[:, None] * s[None, :] / (1.0 + ki)  # a_i
-        qa = q * a
-        m = qa @ y  # (B, 3): M
-        g = (q * ki) @ y  # sum_i q_i k_i y_i
+        mx = logit.amax(dim=1)
+        e = logit.sub_(mx[:, None]).exp_()  # q_i = e_i * w, with w the row's normaliser
+        lead = row + mx + math.log1p(-self.floor)
+        log_z = torch.logaddexp(lead + torch.log(e.sum(dim=1)), log_u)
+        w = torch.exp(lead - log_z)  # (B,)
+        bend = half_chord.mul_(2.0 - half_chord)  # 1 - c_i^2
+        if self.fixed:  # a_i and k_i are the same for every kernel
+            a = 0.5 * dk / (1.0 + k)
+            moment = (e @ y) * w[:, None]  # sum_i q_i y_i
+            m, g = a[:, None] * moment, k[:, None] * moment
+            curv = a * k * w * (e * bend).sum(dim=1)
+        else:
+            ea = e * (s / (1.0 + k[:, None] * s))  # q_i a_i / (w dk / 2)
+            m = (ea @ y) * (0.5 * dk * w)[:, None]
+            g = ((e * s) @ y) * (k * w)[:, None]
+            curv = (ea * s).mul_(bend).sum(dim=1) * (0.5 * dk * k * w)
         xm, xg = (x * m).sum(1), (x * g).sum(1)
         v = m - xm[:, None] * x
         grad = g - xg[:, None] * x  # G = P_x g
-        cos = 1.0 - half_chord
-        div = (qa * ki * half_chord * (1.0 + cos)).sum(1) - (grad * m).sum(1) - 2.0 * xm
+        div = curv - (grad * m).sum(1) - 2.0 * xm
         return v, div

@@ -165,7 +165,7 @@ def test_the_rule_picks_the_adaptive_kernel_only_where_one_bandwidth_is_clearly_
     one = _clusters(1200, 1e5, seed=1)  # clusters of one width: the adaptive KDE gains little
     c = choose_settings(one[:1000], one[1000:], adaptive=None)
     assert c.adaptive_gain is not None and c.adaptive_gain < auto.ADAPTIVE_SWITCH and c.kernel == "fixed"
-    assert "one bandwidth (one per point gains too little" in c.describe(("kappa_max", "kernel"))
+    assert f"one bandwidth (a bandwidth per point: {c.adaptive_gain:+.2f}" in c.describe(("kappa_max", "kernel"))
     # smooth data (the bundled mixture) are not even fitted for it: the classroom default starts as fast as before
     monkeypatch.setattr(auto, "fit_adaptive_kde", lambda *a: pytest.fail("fitted on smooth data"))
     x = DEFAULT_MIXTURE.sample(1500, seed=0)

@@ -98,7 +98,10 @@ def resolve_auto(config: TrainConfig, train_xyz: Any, val_xyz: Any) -> tuple[Tra
     if not fields:
         return config, None
     chosen = {name: getattr(choice, name) for name in fields}
-    if "field_base" in fields and kernel == "fixed" and config.manifold == "sphere":
+    if "field_base" in fields and config.objective != "ppd":  # the base is the PPD target's; RFM has none
+        chosen["field_base"] = "none"
+        choice = dataclasses.replace(choice, field_base="none")
+    elif "field_base" in fields and kernel == "fixed" and config.manifold == "sphere":
         # the base follows the target's own sharpness, also where a person set kappa_max
         kappa_max = chosen.get("kappa_max", config.kappa_max)
         chosen["field_base"] = "kernel" if kappa_max > KAPPA_CAP else "none"

@@ -182,6 +182,21 @@ def test_the_contraction_field_comes_with_an_adaptive_kernel_sharper_than_the_ca
         assert (c.kernel, c.field_base, c.kappa_max) == ("adaptive", base, 5000.0)
 
 
+def test_the_field_base_follows_the_target_a_run_trains_on(tmp_path, single_thread):
+    # repeated locations: the KDE wants kappa 1e8, sharper than a network alone follows
+    x = stats.uniform_direction(3).rvs(150, random_state=14)
+    data = _write(tmp_path / "repeats.csv", np.concatenate([x, x, x]))
+    for name, options, base in (("ppd", {}, "kernel"), ("given", {"kappa_max": 1e4}, "none"),
+                                ("rfm", {"objective": "rfm"}, "none")):
+        train(TrainConfig(data=data, steps=2, **options, **TINY), tmp_path / name)
+        config = json.loads((tmp_path / name / "config.json").read_text())["config"]
+        assert config["field_base"] == base, name
+    assert config["kappa_max"] == 1e8  # RFM records the rule's kappa (it has no target path)
+    field, _ = load_field(tmp_path / "ppd")
+    distinct = len(np.unique(np.load(tmp_path / "ppd" / "split.npz")["train"], axis=0))
+    assert field.base is not None and field.base.centers.shape == (distinct, 3)  # rebuilt from the checkpoint
+
+
 def test_adaptive_settings_read_distances_on_every_training_point(monkeypatch):
     seen = {}
 

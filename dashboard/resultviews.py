@@ -25,7 +25,8 @@ from dashboard.figures.geometry import subsample
 from dashboard.figures.pointmaps import layers_map
 from dashboard.text import plain
 
-__all__ = ["Shown", "globe_tab", "map_tab", "nll_section", "offer_report", "points_tab", "request_report"]
+__all__ = ["Shown", "globe_tab", "map_tab", "mass_text", "nll_section", "offer_report", "points_tab",
+           "request_report"]
 
 #: Two maps side by side while each gets at least this width (px), else one above the other.
 MAP_MIN_WIDTH_PX = 440
@@ -58,8 +59,10 @@ $y_j$. The model's likelihood is exact: the change of variables along the flow, 
 @dataclass(frozen=True, eq=False)
 class Shown:
     """What the Results page shows of its run: the run and who may change it, its report, its density on the grid
-    ``lat`` x ``lon`` (``preview`` while it is the coarse first map), its samples and test points, what it is drawn
-    beside, and the one colour range ``zrange`` and ``unit`` of every map."""
+    ``lat`` x ``lon`` (``preview`` while it is the coarse first map; ``cell_mean_samples`` > 0 where it is drawn as
+    cell means from that many samples, :func:`cnfm_core.report.sample_cell_means`), the mass of its values at the
+    cell centres (``grid_mass``) and of the map (``map_mass``), its samples and test points, what it is drawn beside,
+    and the one colour range ``zrange`` and ``unit`` of every map."""
 
     run_id: str
     run: RunDir
@@ -73,6 +76,8 @@ class Shown:
     log_prob: np.ndarray
     preview: bool
     grid_mass: float | None
+    map_mass: float | None
+    cell_mean_samples: int
     samples: np.ndarray
     test_lat: np.ndarray
     test_lon: np.ndarray
@@ -164,7 +169,9 @@ def map_tab(s: Shown) -> None:
         "shows its mean over each cell, so that bumps narrower than a cell still show.",
     }
     st.caption(shared + (known[ref.key] if ref else ""))
-    if s.grid_mass is not None and math.isfinite(s.grid_mass):
+    if s.cell_mean_samples > 0:
+        st.caption(mass_text(s.grid_mass, s.map_mass, s.cell_mean_samples))
+    elif s.grid_mass is not None and math.isfinite(s.grid_mass):
         st.caption(
             f"Total mass on the grid: {s.grid_mass:.3f} (a density integrates to 1)."
             + (
@@ -182,6 +189,20 @@ def map_tab(s: Shown) -> None:
             key="compute_map",
             hint="Runs in the background: the exact map, then the path frames if missing.",
         )
+
+
+def mass_text(grid_mass: float | None, map_mass: float | None, samples: int) -> str:
+    """The caption of a map drawn as cell means from ``samples`` samples (``cell_means`` in density.npz): why and
+    how, the share of the mass that the values at the cell centres hold (``grid_mass``), and the map's mass."""
+    held = (f" (its values at the cell centres hold only {100 * grid_mass:.2g}% of it)"
+            if grid_mass is not None and math.isfinite(grid_mass) else "")
+    total = (f" Total mass of the map: {map_mass:.3f} (a density integrates to 1)."
+             if map_mass is not None and math.isfinite(map_mass) else "")
+    return (
+        f"This flow puts most of its mass in bumps narrower than a map cell{held}, so the map shows each cell's "
+        f"share of {samples:,} samples from the flow, over the cell's area; where that share is within chance of "
+        f"the value at the cell's centre (a smooth density there, or no sample), it shows that value.{total}"
+    )
 
 
 def globe_tab(s: Shown) -> None:

@@ -135,6 +135,8 @@ try:
         kde_grid = z["kde_log_prob"] if "kde_log_prob" in z.files else None  # if a report stage wrote it
         preview = "preview" in z.files and bool(int(z["preview"]))
         grid_mass = float(z["grid_mass"]) if "grid_mass" in z.files else (report or {}).get("grid_mass")
+        map_mass = float(z["map_mass"]) if "map_mass" in z.files else grid_mass  # older runs: the same map
+        cell_mean_samples = int(z["cell_mean_samples"]) if "cell_means" in z.files and int(z["cell_means"]) else 0
 except (RunError, OSError, ValueError, KeyError) as e:
     st.error(f"The results of this run cannot be read: {plain(e)}")
     st.stop()
@@ -149,7 +151,8 @@ test = PointSet(xyz=split["test"], lines=split["test_lines"], source="test split
 reference = resultfiles.reference(run, report, grid_lat, grid_lon, log_prob, true_log_prob, kde_grid)
 results = resultviews.Shown(
     run_id=chosen, run=run, info=info, may=may, store=store, runner=runner, report=report,
-    lat=grid_lat, lon=grid_lon, log_prob=log_prob, preview=preview, grid_mass=grid_mass,
+    lat=grid_lat, lon=grid_lon, log_prob=log_prob, preview=preview, grid_mass=grid_mass, map_mass=map_mass,
+    cell_mean_samples=cell_mean_samples,
     samples=samples, test_lat=test.lat, test_lon=test.lon, land=land, coast=coast, reference=reference,
     zrange=figures.shared_log_range(log_prob, *([reference.values] if reference else [])), unit=state.density_unit(),
 )  # fmt: skip

@@ -199,7 +199,10 @@ def run_stages(run: RunDir, publish: Callable[[list[dict[str, Any]]], None], *, 
                 write_density(run, _watch(field, board, name, chunks=3), config, n_lat=30, n_lon=60,
                               n_samples=300, preview=True, sample_steps=10, rows_per_chunk=15)
             elif name == "map":
-                write_density(run, _watch(field, board, name, chunks=7), config)
+                # 6 likelihood solves and the samples; a field on a kernel base may be sharp enough for the map's
+                # cell means (:func:`cnfm_core.report.write_density`), one more sampling solve
+                solves = 8 if getattr(field, "base", None) is not None else 7
+                write_density(run, _watch(field, board, name, chunks=solves), config)
             else:
                 run.write_json(run.report, test_report(run, _watch(field, board, name), config))
             board.end(name)

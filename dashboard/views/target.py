@@ -123,7 +123,8 @@ else:
     st.caption(
         f"κ_max starts at {KAPPA_MIN:,.0f}, what training uses on smooth data. With κ_max on **auto** (the "
         "Train page's default) a run reads κ_max off the data when it starts: clustered data such as the "
-        f"Earth sets get a sharper one, up to {KAPPA_CAP:,.0f}."
+        f"Earth sets get a sharper one (above {KAPPA_CAP:,.0f}, as on the volcanoes, the flow draws the bumps "
+        "with the target's own field)."
     )
 with st.expander("The maths, in words"):
     st.markdown(MATHS.replace("FLOOR", f"{floor:g}"))

@@ -47,9 +47,11 @@ SETTINGS_MATHS = f"""
 * **Target sharpness κ_max.** The target at $t = 1$ puts a von Mises–Fisher (vMF) bump
   $\\propto e^{{\\kappa\\, \\mu \\cdot x}}$ on every training point; κ grows from 0 at $t = 0$ (uniform) to
   κ_max, and a bump's width is about $1/\\sqrt{{\\kappa}}$ radians. **auto** reads κ_max off the kernel density that
-  best fits the validation points (the highest validation likelihood): clustered data get a sharper target (up
-  to {KAPPA_CAP:,.0f}) and Fourier features of the point as the network's input; smooth data get
-  {KAPPA_MIN:,.0f}.
+  best fits the validation points (the highest validation likelihood): clustered data get a sharper target and
+  Fourier features of the point as the network's input; smooth data get {KAPPA_MIN:,.0f}. Bumps sharper than
+  {KAPPA_CAP:,.0f} (narrower than about 10 km on the Earth) are more than a network can draw: the flow then adds
+  the network to the target's own field, which moves every bump to its point exactly. Where clusters differ in
+  width by orders of magnitude, each point gets its own bump width (from its nearest neighbours).
 * **Split.** *standard*: a random 80 % of the points train, 10 % validate and 10 % test, as in the RFM
   benchmarks (the seed draws them); *deduplicated*: the same over the distinct points, each repeated point counted
   once, so no test point is also a training point; *none*: every point trains (no validation or test score).

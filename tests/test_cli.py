@@ -134,15 +134,19 @@ def test_tampered_checkpoint_cli(trained_run, tmp_path):
     _one_line_error(_cli("evaluate", "--run-dir", str(run)), "checkpoint.pt", "not a readable checkpoint")
 
 
-def test_split_none_needs_data_for_evaluate(tmp_path, synthetic_csv):
-    run = tmp_path / "run"
-    p = _cli("train", "--data", str(synthetic_csv), "--run-dir", str(run), "--steps", "3", "--split", "none", *TINY)
-    assert p.returncode == 0, p.stderr
+def test_split_none_needs_data_for_evaluate(tmp_path, synthetic_csv, capsys, single_thread):
+    run = tmp_path / "run"  # in this process: the CLI's own parser and handlers
+    assert main(["train", "--data", str(synthetic_csv), "--run-dir", str(run), "--steps", "3", "--split", "none",
+                 "--quiet", *TINY]) == 0
     assert json.loads((run / "config.json").read_text())["n_train"] == 2000
-    _one_line_error(_cli("evaluate", "--run-dir", str(run)), "no test split", "--data")
+    capsys.readouterr()
+    assert main(["evaluate", "--run-dir", str(run)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cnfm: error:") and "no test split" in lines[0]
+    assert "--data" in lines[0]
 
 
-def test_auto_settings_are_said_and_saved(tmp_path):
+def test_auto_settings_are_said_and_saved(tmp_path, capsys, single_thread):
     data = Path(__file__).resolve().parents[1] / "assets/synthetic_mixture.csv"
     args = ["train", "--data", str(data), "--steps", "2", "--hidden", "16", "--layers", "2", "--threads", "1"]
     p = _cli(*args, "--run-dir", str(tmp_path / "a"), "--kappa-max", "AUTO", "--space-frequencies", "8")
@@ -152,9 +156,11 @@ def test_auto_settings_are_said_and_saved(tmp_path):
     assert meta["config"]["kappa_max"] == 3000 and meta["config"]["space_frequencies"] == 8
     assert meta["auto"]["fields"] == ["kappa_max", "kernel", "field_base"]
     assert (meta["config"]["kernel"], meta["config"]["field_base"]) == ("fixed", "none")  # smooth data
-    p = _cli(*args, "--run-dir", str(tmp_path / "b"), "--kappa-max", "700", "--space-frequencies", "0",
-             "--kernel", "fixed", "--field-base", "none")
-    assert p.returncode == 0 and "kernel density" not in p.stderr
+    # the rest in this process (the same parser and handler as above, without a second interpreter's start-up)
+    code = main([*args, "--quiet", "--run-dir", str(tmp_path / "b"), "--kappa-max", "700", "--space-frequencies", "0",
+                 "--kernel", "fixed", "--field-base", "none"])
+    assert code == 0 and "kernel density" not in capsys.readouterr().err
     assert json.loads((tmp_path / "b" / "config.json").read_text())["auto"] is None
-    p = _cli(*args, "--run-dir", str(tmp_path / "c"), "--field-base", "score")
-    assert p.returncode == 2 and "choose from none, kernel or auto" in p.stderr
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--run-dir", str(tmp_path / "c"), "--field-base", "score"])
+    assert e.value.code == 2 and "choose from none, kernel or auto" in capsys.readouterr().err

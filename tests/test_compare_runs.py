@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cnfm_core.cli import main as cli_main
 from cnfm_core.config import TrainConfig
 from cnfm_core.train import train
 
@@ -22,7 +24,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
 
 
-def test_paired_difference_matches_each_runs_evaluation(tmp_path, single_thread):
+def _script():
+    spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paired_difference_matches_each_runs_evaluation(tmp_path, single_thread, capsys):
     train(TrainConfig(steps=10, **TINY), tmp_path / "a")
     train(TrainConfig(steps=10, kernel="adaptive", **TINY), tmp_path / "b")
     train(TrainConfig(steps=3, seed=1, **TINY), tmp_path / "other-split")
@@ -32,20 +41,15 @@ def test_paired_difference_matches_each_runs_evaluation(tmp_path, single_thread)
     n, nll_a, nll_b = int(row[0]), float(row[1]), float(row[2])
     diff, se = (float(v) for v in row[3].split("±"))
     own = []
-    for run in ("a", "b"):
-        e = subprocess.run(
-            [sys.executable, "-m", "cnfm_core", "evaluate", "--run-dir", str(tmp_path / run), "--threads", "1"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=REPO,
-        )
-        own.append(json.loads(e.stdout.strip().splitlines()[-1]))
+    for run in ("a", "b"):  # each run's own evaluation, through the CLI's handler in this process
+        assert cli_main(["evaluate", "--run-dir", str(tmp_path / run), "--threads", "1"]) == 0
+        own.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
     assert n == own[0]["n"] == own[1]["n"]
     assert nll_a == pytest.approx(own[0]["nll"], abs=2e-4) and nll_b == pytest.approx(own[1]["nll"], abs=2e-4)
     assert diff == pytest.approx(nll_b - nll_a, abs=3e-4) and se > 0
-    # another split is refused with a message, not compared
-    p = _cli(str(tmp_path / "a"), str(tmp_path / "other-split"))
-    assert p.returncode == 2 and "splits differ" in p.stderr and "Traceback" not in p.stderr
-    p = _cli(str(tmp_path / "a"), str(tmp_path / "missing"))
-    assert p.returncode == 2 and "Traceback" not in p.stderr
+    # another split is refused with a message, not compared (the script's main, in this process)
+    compare = _script()
+    assert compare.main([str(tmp_path / "a"), str(tmp_path / "other-split")]) == 2
+    assert "splits differ" in capsys.readouterr().err
+    assert compare.main([str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
+    assert "compare_runs:" in capsys.readouterr().err

@@ -109,9 +109,7 @@ def run_seed(out: Path, seed: int, n: int, steps: int | None, minutes: float | N
         nll = -kde_log_prob(test, train_x, adaptive_kappas(train_x, a.neighbours, a.scale, cap=cap), a.weight)
         adaptive[f"{cap:.0e}"] = _mean_se(nll - truth)
     choice = choose_settings(train_x, val, seed=seed, adaptive=None)  # the product defaults' rule
-    kappas = (choice.kappa_max if choice.kernel == "fixed"
-              else adaptive_kappas(train_x, choice.kernel_neighbours, choice.kernel_scale))
-    target = -kde_log_prob(test, train_x, kappas, TrainConfig().floor)
+    target = -kde_log_prob(test, train_x, choice.target_kappas(train_x), TrainConfig().floor)
     for row in rows.values():
         row["minus_kde"] = _mean_se(row.pop("per_point") - kde)
     return dict(seed=seed, truth=_mean_se(truth), kde=_mean_se(kde), kde_gap=_mean_se(kde - truth),

@@ -18,7 +18,7 @@ from bench.earth_spec import DataSet
 from cnfm_core.auto import choose_settings
 from cnfm_core.config import TrainConfig
 from cnfm_core.data import DataError, PointSet, read_points
-from cnfm_core.kde import adaptive_kappas, fit_kde, kde_log_prob
+from cnfm_core.kde import fit_kde, kde_log_prob
 from cnfm_core.sphere import LOG_AREA
 from cnfm_core.splits import make_split
 
@@ -53,9 +53,8 @@ def baselines(points: PointSet, split: str, seed: int) -> dict[str, Any]:
         out.update(auto_kappa_max=choice.kappa_max, auto_space_frequencies=choice.space_frequencies,
                    auto_kernel=choice.kernel, auto_field_base=choice.field_base)
         if len(test) > 0:
-            kappas = (choice.kappa_max if choice.kernel == "fixed" else
-                      adaptive_kappas(train, choice.kernel_neighbours, choice.kernel_scale))
-            out["target"] = float(-np.mean(kde_log_prob(test, train, kappas, TrainConfig().floor)))
+            out["target"] = float(-np.mean(kde_log_prob(test, train, choice.target_kappas(train),
+                                                        TrainConfig().floor)))
     if len(val) == 0 or len(test) == 0:
         out["kde_error"] = "no validation or test points"
         return out

@@ -90,6 +90,14 @@ class AutoChoice:
     #: What the network's output is added to (:data:`cnfm_core.config.FIELD_BASES`).
     field_base: str = "none"
 
+    def target_kappas(self, train: np.ndarray, *, cap: float = KERNEL_CAP) -> float | np.ndarray:
+        """The concentrations of the target this choice makes over ``train`` at t = 1: ``kappa_max`` for the fixed
+        kernel, one per point for the adaptive one (``cap``: ``TrainConfig.kernel_cap``), as
+        :func:`cnfm_core.kde.kde_log_prob` takes them."""
+        if self.kernel == "fixed":
+            return self.kappa_max
+        return adaptive_kappas(train, self.kernel_neighbours, self.kernel_scale, cap=cap)
+
     @property
     def sharp(self) -> bool:
         return self.space_frequencies > 0
@@ -124,8 +132,14 @@ def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
-def _fixed(held_out: str = "none", kernel: str = "fixed") -> AutoChoice:
-    return AutoChoice(KAPPA_MIN, 0, SHARP_SCALE, None, None, held_out, kernel=kernel)
+def _base(sharpest: float) -> str:
+    """The field base for a target whose sharpest kernel has concentration ``sharpest`` (module doc)."""
+    return "kernel" if sharpest > KAPPA_CAP else "none"
+
+
+def _fixed(held_out: str = "none", kernel: str = "fixed", kappa_max: float | None = None) -> AutoChoice:
+    base = _base(kappa_max) if kappa_max is not None and kernel == "fixed" else "none"
+    return AutoChoice(KAPPA_MIN, 0, SHARP_SCALE, None, None, held_out, kernel=kernel, field_base=base)
 
 
 def fit_points(train: np.ndarray, val: np.ndarray,
@@ -163,20 +177,22 @@ def adaptive_gain(adaptive: np.ndarray, fixed: np.ndarray) -> dict[str, float]:
 
 
 def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0, adaptive: bool | None = False,
-                    kernel_cap: float = KERNEL_CAP) -> AutoChoice:
+                    kernel_cap: float = KERNEL_CAP, kappa_max: float | None = None) -> AutoChoice:
     """Apply the rule (module doc) to unit vectors ``train`` ``(N, 3)`` and ``val`` ``(M, 3)``. ``adaptive``: True
     for the adaptive kernel (its settings fitted), False for the fixed one, None to let the rule choose.
-    ``kernel_cap`` is the adaptive kernel's sharpest per-point concentration (``TrainConfig.kernel_cap``)."""
+    ``kernel_cap`` is the adaptive kernel's sharpest per-point concentration (``TrainConfig.kernel_cap``);
+    ``kappa_max``, a value a person set: the fixed kernel's field base then follows it (the returned ``kappa_max``
+    is still the rule's own)."""
     train = np.asarray(train, dtype=np.float64).reshape(-1, 3)
     val = np.asarray(val, dtype=np.float64).reshape(-1, 3)
     rng = np.random.default_rng(seed)
     points = fit_points(train, val, rng)
     if points is None:
-        return _fixed(kernel="adaptive" if adaptive else "fixed")
+        return _fixed(kernel="adaptive" if adaptive else "fixed", kappa_max=kappa_max)
     train, val, held_out, every = points
     fit = fit_kde(train, val)
     if not math.isfinite(fit.kappa):
-        return _fixed(kernel="adaptive" if adaptive else "fixed")
+        return _fixed(kernel="adaptive" if adaptive else "fixed", kappa_max=kappa_max)
     sharp = fit.kappa >= SHARP_KAPPA
     read: dict[str, Any] = {}
     sharpest = fit.kappa if sharp else KAPPA_MIN
@@ -191,7 +207,7 @@ def choose_settings(train: np.ndarray, val: np.ndarray, *, seed: int = 0, adapti
         if adaptive:
             sharpest = float(np.max(kappas))
     kernel = "adaptive" if adaptive else "fixed"
-    base = "kernel" if sharpest > KAPPA_CAP else "none"
+    base = _base(kappa_max if kappa_max is not None and kernel == "fixed" else sharpest)
     if not sharp:
         return AutoChoice(KAPPA_MIN, 0, SHARP_SCALE, fit.kappa, fit.weight, held_out, kernel=kernel, field_base=base,
                           **read)

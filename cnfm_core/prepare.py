@@ -18,7 +18,7 @@ from typing import Any
 
 from .angles import read_angles
 from .auto import choose_settings
-from .config import ADAPTIVE_FIELDS, AUTO_FIELDS, KAPPA_CAP, TrainConfig
+from .config import ADAPTIVE_FIELDS, AUTO_FIELDS, TrainConfig
 from .data import read_points
 from .runs import RunDir, writing
 from .splits import make_split
@@ -92,7 +92,8 @@ def resolve_auto(config: TrainConfig, train_xyz: Any, val_xyz: Any) -> tuple[Tra
     if config.manifold == "torus":  # the torus's kernel is the one asked for (fixed unless asked)
         choice = choose_torus_settings(train_xyz, val_xyz, seed=config.seed, adaptive=bool(asked))
     else:
-        choice = choose_settings(train_xyz, val_xyz, seed=config.seed, adaptive=asked, kernel_cap=config.kernel_cap)
+        choice = choose_settings(train_xyz, val_xyz, seed=config.seed, adaptive=asked, kernel_cap=config.kernel_cap,
+                                 kappa_max=config.kappa_max)
     kernel = config.kernel or choice.kernel
     fields = [name for name in left if kernel == "adaptive" or name not in ADAPTIVE_FIELDS]
     if not fields:
@@ -101,10 +102,5 @@ def resolve_auto(config: TrainConfig, train_xyz: Any, val_xyz: Any) -> tuple[Tra
     if "field_base" in fields and config.objective != "ppd":  # the base is the PPD target's; RFM has none
         chosen["field_base"] = "none"
         choice = dataclasses.replace(choice, field_base="none")
-    elif "field_base" in fields and kernel == "fixed" and config.manifold == "sphere":
-        # the base follows the target's own sharpness, also where a person set kappa_max
-        kappa_max = chosen.get("kappa_max", config.kappa_max)
-        chosen["field_base"] = "kernel" if kappa_max > KAPPA_CAP else "none"
-        choice = dataclasses.replace(choice, field_base=chosen["field_base"])
     config = dataclasses.replace(config, **chosen)
     return config, {"fields": fields, "description": choice.describe(tuple(fields)), **dataclasses.asdict(choice)}

@@ -157,7 +157,7 @@ class VectorField(nn.Module):
         if self.base is None:
             return v
         t = t.expand(x.shape[0])
-        return self.base(x_hat, t)[0] + self.base.gate(t)[:, None] * v
+        return self.base.velocity(x_hat, t) + self.base.gate(t)[:, None] * v
 
     def velocity_and_divergence(self, x: Tensor, t: Tensor | float) -> tuple[Tensor, Tensor]:
         """``v(t, x)`` and its exact Riemannian divergence (shapes ``(B, D)`` and ``(B,)``)."""

@@ -86,6 +86,7 @@ def test_divergence_equals_finite_differences(kappa_max: float, spread: float, a
     for t0 in (0.1, 0.6, 0.95):
         t = torch.full((12,), t0, dtype=F64)
         v, div = base(x, t)
+        assert torch.equal(base.velocity(x, t), v)  # the velocity alone, without the divergence's work
         assert float((v * x).sum(1).abs().max()) < 1e-12 * max(1.0, float(v.norm(dim=1).max()))  # tangent
         fd = geodesic_fd_divergence(lambda p, s: base(p, s)[0], x, t, 1e-3 * width)
         scale = 1.0 + float(div.abs().max())

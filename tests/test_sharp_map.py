@@ -123,14 +123,19 @@ def _samples(field: torch.nn.Module, n: int, steps: int) -> np.ndarray:
     return np.round(np.stack(xyz_to_latlon(points), axis=1), 5)
 
 
-def test_a_smooth_flow_keeps_the_values_at_the_centres(tmp_path):
-    field, config = _field(30.0), TrainConfig(data="none.csv")
-    run = _run(tmp_path)
-    facts = report.write_density(run, field, config, n_lat=12, n_lon=24, n_samples=40, sample_steps=8)
-    z = run.read_npz(run.density)
-    lat, lon = cell_centres(12, 24)
+def _write(tmp_path, field: torch.nn.Module, n_lat: int, n_lon: int, **kw):
+    """``write_density``'s facts, its density.npz and the exact values at the cell centres, computed apart."""
+    config, run = TrainConfig(data="none.csv"), _run(tmp_path)
+    facts = report.write_density(run, field, config, n_lat=n_lat, n_lon=n_lon, **kw)
+    lat, lon = cell_centres(n_lat, n_lon)
     point = report._grid_log_prob(field, lat, lon, rtol=config.rtol, atol=config.atol, step_size=None,
                                   rows_per_chunk=15)
+    return run, facts, run.read_npz(run.density), point
+
+
+def test_a_smooth_flow_keeps_the_values_at_the_centres(tmp_path):
+    field = _field(30.0)
+    run, facts, z, point = _write(tmp_path, field, 12, 24, n_samples=40, sample_steps=8)
     np.testing.assert_array_equal(z["log_prob"], point)
     assert int(z["cell_means"]) == 0 and "point_log_prob" not in z and "cell_mean_samples" not in z
     assert facts["grid_mass"] == facts["map_mass"] == float(z["grid_mass"]) == float(z["map_mass"])
@@ -140,13 +145,9 @@ def test_a_smooth_flow_keeps_the_values_at_the_centres(tmp_path):
 
 def test_a_sharp_flow_is_drawn_as_cell_means(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "CELL_MEAN_SAMPLES", 4000)
-    field, config = _field(1e7), TrainConfig(data="none.csv")
-    run = _run(tmp_path)
-    facts = report.write_density(run, field, config, n_lat=18, n_lon=36, n_samples=50, sample_steps=50)
-    z = run.read_npz(run.density)
+    field = _field(1e7)
+    run, facts, z, point = _write(tmp_path, field, 18, 36, n_samples=50, sample_steps=50)
     lat, lon = cell_centres(18, 36)
-    point = report._grid_log_prob(field, lat, lon, rtol=config.rtol, atol=config.atol, step_size=None,
-                                  rows_per_chunk=15)
     np.testing.assert_array_equal(z["point_log_prob"], point)
     assert facts["grid_mass"] == float(z["grid_mass"]) == pytest.approx(_mass(point).sum())
     assert facts["grid_mass"] < report.SHARP_MASS
@@ -161,7 +162,8 @@ def test_a_sharp_flow_is_drawn_as_cell_means(tmp_path, monkeypatch):
     # samples.csv: the first samples of the same generator, as without cell means
     np.testing.assert_array_equal(np.loadtxt(run.samples, delimiter=",", skiprows=1), _samples(field, 50, 50))
     # a preview stays a map of the values at the centres
-    report.write_density(run, field, config, n_lat=18, n_lon=36, n_samples=50, preview=True, sample_steps=10)
+    report.write_density(run, field, TrainConfig(data="none.csv"), n_lat=18, n_lon=36, n_samples=50, preview=True,
+                         sample_steps=10)
     z = run.read_npz(run.density)
     assert int(z["cell_means"]) == 0 and "point_log_prob" not in z and float(z["map_mass"]) < report.SHARP_MASS
 
